@@ -1,0 +1,102 @@
+package pgsecure
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/pgsecure/pgsecure/verify"
+)
+
+var (
+	// ErrInsecureConfig is wrapped by every error that refuses a
+	// configuration because it would weaken the connection: an sslmode other
+	// than verify-full, a unix-socket host, no pinned CA, an unsupported TLS
+	// setting. Fix the configuration; retrying will not help.
+	ErrInsecureConfig = errors.New("pgsecure: insecure configuration")
+
+	// ErrNotEncrypted is wrapped by every error that refuses a connection
+	// because it is not verifiably encrypted end to end: the server declined
+	// TLS, the TLS handshake or its verification failed, or the server says
+	// the session is not encrypted. It is the same value as
+	// verify.ErrNotEncrypted.
+	ErrNotEncrypted = verify.ErrNotEncrypted
+
+	// ErrUntrustedServer is wrapped (together with ErrNotEncrypted) when the
+	// server's certificate fails verification: unknown CA, expired, wrong
+	// host, wrong key usage, pin mismatch. See *CertificateError.
+	ErrUntrustedServer = errors.New("pgsecure: server certificate not trusted")
+)
+
+// ConfigError is a refused configuration: which setting, where it came from,
+// and how to fix it. It wraps ErrInsecureConfig.
+type ConfigError struct {
+	// Setting is the libpq key or builder method concerned (e.g. "sslmode").
+	Setting string
+	// From says where the value came from ("connection string", "PGSSLMODE
+	// environment variable", "builder").
+	From string
+	// Problem says what is wrong; Fix says what to do.
+	Problem, Fix string
+	// Err is an underlying cause (file not found, parse error), if any.
+	Err error
+}
+
+func (e *ConfigError) Error() string {
+	msg := "pgsecure: " + e.Setting
+	if e.From != "" {
+		msg += " (from " + e.From + ")"
+	}
+	msg += ": " + e.Problem
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	if e.Fix != "" {
+		msg += "; " + e.Fix
+	}
+	return msg
+}
+
+// Unwrap returns ErrInsecureConfig and the cause.
+func (e *ConfigError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{ErrInsecureConfig}
+	}
+	return []error{ErrInsecureConfig, e.Err}
+}
+
+func configErr(setting, from, problem, fix string) error {
+	return &ConfigError{Setting: setting, From: from, Problem: problem, Fix: fix}
+}
+
+// CertificateError is a server certificate that failed verification. It
+// wraps ErrUntrustedServer, ErrNotEncrypted and the x509 cause.
+type CertificateError struct {
+	// Host is the host name or address the connection was made to.
+	Host string
+	// Subject and Names describe the leaf certificate presented.
+	Subject string
+	Names   []string
+	// Problem says what failed; Fix says how to fix it.
+	Problem, Fix string
+	Err          error
+}
+
+func (e *CertificateError) Error() string {
+	msg := fmt.Sprintf("pgsecure: server certificate for host %q refused: %s", e.Host, e.Problem)
+	if e.Err != nil {
+		msg += " (" + e.Err.Error() + ")"
+	}
+	if e.Fix != "" {
+		msg += "; " + e.Fix
+	}
+	return msg
+}
+
+// Unwrap returns ErrUntrustedServer, ErrNotEncrypted and the cause.
+func (e *CertificateError) Unwrap() []error {
+	errs := []error{ErrUntrustedServer, ErrNotEncrypted}
+	if e.Err != nil {
+		errs = append(errs, e.Err)
+	}
+	return errs
+}

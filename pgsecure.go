@@ -1,0 +1,331 @@
+package pgsecure
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pgsecure/pgsecure/verify"
+)
+
+// Builder configures a verify-full pgx pool. Methods record their input and
+// return the Builder; problems are reported by Config and Build. A Builder is
+// not safe for concurrent use; the pools it builds are.
+type Builder struct {
+	connString string
+	errs       []error
+
+	rootFile    string
+	rootPEM     []byte
+	systemRoots bool
+	minVersion  uint16
+
+	maxConns, minConns *int32
+	logger             *slog.Logger
+	beforeConnect      []func(context.Context, *pgx.ConnConfig) error
+	afterConnect       []func(context.Context, *pgx.Conn) error
+
+	env func(string) (string, bool)
+	now func() time.Time
+}
+
+// NewBuilder starts a configuration from a libpq connection string (URL or
+// keyword/value form; "" takes everything from the PG* environment variables,
+// as libpq does). The connection is always made with sslmode=verify-full: an
+// absent sslmode means verify-full, any other value is refused.
+func NewBuilder(connString string) *Builder {
+	return &Builder{connString: connString, env: osEnv, now: time.Now}
+}
+
+// RootCAFile pins the CA certificate(s) in a PEM file: the server's
+// certificate must chain to one of them. The file is re-read when it changes,
+// so a renewed bundle is used by the next new connection. Equivalent to
+// libpq's sslrootcert=FILE.
+func (b *Builder) RootCAFile(path string) *Builder {
+	if path == "" {
+		b.errs = append(b.errs, configErr("RootCAFile", "builder", "empty path", "pass the path of the CA certificate PEM file"))
+	}
+	b.rootFile = path
+	return b
+}
+
+// RootCAPEM pins the CA certificate(s) given as PEM bytes.
+func (b *Builder) RootCAPEM(pem []byte) *Builder {
+	if len(pem) == 0 {
+		b.errs = append(b.errs, configErr("RootCAPEM", "builder", "no PEM bytes", "pass the CA certificate(s) in PEM form"))
+	}
+	b.rootPEM = append([]byte(nil), pem...)
+	return b
+}
+
+// SystemRoots trusts the operating system's CA store instead of a pinned CA
+// (libpq's sslrootcert=system). Use it only for servers whose certificates
+// come from a public CA, such as some managed database services.
+func (b *Builder) SystemRoots() *Builder {
+	b.systemRoots = true
+	return b
+}
+
+// MinTLSVersion raises the minimum TLS version (default TLS 1.2, as libpq).
+func (b *Builder) MinTLSVersion(v uint16) *Builder {
+	if v != tls.VersionTLS12 && v != tls.VersionTLS13 {
+		b.errs = append(b.errs, configErr("MinTLSVersion", "builder", fmt.Sprintf("unsupported version 0x%04x", v), "use tls.VersionTLS12 or tls.VersionTLS13"))
+	}
+	b.minVersion = v
+	return b
+}
+
+// MaxConns sets the pool's maximum size (default: pgxpool's, or pool_max_conns).
+func (b *Builder) MaxConns(n int32) *Builder { b.maxConns = &n; return b }
+
+// MinConns sets the number of connections the pool keeps open.
+func (b *Builder) MinConns(n int32) *Builder { b.minConns = &n; return b }
+
+// Logger sets where pgsecure logs. The default is slog.Default(); pgsecure
+// logs verified connections at Debug and only actionable problems (such as a
+// renewed certificate file that does not parse) at Warn. Secrets are never
+// logged.
+func (b *Builder) Logger(l *slog.Logger) *Builder { b.logger = l; return b }
+
+// BeforeConnect adds a hook run before each new connection, after pgsecure
+// has set the credentials and before it re-checks the TLS policy, so the hook
+// may adjust the ConnConfig but cannot weaken it.
+func (b *Builder) BeforeConnect(fn func(context.Context, *pgx.ConnConfig) error) *Builder {
+	b.beforeConnect = append(b.beforeConnect, fn)
+	return b
+}
+
+// AfterConnect adds a hook run on each new connection after pgsecure has
+// verified it (both the local TLS state and the server's pg_stat_ssl).
+func (b *Builder) AfterConnect(fn func(context.Context, *pgx.Conn) error) *Builder {
+	b.afterConnect = append(b.afterConnect, fn)
+	return b
+}
+
+func (b *Builder) log() *slog.Logger {
+	if b.logger != nil {
+		return b.logger
+	}
+	return slog.Default()
+}
+
+// Build returns a pool that opens only verify-full, verified connections. It
+// returns after one connection has been opened and verified from both ends,
+// so a service that cannot reach its database securely fails at startup. The
+// error wraps ErrInsecureConfig (fix the configuration), ErrNotEncrypted /
+// ErrUntrustedServer (the server or the path to it is not what it should be)
+// or a connection error.
+func (b *Builder) Build(ctx context.Context) (*pgxpool.Pool, error) {
+	cfg, err := b.Config(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("pgsecure: creating the pool: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("pgsecure: startup check failed: %w", err)
+	}
+	return pool, nil
+}
+
+// Config returns the pgxpool configuration with pgsecure's TLS policy and
+// checks installed, for callers who tune the pool before creating it with
+// pgxpool.NewWithConfig.
+//
+// The checks live on the ConnConfig (TLSConfig of every host, DialFunc,
+// AfterNetConnect, ValidateConnect) and hold even if the pool-level
+// BeforeConnect/AfterConnect are replaced. A DialFunc, AfterNetConnect or
+// ValidateConnect you set on the returned ConnConfig is chained after
+// pgsecure's checks at connect time; to add pool-level hooks, prefer
+// Builder.BeforeConnect/AfterConnect (or wrap the installed functions).
+func (b *Builder) Config(ctx context.Context) (*pgxpool.Config, error) {
+	if len(b.errs) > 0 {
+		return nil, errors.Join(b.errs...)
+	}
+	cs, err := parseConnSettings(b.connString, b.env)
+	if err != nil {
+		return nil, err
+	}
+	pol, err := b.policy(cs)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := pgxpool.ParseConfig(cs.forPgx(b.connString))
+	if err != nil {
+		return nil, &ConfigError{Setting: "connection string", Problem: "rejected by pgx",
+			Err: errors.New(scrub(err.Error(), cs.secrets()...))}
+	}
+	if err := stripConsumedParams(cfg.ConnConfig); err != nil {
+		return nil, err
+	}
+	if err := b.noUnixSockets(cfg.ConnConfig); err != nil {
+		return nil, err
+	}
+	e := &enforcer{policy: pol, log: b.log}
+	e.install(cfg.ConnConfig)
+	if b.maxConns != nil {
+		cfg.MaxConns = *b.maxConns
+	}
+	if b.minConns != nil {
+		cfg.MinConns = *b.minConns
+	}
+	before, after := b.beforeConnect, b.afterConnect
+	cfg.BeforeConnect = func(ctx context.Context, cc *pgx.ConnConfig) error {
+		for _, fn := range before {
+			if err := fn(ctx, cc); err != nil {
+				return err
+			}
+		}
+		return e.recheck(cc)
+	}
+	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		if r, ok := verify.ReportOf(c.PgConn()); ok {
+			b.log().LogAttrs(ctx, slog.LevelDebug, "pgsecure: connection verified", slog.Any("report", r))
+		}
+		for _, fn := range after {
+			if err := fn(ctx, c); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return cfg, nil
+}
+
+// policy decides the TLS policy from the builder and the connection settings.
+func (b *Builder) policy(cs *connSettings) (*tlsPolicy, error) {
+	if err := checkSettings(cs); err != nil {
+		return nil, err
+	}
+	pol := &tlsPolicy{minVersion: tls.VersionTLS12, sni: true, now: b.now}
+	if s := cs.get("sslsni"); s.set && s.value == "0" {
+		pol.sni = false
+	}
+	if s := cs.get("ssl_min_protocol_version"); s.set {
+		pol.minVersion, _ = parseTLSVersion(s.value) // validated by checkSettings
+	}
+	if b.minVersion > pol.minVersion {
+		pol.minVersion = b.minVersion
+	}
+	if s := cs.get("ssl_max_protocol_version"); s.set {
+		pol.maxVersion, _ = parseTLSVersion(s.value)
+		if pol.maxVersion < pol.minVersion {
+			return nil, configErr("ssl_max_protocol_version", s.from,
+				fmt.Sprintf("%s is below the minimum %s", s.value, verify.VersionName(pol.minVersion)), "raise it or remove it")
+		}
+	}
+	r, err := b.rootSource(cs)
+	if err != nil {
+		return nil, err
+	}
+	pol.roots = r
+	return pol, nil
+}
+
+// rootSource picks the pinned CA: exactly one of the builder's RootCAFile /
+// RootCAPEM / SystemRoots and the sslrootcert setting (connection string or
+// PGSSLROOTCERT), unless they name the same file.
+func (b *Builder) rootSource(cs *connSettings) (rootSource, error) {
+	dsn := cs.get("sslrootcert")
+	var fromBuilder []string
+	if b.rootFile != "" {
+		fromBuilder = append(fromBuilder, "RootCAFile")
+	}
+	if len(b.rootPEM) > 0 {
+		fromBuilder = append(fromBuilder, "RootCAPEM")
+	}
+	if b.systemRoots {
+		fromBuilder = append(fromBuilder, "SystemRoots")
+	}
+	switch {
+	case len(fromBuilder) > 1:
+		return nil, configErr(fromBuilder[0], "builder", fmt.Sprintf("more than one trust anchor given (%v)", fromBuilder), "use exactly one")
+	case len(fromBuilder) == 1 && dsn.set && !(b.rootFile != "" && samePath(b.rootFile, dsn.value)):
+		return nil, configErr("sslrootcert", dsn.from,
+			fmt.Sprintf("conflicts with %s given to the builder; pgsecure will not guess which to trust", fromBuilder[0]),
+			"remove one of them")
+	}
+	switch {
+	case b.systemRoots || dsn.value == "system":
+		r, err := systemRoots()
+		if err != nil {
+			return nil, &ConfigError{Setting: "sslrootcert", From: dsn.from, Problem: "cannot load the system CA store", Err: err}
+		}
+		return r, nil
+	case len(b.rootPEM) > 0:
+		r, err := parseRoots(b.rootPEM, "RootCAPEM")
+		if err != nil {
+			return nil, &ConfigError{Setting: "RootCAPEM", From: "builder", Problem: "unusable", Err: err}
+		}
+		return staticRoots{r: r, desc: "RootCAPEM"}, nil
+	}
+	path, from := b.rootFile, "builder"
+	if path == "" {
+		path, from = dsn.value, dsn.from
+	}
+	if path == "" {
+		fix := "pin the CA that issued the server certificate: NewBuilder(...).RootCAFile(\"/path/ca.crt\"), sslrootcert=/path/ca.crt or PGSSLROOTCERT; use SystemRoots() (sslrootcert=system) only for publicly-issued server certificates"
+		if home, err := os.UserHomeDir(); err == nil {
+			if p := filepath.Join(home, ".postgresql", "root.crt"); fileExists(p) {
+				fix = fmt.Sprintf("%s exists but pgsecure does not trust it implicitly; pass it explicitly with sslrootcert=%s if it is the right CA", p, p)
+			}
+		}
+		return nil, configErr("sslrootcert", "", "no CA certificate given, so the server cannot be verified", fix)
+	}
+	r, err := newFileRoots(path, b.log)
+	if err != nil {
+		return nil, &ConfigError{Setting: "sslrootcert", From: from, Problem: "cannot load the CA file", Err: err,
+			Fix: "check the path and that the file holds PEM CERTIFICATE blocks"}
+	}
+	return r, nil
+}
+
+// noUnixSockets refuses unix-socket hosts: they cannot carry TLS.
+func (b *Builder) noUnixSockets(cc *pgx.ConnConfig) error {
+	for _, h := range hosts(cc) {
+		if isUnixSocket(h.host) {
+			return configErr("host", "", fmt.Sprintf("%q is a unix-socket directory, which cannot carry TLS", h.host),
+				"connect over TCP: set host= (or PGHOST) to the server's name as it appears in its certificate")
+		}
+	}
+	return nil
+}
+
+// hostEntry is one place pgx may connect to, with its TLS configuration.
+type hostEntry struct {
+	host string
+	tls  **tls.Config
+}
+
+func hosts(cc *pgx.ConnConfig) []hostEntry {
+	out := []hostEntry{{host: cc.Host, tls: &cc.TLSConfig}}
+	for _, fb := range cc.Fallbacks {
+		out = append(out, hostEntry{host: fb.Host, tls: &fb.TLSConfig})
+	}
+	return out
+}
+
+func isUnixSocket(host string) bool {
+	return filepath.IsAbs(host) || (len(host) > 0 && host[0] == '@')
+}
+
+func samePath(a, b string) bool {
+	ca, err1 := filepath.Abs(a)
+	cb, err2 := filepath.Abs(b)
+	return err1 == nil && err2 == nil && ca == cb
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}

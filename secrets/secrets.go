@@ -1,0 +1,170 @@
+// Package secrets defines where pgsecure gets database credentials from.
+//
+// A Source returns Credentials; sources are chosen by configuration through
+// Open and a URI ("env:", "file:/run/secrets/db", "vault://...", "awssm://...",
+// "rdsiam://..."). Backends that need an SDK live in their own packages
+// (secrets/vault, secrets/awssm) and register their schemes when imported, so a
+// program links only the SDKs it uses.
+//
+// Nothing in this package prints a secret: Secret and Credentials redact
+// themselves in every fmt verb and in log/slog.
+package secrets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Redacted is what every secret prints as.
+const Redacted = "[REDACTED]"
+
+// Errors that sources wrap. Callers test them with errors.Is.
+var (
+	// ErrNotFound: the source has no such secret (missing variable, file,
+	// Vault path or AWS secret). Retrying will not help until it is created.
+	ErrNotFound = errors.New("pgsecure/secrets: secret not found")
+	// ErrUnavailable: the backend could not be reached or answered with a
+	// transient failure. Retrying may help.
+	ErrUnavailable = errors.New("pgsecure/secrets: secret backend unavailable")
+	// ErrInvalid: the secret exists but its content is not usable
+	// (malformed JSON, missing user or password field, ...).
+	ErrInvalid = errors.New("pgsecure/secrets: secret is malformed")
+	// ErrExpired: the credentials held are past their expiry and no fresh
+	// ones could be fetched.
+	ErrExpired = errors.New("pgsecure/secrets: credentials expired")
+	// ErrUnknownScheme: Open was given a URI whose scheme no linked backend
+	// registered.
+	ErrUnknownScheme = errors.New("pgsecure/secrets: unknown secret source scheme")
+)
+
+// Secret is a string that never prints itself. Use Reveal to get the value.
+type Secret string
+
+// Reveal returns the secret value. Call it only where the value is consumed
+// (e.g. when handing the password to the driver).
+func (s Secret) Reveal() string { return string(s) }
+
+// String implements fmt.Stringer with a redaction marker.
+func (s Secret) String() string { return Redacted }
+
+// GoString implements fmt.GoStringer with a redaction marker.
+func (s Secret) GoString() string { return Redacted }
+
+// Format implements fmt.Formatter so that every verb (%s %v %+v %#v %q %x ...)
+// prints the redaction marker.
+func (s Secret) Format(f fmt.State, verb rune) { _, _ = f.Write([]byte(Redacted)) }
+
+// LogValue implements slog.LogValuer.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(Redacted) }
+
+// MarshalText keeps the secret out of encoders (JSON, YAML, ...).
+func (s Secret) MarshalText() ([]byte, error) { return []byte(Redacted), nil }
+
+// Credentials are what a Source returns. Only Password is secret; the other
+// fields may be logged.
+type Credentials struct {
+	User     string
+	Password Secret
+	// Host, Port and Database are optional; when set they override the
+	// connection string's values for new connections.
+	Host     string
+	Port     uint16
+	Database string
+	// Expires is when the credentials stop working (a lease or token end).
+	// Zero means they do not expire on their own.
+	Expires time.Time
+	// Version identifies this credential generation (a lease id, secret
+	// version id or file hash). It is not secret.
+	Version string
+	// Source names where the credentials came from, for logs and errors
+	// (e.g. "env", "file:/run/secrets/db", "vault:database/creds/app").
+	Source string
+}
+
+// String implements fmt.Stringer without the password.
+func (c Credentials) String() string {
+	return fmt.Sprintf("Credentials{User:%q Password:%s Host:%q Port:%d Database:%q Expires:%s Version:%q Source:%q}",
+		c.User, Redacted, c.Host, c.Port, c.Database, fmtTime(c.Expires), c.Version, c.Source)
+}
+
+// GoString implements fmt.GoStringer without the password.
+func (c Credentials) GoString() string { return "secrets." + c.String() }
+
+// Format implements fmt.Formatter so that every verb prints the redacted form.
+func (c Credentials) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		_, _ = f.Write([]byte(c.GoString()))
+		return
+	}
+	_, _ = f.Write([]byte(c.String()))
+}
+
+// LogValue implements slog.LogValuer: every field but the password.
+func (c Credentials) LogValue() slog.Value {
+	attrs := []slog.Attr{slog.String("user", c.User), slog.String("password", Redacted), slog.String("source", c.Source)}
+	if c.Host != "" {
+		attrs = append(attrs, slog.String("host", c.Host))
+	}
+	if c.Port != 0 {
+		attrs = append(attrs, slog.Int("port", int(c.Port)))
+	}
+	if c.Database != "" {
+		attrs = append(attrs, slog.String("database", c.Database))
+	}
+	if !c.Expires.IsZero() {
+		attrs = append(attrs, slog.Time("expires", c.Expires))
+	}
+	if c.Version != "" {
+		attrs = append(attrs, slog.String("version", c.Version))
+	}
+	return slog.GroupValue(attrs...)
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// Source returns database credentials.
+//
+// Contract:
+//   - Credentials may be called concurrently from many goroutines.
+//   - It honours ctx: it returns promptly with ctx.Err() (wrapped) when ctx
+//     is done.
+//   - Errors wrap ErrNotFound, ErrInvalid or ErrUnavailable (and the backend's
+//     own error, reachable with errors.As), name the source, and never contain
+//     a secret value.
+//   - Returned Credentials have a non-empty User and Password unless the
+//     source documents otherwise.
+//
+// Sources do not cache unless they say so; wrap one in Cache to share
+// fetches between connections.
+type Source interface {
+	Credentials(ctx context.Context) (Credentials, error)
+}
+
+// Invalidator is implemented by sources (and by Cache) that can react to the
+// database rejecting credentials they returned (SQLSTATE 28P01): a cache drops
+// them, a rotating backend may switch to the pending version. pgsecure calls
+// Invalidate once, then fetches again and retries the connection once.
+type Invalidator interface {
+	Invalidate(rejected Credentials)
+}
+
+// Closer is implemented by sources that hold resources or leases (a Vault
+// lease watcher). pgsecure calls Close when the pool closes; a source asked to
+// revoke leases on close does so here.
+type Closer interface {
+	Close(ctx context.Context) error
+}
+
+// SourceFunc adapts a function to Source.
+type SourceFunc func(ctx context.Context) (Credentials, error)
+
+// Credentials calls f(ctx).
+func (f SourceFunc) Credentials(ctx context.Context) (Credentials, error) { return f(ctx) }

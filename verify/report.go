@@ -1,0 +1,153 @@
+package verify
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"math"
+	"strings"
+	"time"
+)
+
+// Report describes one verified connection: what the client saw of the TLS
+// session and what the server said about it in pg_stat_ssl. It holds no
+// secrets and may be logged as is.
+type Report struct {
+	// Addr is the server's network address (ip:port) as dialled.
+	Addr string
+	// ServerName is the host name the certificate was checked against.
+	ServerName string
+	// TLSVersion is the negotiated version in PostgreSQL's spelling
+	// ("TLSv1.2", "TLSv1.3").
+	TLSVersion string
+	// CipherSuite is the negotiated suite in Go's (IANA) spelling.
+	CipherSuite string
+	// ALPN is the negotiated application protocol ("" when none).
+	ALPN string
+	// ServerChain is the certificate chain the server presented, leaf first.
+	ServerChain []Certificate
+	// ClientCertificate is the certificate this client presented, if any.
+	ClientCertificate *Certificate
+	// Server is the server's own view of the connection (pg_stat_ssl).
+	Server ServerSSL
+	// BackendPID is the server process id of this connection.
+	BackendPID uint32
+	// VerifiedAt is when the server-side check completed.
+	VerifiedAt time.Time
+}
+
+// Certificate is the loggable summary of an X.509 certificate.
+type Certificate struct {
+	Subject      string
+	Issuer       string
+	DNSNames     []string
+	IPAddresses  []string
+	SerialNumber string
+	NotBefore    time.Time
+	NotAfter     time.Time
+	// SPKIPin is base64(SHA-256(SubjectPublicKeyInfo)), the value pinned by
+	// public-key pinning (the same format as HPKP and curl's --pinnedpubkey).
+	SPKIPin string
+}
+
+// ServerSSL is the row of pg_stat_ssl for this connection's backend.
+type ServerSSL struct {
+	SSL          bool
+	Version      string
+	Cipher       string
+	Bits         int
+	ClientDN     string
+	ClientSerial string
+	IssuerDN     string
+}
+
+// Describe summarises a certificate.
+func Describe(c *x509.Certificate) Certificate {
+	ips := make([]string, 0, len(c.IPAddresses))
+	for _, ip := range c.IPAddresses {
+		ips = append(ips, ip.String())
+	}
+	sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
+	return Certificate{
+		Subject:      c.Subject.String(),
+		Issuer:       c.Issuer.String(),
+		DNSNames:     append([]string(nil), c.DNSNames...),
+		IPAddresses:  ips,
+		SerialNumber: c.SerialNumber.String(),
+		NotBefore:    c.NotBefore,
+		NotAfter:     c.NotAfter,
+		SPKIPin:      base64.StdEncoding.EncodeToString(sum[:]),
+	}
+}
+
+// DaysUntilExpiry is the number of whole days from now until NotAfter
+// (negative once expired).
+func (c Certificate) DaysUntilExpiry(now time.Time) int {
+	return int(math.Floor(c.NotAfter.Sub(now).Hours() / 24))
+}
+
+// Leaf returns the server's leaf certificate summary.
+func (r Report) Leaf() Certificate {
+	if len(r.ServerChain) == 0 {
+		return Certificate{}
+	}
+	return r.ServerChain[0]
+}
+
+// VersionName spells a crypto/tls version number the way PostgreSQL's
+// pg_stat_ssl and ssl_min_protocol_version do.
+func VersionName(v uint16) string {
+	switch v {
+	case tls.VersionTLS10:
+		return "TLSv1"
+	case tls.VersionTLS11:
+		return "TLSv1.1"
+	case tls.VersionTLS12:
+		return "TLSv1.2"
+	case tls.VersionTLS13:
+		return "TLSv1.3"
+	}
+	return fmt.Sprintf("unknown(0x%04x)", v)
+}
+
+// String renders the report as a few human-readable lines.
+func (r Report) String() string {
+	var b strings.Builder
+	leaf := r.Leaf()
+	fmt.Fprintf(&b, "server:      %s (%s), backend pid %d\n", r.ServerName, r.Addr, r.BackendPID)
+	fmt.Fprintf(&b, "client TLS:  %s %s\n", r.TLSVersion, r.CipherSuite)
+	fmt.Fprintf(&b, "server says: ssl=%t version=%s cipher=%s bits=%d\n", r.Server.SSL, r.Server.Version, r.Server.Cipher, r.Server.Bits)
+	fmt.Fprintf(&b, "certificate: %s (issuer %s)\n", leaf.Subject, leaf.Issuer)
+	fmt.Fprintf(&b, "  names:     DNS %v IP %v\n", leaf.DNSNames, leaf.IPAddresses)
+	fmt.Fprintf(&b, "  expires:   %s (%d days)\n", leaf.NotAfter.UTC().Format(time.RFC3339), leaf.DaysUntilExpiry(r.VerifiedAt))
+	fmt.Fprintf(&b, "  spki pin:  %s\n", leaf.SPKIPin)
+	if r.Server.ClientDN != "" {
+		fmt.Fprintf(&b, "client cert: %s (serial %s)\n", r.Server.ClientDN, r.Server.ClientSerial)
+	}
+	return b.String()
+}
+
+// LogValue implements slog.LogValuer with the fields an operator needs.
+func (r Report) LogValue() slog.Value {
+	leaf := r.Leaf()
+	attrs := []slog.Attr{
+		slog.String("server_name", r.ServerName),
+		slog.String("addr", r.Addr),
+		slog.String("tls_version", r.TLSVersion),
+		slog.String("cipher", r.CipherSuite),
+		slog.Bool("server_ssl", r.Server.SSL),
+		slog.String("server_tls_version", r.Server.Version),
+		slog.Int("bits", r.Server.Bits),
+		slog.String("cert_subject", leaf.Subject),
+		slog.Time("cert_not_after", leaf.NotAfter),
+		slog.Int("cert_days_left", leaf.DaysUntilExpiry(r.VerifiedAt)),
+		slog.Any("backend_pid", r.BackendPID),
+	}
+	if r.Server.ClientDN != "" {
+		attrs = append(attrs, slog.String("client_dn", r.Server.ClientDN))
+	}
+	return slog.GroupValue(attrs...)
+}

@@ -1,0 +1,230 @@
+// Package verify asserts that a PostgreSQL connection is encrypted, from both
+// ends, and describes it in a Report.
+//
+// Two checks run on every new physical connection made by a pgsecure pool:
+//
+//   - Local, right after the TCP connection is upgraded and before any
+//     credential is sent: the connection is a *tls.Conn whose handshake has
+//     completed, at or above the minimum TLS version, with a peer certificate
+//     chain that passes the caller's re-check.
+//   - Server, right after authentication: the server's pg_stat_ssl row for
+//     this backend says ssl = true, and its TLS version agrees with the
+//     client's.
+//
+// Either failure is an error wrapping ErrNotEncrypted. The server-side check
+// describes only the last network hop: behind a pooler such as PgBouncer,
+// pg_stat_ssl describes the pooler's connection to the server.
+package verify
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// ErrNotEncrypted is wrapped by every error that refuses a connection because
+// it is not (verifiably) encrypted. pgsecure.ErrNotEncrypted is the same value.
+var ErrNotEncrypted = errors.New("pgsecure: connection is not encrypted")
+
+// Error is a refused connection: where in the connection it was caught and
+// what was seen. It wraps ErrNotEncrypted and, when there is one, the cause.
+type Error struct {
+	// Addr is the server address (ip:port).
+	Addr string
+	// Stage is "before authentication" (local check) or "after
+	// authentication" (server check).
+	Stage string
+	// Seen says what was observed, in words an operator can act on.
+	Seen string
+	// Err is the underlying cause, if any.
+	Err error
+}
+
+func (e *Error) Error() string {
+	msg := fmt.Sprintf("pgsecure: refused connection to %s %s: %s", e.Addr, e.Stage, e.Seen)
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+// Unwrap returns ErrNotEncrypted and the cause.
+func (e *Error) Unwrap() []error {
+	if e.Err == nil {
+		return []error{ErrNotEncrypted}
+	}
+	return []error{ErrNotEncrypted, e.Err}
+}
+
+const (
+	stageLocal  = "before authentication"
+	stageServer = "after authentication"
+)
+
+// LocalPolicy configures Local.
+type LocalPolicy struct {
+	// MinVersion is the lowest acceptable TLS version; zero means TLS 1.2.
+	MinVersion uint16
+	// VerifyChain, when set, re-checks the peer's certificate chain (leaf
+	// first). pgsecure uses it to re-verify the chain against the pinned roots,
+	// so a TLS configuration swapped after the pool was built cannot pass.
+	VerifyChain func(chain []*x509.Certificate) error
+}
+
+// Local completes the TLS handshake on nc if it has not completed yet and
+// checks the result. It returns the *tls.Conn on success.
+func Local(ctx context.Context, nc net.Conn, p LocalPolicy) (*tls.Conn, error) {
+	addr := remoteAddr(nc)
+	tc, ok := nc.(*tls.Conn)
+	if !ok {
+		return nil, &Error{Addr: addr, Stage: stageLocal,
+			Seen: fmt.Sprintf("the connection is a plaintext %T, not TLS; the TLS configuration was removed", nc)}
+	}
+	if err := tc.HandshakeContext(ctx); err != nil {
+		if errors.Is(err, ErrNotEncrypted) {
+			return nil, err // already says what was wrong (e.g. certificate refused)
+		}
+		return nil, &Error{Addr: addr, Stage: stageLocal, Seen: "TLS handshake failed", Err: err}
+	}
+	st := tc.ConnectionState()
+	minVersion := p.MinVersion
+	if minVersion == 0 {
+		minVersion = tls.VersionTLS12
+	}
+	switch {
+	case !st.HandshakeComplete:
+		return nil, &Error{Addr: addr, Stage: stageLocal, Seen: "TLS handshake did not complete"}
+	case st.Version < minVersion:
+		return nil, &Error{Addr: addr, Stage: stageLocal,
+			Seen: fmt.Sprintf("negotiated %s, below the minimum %s", VersionName(st.Version), VersionName(minVersion))}
+	case len(st.PeerCertificates) == 0:
+		return nil, &Error{Addr: addr, Stage: stageLocal, Seen: "server presented no certificate"}
+	}
+	if p.VerifyChain != nil {
+		if err := p.VerifyChain(st.PeerCertificates); err != nil {
+			return nil, &Error{Addr: addr, Stage: stageLocal, Seen: "server certificate chain failed re-verification", Err: err}
+		}
+	}
+	return tc, nil
+}
+
+// serverQuery reads this backend's pg_stat_ssl row. Names are schema
+// qualified so that a search_path set through the connection string cannot
+// substitute another relation.
+const serverQuery = `SELECT s.ssl, coalesce(s.version, ''), coalesce(s.cipher, ''), coalesce(s.bits, 0),
+ coalesce(s.client_dn, ''), coalesce(s.client_serial::text, ''), coalesce(s.issuer_dn, ''), s.pid
+ FROM pg_catalog.pg_stat_ssl s WHERE s.pid = pg_catalog.pg_backend_pid()`
+
+const reportKey = "pgsecure.verify.report"
+
+// TLSStater is implemented by *tls.Conn and by wrappers that embed one.
+type TLSStater interface {
+	ConnectionState() tls.ConnectionState
+}
+
+// Server asks the server whether this connection is encrypted, compares its
+// answer with the client's TLS state, and returns the Report. On success the
+// report is also attached to the connection (see ReportOf).
+func Server(ctx context.Context, pgConn *pgconn.PgConn) (Report, error) {
+	nc := pgConn.Conn()
+	addr := remoteAddr(nc)
+	ts, ok := nc.(TLSStater)
+	if !ok {
+		return Report{}, &Error{Addr: addr, Stage: stageServer,
+			Seen: fmt.Sprintf("the connection is a %T that does not expose TLS state; a hook that wraps the connection must embed *tls.Conn", nc)}
+	}
+	st := ts.ConnectionState()
+	if !st.HandshakeComplete {
+		return Report{}, &Error{Addr: addr, Stage: stageServer, Seen: "TLS handshake is not complete"}
+	}
+	row, err := readServerSSL(ctx, pgConn)
+	if err != nil {
+		return Report{}, &Error{Addr: addr, Stage: stageServer, Seen: "could not read pg_stat_ssl", Err: err}
+	}
+	local := VersionName(st.Version)
+	if !row.ssl.SSL {
+		return Report{}, &Error{Addr: addr, Stage: stageServer,
+			Seen: fmt.Sprintf("the server reports ssl=false for backend pid %d although the client negotiated %s: "+
+				"TLS ends before the server (a TLS-terminating proxy or an interception device sits in between)", row.pid, local)}
+	}
+	if row.ssl.Version != local {
+		return Report{}, &Error{Addr: addr, Stage: stageServer,
+			Seen: fmt.Sprintf("the server reports %s but the client negotiated %s: the client is not talking to this server's TLS endpoint directly", row.ssl.Version, local)}
+	}
+	r := Report{
+		Addr:        addr,
+		ServerName:  st.ServerName,
+		TLSVersion:  local,
+		CipherSuite: tls.CipherSuiteName(st.CipherSuite),
+		ALPN:        st.NegotiatedProtocol,
+		Server:      row.ssl,
+		BackendPID:  row.pid,
+		VerifiedAt:  time.Now(),
+	}
+	for _, c := range st.PeerCertificates {
+		r.ServerChain = append(r.ServerChain, Describe(c))
+	}
+	pgConn.CustomData()[reportKey] = r
+	return r, nil
+}
+
+// ReportOf returns the report Server attached to a connection.
+func ReportOf(pgConn *pgconn.PgConn) (Report, bool) {
+	r, ok := pgConn.CustomData()[reportKey].(Report)
+	return r, ok
+}
+
+// SetClientCertificate records the client certificate this connection
+// presented in its report (pgsecure calls it when it sends one).
+func SetClientCertificate(pgConn *pgconn.PgConn, c *x509.Certificate) {
+	if r, ok := ReportOf(pgConn); ok && c != nil {
+		d := Describe(c)
+		r.ClientCertificate = &d
+		pgConn.CustomData()[reportKey] = r
+	}
+}
+
+type serverRow struct {
+	ssl ServerSSL
+	pid uint32
+}
+
+func readServerSSL(ctx context.Context, pgConn *pgconn.PgConn) (serverRow, error) {
+	results, err := pgConn.Exec(ctx, serverQuery).ReadAll()
+	if err != nil {
+		return serverRow{}, err
+	}
+	if len(results) != 1 || len(results[0].Rows) != 1 || len(results[0].Rows[0]) != 8 {
+		return serverRow{}, errors.New("pg_stat_ssl has no row for this backend")
+	}
+	v := results[0].Rows[0]
+	bits, err := strconv.Atoi(string(v[3]))
+	if err != nil {
+		return serverRow{}, fmt.Errorf("pg_stat_ssl.bits %q: %w", v[3], err)
+	}
+	pid, err := strconv.ParseUint(string(v[7]), 10, 32)
+	if err != nil {
+		return serverRow{}, fmt.Errorf("pg_stat_ssl.pid %q: %w", v[7], err)
+	}
+	return serverRow{
+		ssl: ServerSSL{
+			SSL: string(v[0]) == "t", Version: string(v[1]), Cipher: string(v[2]), Bits: bits,
+			ClientDN: string(v[4]), ClientSerial: string(v[5]), IssuerDN: string(v[6]),
+		},
+		pid: uint32(pid),
+	}, nil
+}
+
+func remoteAddr(nc net.Conn) string {
+	if nc == nil || nc.RemoteAddr() == nil {
+		return "unknown address"
+	}
+	return nc.RemoteAddr().String()
+}

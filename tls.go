@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -190,6 +191,10 @@ func (p *tlsPolicy) explainChainError(leaf *x509.Certificate, r *roots, err erro
 	var invalid x509.CertificateInvalidError
 	now := p.now()
 	switch {
+	case errors.As(err, &unknown) && slices.Contains(r.subjects, leaf.Issuer.String()):
+		e.Problem = fmt.Sprintf("it was issued by a CA named %q, but not by the pinned CA of that name (same name, different key: was the CA regenerated?)",
+			leaf.Issuer.String())
+		e.Fix = "pin the CA certificate that actually signed the server certificate, or reissue the server certificate from the pinned CA"
 	case errors.As(err, &unknown):
 		e.Problem = fmt.Sprintf("it was issued by %q, which does not lead to the pinned CA (%s)",
 			leaf.Issuer.String(), strings.Join(r.subjects, "; "))

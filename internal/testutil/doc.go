@@ -1,0 +1,18 @@
+// Package testutil provides test-only tools for pgsecure: a throwaway PKI, a
+// real PostgreSQL 15 server per test, and hostile peers (test doubles) that
+// behave as no honest PostgreSQL server would.
+//
+// # PostgreSQL
+//
+// StartPostgres runs initdb and a postmaster of its own on 127.0.0.1 with a
+// free port and a private unix socket directory, and stops it when the test
+// ends. When the test process runs as root, the server runs as the "postgres"
+// OS user. Server binaries are looked up in $PGSECURE_PG_BINDIR, then
+// /usr/lib/postgresql/15/bin, then `pg_config --bindir`, then PATH.
+//
+// # Hostile peers
+//
+// AnswerN, PlaintextServer, TLSPeer, WireTap, ALPNPeer and TLSVersionPeer are
+// test doubles: each listens on 127.0.0.1, records the bytes the client sent,
+// and stops when the test ends.
+package testutil

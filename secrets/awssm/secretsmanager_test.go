@@ -1,0 +1,171 @@
+package awssm
+
+import (
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgsecure/pgsecure/internal/awstest"
+	"github.com/pgsecure/pgsecure/secrets"
+)
+
+func TestSecretsManagerRDSJSON(t *testing.T) {
+	srv, cfg := newServer(t)
+	c := mustFetch(t, SecretsManager(cfg, "prod/db"))
+	assert.Equal(t, "app", c.User)
+	assert.Equal(t, testPassword, c.Password.Reveal())
+	assert.Equal(t, "db.internal", c.Host)
+	assert.EqualValues(t, 6543, c.Port)
+	assert.Equal(t, "orders", c.Database)
+	assert.Equal(t, "v1", c.Version)
+	assert.Equal(t, "awssm:prod/db", c.Source)
+	assert.True(t, c.Expires.IsZero(), "a stored secret does not expire on its own")
+	assert.Equal(t, []awstest.Request{{SecretID: "prod/db", VersionStage: StageCurrent}}, srv.Requests())
+}
+
+func TestSecretsManagerByARN(t *testing.T) {
+	srv, cfg := newServer(t)
+	c := mustFetch(t, SecretsManager(cfg, srv.ARN("prod/db")))
+	assert.Equal(t, testPassword, c.Password.Reveal())
+	assert.Equal(t, "awssm:"+srv.ARN("prod/db"), c.Source)
+}
+
+func TestSecretsManagerPlainString(t *testing.T) {
+	srv, cfg := newServer(t)
+	srv.Put("plain", awstest.Version{ID: "p1", Stages: []string{StageCurrent}, String: "just-a-password"})
+
+	c := mustFetch(t, SecretsManager(cfg, "plain", WithUser("reporter")))
+	assert.Equal(t, "reporter", c.User)
+	assert.Equal(t, "just-a-password", c.Password.Reveal())
+	assert.Equal(t, "p1", c.Version)
+
+	_, err := fetch(t, SecretsManager(cfg, "plain"))
+	require.ErrorIs(t, err, secrets.ErrInvalid)
+	assert.Contains(t, err.Error(), "plain string")
+	assert.Contains(t, err.Error(), "WithUser")
+}
+
+func TestSecretsManagerBinaryJSON(t *testing.T) {
+	srv, cfg := newServer(t)
+	srv.Put("bin", awstest.Version{ID: "b1", Stages: []string{StageCurrent}, Binary: []byte(rdsJSON(testPassword))})
+	c := mustFetch(t, SecretsManager(cfg, "bin"))
+	assert.Equal(t, "app", c.User)
+	assert.Equal(t, testPassword, c.Password.Reveal())
+}
+
+func TestSecretsManagerJSONNeedsItsOwnUser(t *testing.T) {
+	srv, cfg := newServer(t)
+	srv.Put("nouser", awstest.Version{ID: "n1", Stages: []string{StageCurrent}, String: `{"password":"x"}`})
+	_, err := fetch(t, SecretsManager(cfg, "nouser", WithUser("fallback")))
+	require.ErrorIs(t, err, secrets.ErrInvalid)
+	assert.Contains(t, err.Error(), `"username"`)
+	assert.Contains(t, err.Error(), "awssm:nouser")
+}
+
+func TestSecretsManagerStages(t *testing.T) {
+	srv, cfg := newServer(t)
+	srv.Put("prod/db", awstest.Version{ID: "v2", Stages: []string{StagePending}, String: rdsJSON(testPending)})
+
+	cur := mustFetch(t, SecretsManager(cfg, "prod/db"))
+	assert.Equal(t, "v1", cur.Version)
+	assert.Equal(t, testPassword, cur.Password.Reveal())
+
+	pend := mustFetch(t, SecretsManager(cfg, "prod/db", WithVersionStage(StagePending)))
+	assert.Equal(t, "v2", pend.Version)
+	assert.Equal(t, testPending, pend.Password.Reveal())
+
+	pinned := mustFetch(t, SecretsManager(cfg, "prod/db", WithVersionID("v2")))
+	assert.Equal(t, "v2", pinned.Version)
+
+	assert.Equal(t, []awstest.Request{
+		{SecretID: "prod/db", VersionStage: StageCurrent},
+		{SecretID: "prod/db", VersionStage: StagePending},
+		{SecretID: "prod/db", VersionID: "v2"}, // a pinned version sends no stage
+	}, srv.Requests())
+}
+
+func TestSecretsManagerRotation(t *testing.T) {
+	srv, cfg := newServer(t)
+	srv.Put("prod/db", awstest.Version{ID: "v2", Stages: []string{StagePending}, String: rdsJSON(testPending)})
+	src := SecretsManager(cfg, "prod/db")
+
+	old := mustFetch(t, src)
+	require.Equal(t, "v1", old.Version)
+
+	src.Invalidate(old) // the database rejected AWSCURRENT: rotation window
+	next := mustFetch(t, src)
+	assert.Equal(t, "v2", next.Version)
+	assert.Equal(t, testPending, next.Password.Reveal())
+
+	again := mustFetch(t, src) // once only: back to AWSCURRENT
+	assert.Equal(t, "v1", again.Version)
+
+	src.Invalidate(next) // the pending credentials were rejected too: no loop
+	assert.Equal(t, "v1", mustFetch(t, src).Version)
+
+	assert.Equal(t, []string{StageCurrent, StagePending, StageCurrent, StageCurrent}, stages(srv))
+}
+
+func TestSecretsManagerRotationWithoutPendingVersion(t *testing.T) {
+	srv, cfg := newServer(t)
+	src := SecretsManager(cfg, "prod/db")
+	src.Invalidate(secrets.Credentials{Version: "v0"})
+	c := mustFetch(t, src)
+	assert.Equal(t, "v1", c.Version)
+	assert.Equal(t, []string{StagePending, StageCurrent}, stages(srv))
+}
+
+func TestSecretsManagerPinnedSourceIgnoresInvalidate(t *testing.T) {
+	srv, cfg := newServer(t)
+	srv.Put("prod/db", awstest.Version{ID: "v2", Stages: []string{StagePending}, String: rdsJSON(testPending)})
+	for _, src := range []*Source{
+		SecretsManager(cfg, "prod/db", WithVersionID("v1")),
+		SecretsManager(cfg, "prod/db", WithVersionStage(StagePending)),
+	} {
+		first := mustFetch(t, src)
+		src.Invalidate(first)
+		assert.Equal(t, first.Version, mustFetch(t, src).Version, src.Name())
+	}
+	pinned, pending := awstest.Request{SecretID: "prod/db", VersionID: "v1"}, awstest.Request{SecretID: "prod/db", VersionStage: StagePending}
+	assert.Equal(t, []awstest.Request{pinned, pinned, pending, pending}, srv.Requests())
+}
+
+func TestSecretsManagerConcurrentUse(t *testing.T) {
+	srv, cfg := newServer(t)
+	srv.Put("prod/db", awstest.Version{ID: "v2", Stages: []string{StagePending}, String: rdsJSON(testPending)})
+	src := SecretsManager(cfg, "prod/db")
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for range 8 {
+		wg.Go(func() {
+			for range 2 {
+				c, err := fetch(t, src)
+				if err != nil {
+					errs <- err
+					return
+				}
+				src.Invalidate(c)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		assert.NoError(t, err)
+	}
+	assert.Len(t, srv.Requests(), 16)
+}
+
+func TestSecretsManagerRotationThroughCache(t *testing.T) {
+	srv, cfg := newServer(t)
+	srv.Put("prod/db", awstest.Version{ID: "v2", Stages: []string{StagePending}, String: rdsJSON(testPending)})
+	cache := secrets.NewCache(SecretsManager(cfg, "prod/db"), secrets.CacheOptions{})
+
+	old := mustFetch(t, cache)
+	assert.Equal(t, "v1", mustFetch(t, cache).Version, "cached")
+	cache.Invalidate(old) // the cache forwards the rejection to the source
+	assert.Equal(t, "v2", mustFetch(t, cache).Version)
+	assert.Equal(t, []string{StageCurrent, StagePending}, stages(srv))
+}

@@ -1,0 +1,59 @@
+package awssm
+
+import (
+	"context"
+
+	"github.com/pgsecure/pgsecure/secrets"
+)
+
+// Source is a secrets.Source backed by AWS, built by SecretsManager or RDSIAM.
+// It is safe for concurrent use and does not cache: wrap it in a secrets.Cache
+// to share fetches between connections.
+//
+// A Source built with an invalid configuration reports that (wrapping
+// secrets.ErrInvalid) from every Credentials call.
+type Source struct {
+	name string // e.g. "awssm:prod/db"; not secret
+	err  error  // configuration error, reported by every call
+	impl fetcher
+}
+
+type fetcher interface {
+	credentials(ctx context.Context) (secrets.Credentials, error)
+}
+
+// rotator is implemented by fetchers that react to rejected credentials.
+type rotator interface {
+	invalidate(rejected secrets.Credentials)
+}
+
+var (
+	_ secrets.Source      = (*Source)(nil)
+	_ secrets.Invalidator = (*Source)(nil)
+	_ secrets.Namer       = (*Source)(nil)
+)
+
+// Credentials fetches credentials from AWS. See the package documentation for
+// the errors it returns.
+func (s *Source) Credentials(ctx context.Context) (secrets.Credentials, error) {
+	if s.err != nil {
+		return secrets.Credentials{}, s.err
+	}
+	return s.impl.credentials(ctx)
+}
+
+// Invalidate tells the source that the database rejected credentials it
+// returned. A Secrets Manager source reading AWSCURRENT then reads AWSPENDING
+// on its next fetch; other sources ignore the call.
+func (s *Source) Invalidate(rejected secrets.Credentials) {
+	if r, ok := s.impl.(rotator); ok && s.err == nil {
+		r.invalidate(rejected)
+	}
+}
+
+// Name names the source for logs and errors ("awssm:<secret-id>",
+// "rdsiam:<user>@<host>:<port>"); it holds no secret.
+func (s *Source) Name() string { return s.name }
+
+// String returns Name.
+func (s *Source) String() string { return s.name }

@@ -248,8 +248,9 @@ func TestUserHooksChained(t *testing.T) {
 		return dialer.DialContext(ctx, network, addr)
 	}
 	cfg.ConnConfig.AfterNetConnect = func(_ context.Context, _ *pgconn.Config, nc net.Conn) (net.Conn, error) {
-		_, isTLS := nc.(*tls.Conn)
-		assert.True(t, isTLS, "the caller's AfterNetConnect sees the verified TLS connection")
+		st, isTLS := nc.(verify.TLSStater)
+		require.True(t, isTLS, "the caller's AfterNetConnect sees the verified TLS connection")
+		assert.True(t, st.ConnectionState().HandshakeComplete)
 		netHook.Add(1)
 		return nc, nil
 	}

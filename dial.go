@@ -16,12 +16,17 @@ import (
 //     else ('N' from a server with ssl=off, an error message, a plaintext
 //     server that does not understand the request) fails the connection with
 //     an error wrapping ErrNotEncrypted before pgx can say anything more.
-func guardDial(next pgconn.DialFunc) pgconn.DialFunc {
-	g := &dialGuard{next: next}
+//     With direct TLS negotiation there is no SSLRequest: the TLS handshake
+//     itself is the first exchange and fails against a plaintext server.
+func guardDial(next pgconn.DialFunc, direct bool) pgconn.DialFunc {
+	g := &dialGuard{next: next, direct: direct}
 	return g.dial
 }
 
-type dialGuard struct{ next pgconn.DialFunc }
+type dialGuard struct {
+	next   pgconn.DialFunc
+	direct bool
+}
 
 func (g *dialGuard) dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	if !strings.HasPrefix(network, "tcp") {
@@ -29,8 +34,8 @@ func (g *dialGuard) dial(ctx context.Context, network, addr string) (net.Conn, e
 			Seen: fmt.Sprintf("network %q is not TCP; pgsecure never uses unix sockets because they cannot carry TLS", network)}
 	}
 	nc, err := g.next(ctx, network, addr)
-	if err != nil {
-		return nil, err
+	if err != nil || g.direct {
+		return nc, err
 	}
 	return &sslAnswerConn{Conn: nc}, nil
 }

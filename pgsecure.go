@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pgsecure/pgsecure/secrets"
 	"github.com/pgsecure/pgsecure/verify"
 )
 
@@ -32,6 +34,12 @@ type Builder struct {
 	beforeConnect      []func(context.Context, *pgx.ConnConfig) error
 	afterConnect       []func(context.Context, *pgx.Conn) error
 
+	channelBinding bool
+	expiryWarn     time.Duration
+	events         eventSink
+	creds          secrets.Source
+	cacheOpts      secrets.CacheOptions
+
 	env func(string) (string, bool)
 	now func() time.Time
 }
@@ -41,7 +49,28 @@ type Builder struct {
 // as libpq does). The connection is always made with sslmode=verify-full: an
 // absent sslmode means verify-full, any other value is refused.
 func NewBuilder(connString string) *Builder {
-	return &Builder{connString: connString, env: osEnv, now: time.Now}
+	return &Builder{connString: connString, env: osEnv, now: time.Now, expiryWarn: DefaultExpiryWarning}
+}
+
+// DefaultExpiryWarning is how close to expiry a certificate must be for
+// pgsecure to warn (once per certificate per pool).
+const DefaultExpiryWarning = 14 * 24 * time.Hour
+
+// RequireChannelBinding makes SCRAM authentication bind to the TLS channel
+// (SCRAM-SHA-256-PLUS), as libpq's channel_binding=require. The default is
+// prefer: bind when the server offers it.
+func (b *Builder) RequireChannelBinding() *Builder { b.channelBinding = true; return b }
+
+// ExpiryWarning sets how close to expiry the server or client certificate
+// must be for a warning (and an EventCertificateExpiring); 0 disables it.
+func (b *Builder) ExpiryWarning(d time.Duration) *Builder { b.expiryWarn = d; return b }
+
+// OnEvent registers a callback for connection and secret events (see
+// Event), e.g. to count refusals in a service's own metrics. Callbacks run
+// synchronously on the connecting goroutine and must be quick.
+func (b *Builder) OnEvent(fn func(Event)) *Builder {
+	b.events.fns = append(b.events.fns, fn)
+	return b
 }
 
 // RootCAFile pins the CA certificate(s) in a PEM file: the server's
@@ -131,7 +160,13 @@ func (b *Builder) Build(ctx context.Context) (*pgxpool.Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgsecure: creating the pool: %w", err)
 	}
-	if err := pool.Ping(ctx); err != nil {
+	err = pool.Ping(ctx)
+	if err != nil && isInvalidPassword(err) && b.creds != nil {
+		// The credential source may just have rotated: the rejected
+		// credentials were invalidated by the connection; try once more.
+		err = pool.Ping(ctx)
+	}
+	if err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("pgsecure: startup check failed: %w", err)
 	}
@@ -146,7 +181,9 @@ func (b *Builder) Build(ctx context.Context) (*pgxpool.Pool, error) {
 // AfterNetConnect, ValidateConnect) and hold even if the pool-level
 // BeforeConnect/AfterConnect are replaced. A DialFunc, AfterNetConnect or
 // ValidateConnect you set on the returned ConnConfig is chained after
-// pgsecure's checks at connect time; to add pool-level hooks, prefer
+// pgsecure's checks at connect time (your AfterNetConnect receives a
+// connection whose handshake is complete and verified; it implements
+// verify.TLSStater, and a wrapper you return must too); to add pool-level hooks, prefer
 // Builder.BeforeConnect/AfterConnect (or wrap the installed functions).
 func (b *Builder) Config(ctx context.Context) (*pgxpool.Config, error) {
 	if len(b.errs) > 0 {
@@ -171,8 +208,16 @@ func (b *Builder) Config(ctx context.Context) (*pgxpool.Config, error) {
 	if err := b.noUnixSockets(cfg.ConnConfig); err != nil {
 		return nil, err
 	}
-	e := &enforcer{policy: pol, log: b.log}
+	auth, err := b.authPolicy(cs, cfg.ConnConfig)
+	if err != nil {
+		return nil, err
+	}
+	e := &enforcer{policy: pol, auth: auth, direct: pol.direct, expiryWarn: b.expiryWarn, log: b.log, events: &b.events}
 	e.install(cfg.ConnConfig)
+	creds, err := b.credentialHook(ctx, cfg, e)
+	if err != nil {
+		return nil, err
+	}
 	if b.maxConns != nil {
 		cfg.MaxConns = *b.maxConns
 	}
@@ -181,6 +226,11 @@ func (b *Builder) Config(ctx context.Context) (*pgxpool.Config, error) {
 	}
 	before, after := b.beforeConnect, b.afterConnect
 	cfg.BeforeConnect = func(ctx context.Context, cc *pgx.ConnConfig) error {
+		if creds != nil {
+			if err := creds.apply(ctx, cc); err != nil {
+				return err
+			}
+		}
 		for _, fn := range before {
 			if err := fn(ctx, cc); err != nil {
 				return err
@@ -189,9 +239,6 @@ func (b *Builder) Config(ctx context.Context) (*pgxpool.Config, error) {
 		return e.recheck(cc)
 	}
 	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
-		if r, ok := verify.ReportOf(c.PgConn()); ok {
-			b.log().LogAttrs(ctx, slog.LevelDebug, "pgsecure: connection verified", slog.Any("report", r))
-		}
 		for _, fn := range after {
 			if err := fn(ctx, c); err != nil {
 				return err
@@ -210,6 +257,9 @@ func (b *Builder) policy(cs *connSettings) (*tlsPolicy, error) {
 	pol := &tlsPolicy{minVersion: tls.VersionTLS12, sni: true, now: b.now}
 	if s := cs.get("sslsni"); s.set && s.value == "0" {
 		pol.sni = false
+	}
+	if s := cs.get("sslnegotiation"); s.set && s.value == "direct" {
+		pol.direct = true
 	}
 	if s := cs.get("ssl_min_protocol_version"); s.set {
 		pol.minVersion, _ = parseTLSVersion(s.value) // validated by checkSettings
@@ -328,4 +378,35 @@ func samePath(a, b string) bool {
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
+}
+
+// authPolicy decides which authentication methods are allowed: by default
+// only scram-sha-256; require_auth (connection string or PGREQUIREAUTH) may
+// widen it, with a warning. channel_binding is honoured; the builder's
+// RequireChannelBinding forces require.
+func (b *Builder) authPolicy(cs *connSettings, cc *pgx.ConnConfig) (authPolicy, error) {
+	pol := authPolicy{allowed: []string{AuthSCRAM}}
+	if s := cs.get("require_auth"); s.set {
+		p, err := parseRequireAuth(s.value)
+		if err != nil {
+			return authPolicy{}, err // checkSettings reported it already
+		}
+		pol = p
+		if pol.weakerThanSCRAM() {
+			b.log().Warn("pgsecure: require_auth allows more than scram-sha-256; a server asking for these methods will receive the password or a hash of it (inside TLS)",
+				slog.String("require_auth", pol.String()), slog.String("from", s.from))
+		}
+	}
+	if b.channelBinding {
+		cc.ChannelBinding = "require"
+	}
+	if cc.ChannelBinding == "disable" {
+		b.log().Warn("pgsecure: channel_binding=disable: SCRAM will not be bound to the TLS channel")
+	}
+	return pol, nil
+}
+
+func isInvalidPassword(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "28P01"
 }

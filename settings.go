@@ -73,8 +73,17 @@ func checkSettings(cs *connSettings) error {
 	if s := cs.get("sslsni"); s.set && s.value != "0" && s.value != "1" {
 		return configErr("sslsni", s.from, fmt.Sprintf("%q is not 0 or 1", s.value), "use sslsni=1 (default) or sslsni=0")
 	}
-	if s := cs.get("sslnegotiation"); s.set && s.value != "postgres" {
-		return configErr("sslnegotiation", s.from, fmt.Sprintf("%q is not supported", s.value), "remove it (the standard SSLRequest negotiation is used)")
+	if s := cs.get("sslnegotiation"); s.set && s.value != "postgres" && s.value != "direct" {
+		return configErr("sslnegotiation", s.from, fmt.Sprintf("%q is not valid", s.value), "use postgres (default) or direct (PostgreSQL 17+)")
+	}
+	if s := cs.get("require_auth"); s.set {
+		if _, err := parseRequireAuth(s.value); err != nil {
+			return &ConfigError{Setting: "require_auth", From: s.from, Problem: fmt.Sprintf("%q is not valid", s.value), Err: err,
+				Fix: "use a comma-separated list such as scram-sha-256"}
+		}
+	}
+	if s := cs.get("channel_binding"); s.set && !slices.Contains([]string{"disable", "prefer", "require"}, s.value) {
+		return configErr("channel_binding", s.from, fmt.Sprintf("%q is not valid", s.value), "use prefer (default) or require")
 	}
 	if s := cs.get("sslcertmode"); s.set && !slices.Contains([]string{"disable", "allow", "require"}, s.value) {
 		return configErr("sslcertmode", s.from, fmt.Sprintf("%q is not valid", s.value), "use disable, allow or require")

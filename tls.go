@@ -95,7 +95,27 @@ type tlsPolicy struct {
 	minVersion uint16
 	maxVersion uint16
 	sni        bool
+	direct     bool // offer ALPN "postgresql" (direct TLS negotiation)
 	now        func() time.Time
+
+	// clientCert, when set, supplies the client certificate per handshake.
+	clientCert interface {
+		getClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error)
+		current() *x509.Certificate
+	}
+	// pins, when set, are SPKI pins one certificate of the chain must match.
+	pins []string
+}
+
+// alpnPostgres is the ALPN protocol PostgreSQL 17+ selects for direct TLS.
+const alpnPostgres = "postgresql"
+
+// currentClientLeaf is the client certificate now in use, if any.
+func (p *tlsPolicy) currentClientLeaf() *x509.Certificate {
+	if p.clientCert == nil {
+		return nil
+	}
+	return p.clientCert.current()
 }
 
 // configFor returns the TLS configuration for one host.
@@ -121,6 +141,12 @@ func (p *tlsPolicy) configFor(host string) *tls.Config {
 	}
 	if p.sni && net.ParseIP(host) == nil {
 		c.ServerName = host
+	}
+	if p.direct {
+		c.NextProtos = []string{alpnPostgres}
+	}
+	if p.clientCert != nil {
+		c.GetClientCertificate = p.clientCert.getClientCertificate
 	}
 	return c
 }

@@ -33,6 +33,12 @@ type Report struct {
 	ClientCertificate *Certificate
 	// Server is the server's own view of the connection (pg_stat_ssl).
 	Server ServerSSL
+	// AuthMethod is how the server authenticated the client, in libpq's
+	// require_auth spelling ("scram-sha-256", "md5", "password", "none").
+	AuthMethod string
+	// SASLMechanism is the SASL mechanism used, if any; "SCRAM-SHA-256-PLUS"
+	// means the authentication was bound to this TLS channel.
+	SASLMechanism string
 	// BackendPID is the server process id of this connection.
 	BackendPID uint32
 	// VerifiedAt is when the server-side check completed.
@@ -89,6 +95,11 @@ func (c Certificate) DaysUntilExpiry(now time.Time) int {
 	return int(math.Floor(c.NotAfter.Sub(now).Hours() / 24))
 }
 
+// ChannelBound reports whether SCRAM authentication was bound to the TLS
+// channel (SCRAM-SHA-256-PLUS), which defeats a relay even one holding a
+// certificate the client trusts.
+func (r Report) ChannelBound() bool { return strings.HasSuffix(r.SASLMechanism, "-PLUS") }
+
 // Leaf returns the server's leaf certificate summary.
 func (r Report) Leaf() Certificate {
 	if len(r.ServerChain) == 0 {
@@ -120,6 +131,9 @@ func (r Report) String() string {
 	fmt.Fprintf(&b, "server:      %s (%s), backend pid %d\n", r.ServerName, r.Addr, r.BackendPID)
 	fmt.Fprintf(&b, "client TLS:  %s %s\n", r.TLSVersion, r.CipherSuite)
 	fmt.Fprintf(&b, "server says: ssl=%t version=%s cipher=%s bits=%d\n", r.Server.SSL, r.Server.Version, r.Server.Cipher, r.Server.Bits)
+	if r.AuthMethod != "" {
+		fmt.Fprintf(&b, "auth:        %s %s (channel binding: %t)\n", r.AuthMethod, r.SASLMechanism, r.ChannelBound())
+	}
 	fmt.Fprintf(&b, "certificate: %s (issuer %s)\n", leaf.Subject, leaf.Issuer)
 	fmt.Fprintf(&b, "  names:     DNS %v IP %v\n", leaf.DNSNames, leaf.IPAddresses)
 	fmt.Fprintf(&b, "  expires:   %s (%d days)\n", leaf.NotAfter.UTC().Format(time.RFC3339), leaf.DaysUntilExpiry(r.VerifiedAt))
@@ -145,6 +159,9 @@ func (r Report) LogValue() slog.Value {
 		slog.Time("cert_not_after", leaf.NotAfter),
 		slog.Int("cert_days_left", leaf.DaysUntilExpiry(r.VerifiedAt)),
 		slog.Any("backend_pid", r.BackendPID),
+	}
+	if r.AuthMethod != "" {
+		attrs = append(attrs, slog.String("auth", r.AuthMethod), slog.Bool("channel_binding", r.ChannelBound()))
 	}
 	if r.Server.ClientDN != "" {
 		attrs = append(attrs, slog.String("client_dn", r.Server.ClientDN))

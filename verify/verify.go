@@ -76,6 +76,9 @@ type LocalPolicy struct {
 	// first). pgsecure uses it to re-verify the chain against the pinned roots,
 	// so a TLS configuration swapped after the pool was built cannot pass.
 	VerifyChain func(chain []*x509.Certificate) error
+	// RequireALPN, when set, is the application protocol the server must
+	// have selected (direct TLS negotiation requires "postgresql").
+	RequireALPN string
 }
 
 // Local completes the TLS handshake on nc if it has not completed yet and
@@ -106,6 +109,9 @@ func Local(ctx context.Context, nc net.Conn, p LocalPolicy) (*tls.Conn, error) {
 			Seen: fmt.Sprintf("negotiated %s, below the minimum %s", VersionName(st.Version), VersionName(minVersion))}
 	case len(st.PeerCertificates) == 0:
 		return nil, &Error{Addr: addr, Stage: stageLocal, Seen: "server presented no certificate"}
+	case p.RequireALPN != "" && st.NegotiatedProtocol != p.RequireALPN:
+		return nil, &Error{Addr: addr, Stage: stageLocal,
+			Seen: fmt.Sprintf("direct TLS negotiation requires the server to select ALPN %q but it selected %q; the peer is not a PostgreSQL 17+ server speaking direct TLS", p.RequireALPN, st.NegotiatedProtocol)}
 	}
 	if p.VerifyChain != nil {
 		if err := p.VerifyChain(st.PeerCertificates); err != nil {
@@ -158,9 +164,13 @@ func Server(ctx context.Context, pgConn *pgconn.PgConn) (Report, error) {
 		return Report{}, &Error{Addr: addr, Stage: stageServer,
 			Seen: fmt.Sprintf("the server reports %s but the client negotiated %s: the client is not talking to this server's TLS endpoint directly", row.ssl.Version, local)}
 	}
+	serverName := st.ServerName
+	if serverName == "" {
+		serverName, _, _ = net.SplitHostPort(addr)
+	}
 	r := Report{
 		Addr:        addr,
-		ServerName:  st.ServerName,
+		ServerName:  serverName,
 		TLSVersion:  local,
 		CipherSuite: tls.CipherSuiteName(st.CipherSuite),
 		ALPN:        st.NegotiatedProtocol,
@@ -181,12 +191,12 @@ func ReportOf(pgConn *pgconn.PgConn) (Report, bool) {
 	return r, ok
 }
 
-// SetClientCertificate records the client certificate this connection
-// presented in its report (pgsecure calls it when it sends one).
-func SetClientCertificate(pgConn *pgconn.PgConn, c *x509.Certificate) {
-	if r, ok := ReportOf(pgConn); ok && c != nil {
-		d := Describe(c)
-		r.ClientCertificate = &d
+// Update changes the report attached to a connection (pgsecure adds what it
+// observed outside the TLS state: authentication method, client
+// certificate). It does nothing when no report is attached.
+func Update(pgConn *pgconn.PgConn, fn func(*Report)) {
+	if r, ok := ReportOf(pgConn); ok {
+		fn(&r)
 		pgConn.CustomData()[reportKey] = r
 	}
 }

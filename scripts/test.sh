@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every test of the repository, starting the servers they need itself:
+# formatting and vet, the race-enabled suite against real PostgreSQL 15
+# clusters, brief fuzzing, and the Vault integration module.
+#
+#   scripts/test.sh          # everything
+#   scripts/test.sh -short   # skip the Vault module (its first build takes ~15 min)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+
+unformatted="$(gofmt -l .)"
+if [ -n "$unformatted" ]; then
+  echo "gofmt: these files need formatting:" >&2
+  echo "$unformatted" >&2
+  exit 1
+fi
+go vet ./...
+go test -race -count=1 ./...
+
+if [ "${1:-}" != "-short" ] && [ -f internal/vaultit/go.mod ]; then
+  (cd internal/vaultit && go vet ./... && go test -count=1 -timeout 30m ./...)
+fi

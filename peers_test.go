@@ -111,14 +111,14 @@ func TestDirectTLSRequiresALPN(t *testing.T) {
 	require.NoError(t, err)
 
 	noALPN := testutil.ALPNPeer(t, cert, nil)
-	_, err = pgsecure.NewBuilder(peerDSN(noALPN, "localhost")+"&sslnegotiation=direct").RootCAFile(pki.CAFile).Build(ctxT(t))
+	_, err = pgsecure.NewBuilder(peerDSN(noALPN, "localhost") + "&sslnegotiation=direct").RootCAFile(pki.CAFile).Build(ctxT(t))
 	require.ErrorIs(t, err, pgsecure.ErrNotEncrypted)
 	assert.Contains(t, err.Error(), "ALPN")
 	assert.Empty(t, noALPN.Startups())
 	assertNoPasswordLeak(t, noALPN)
 
 	withALPN := testutil.ALPNPeer(t, cert, []string{"postgresql"})
-	_, err = pgsecure.NewBuilder(peerDSN(withALPN, "localhost")+"&sslnegotiation=direct").RootCAFile(pki.CAFile).Build(ctxT(t))
+	_, err = pgsecure.NewBuilder(peerDSN(withALPN, "localhost") + "&sslnegotiation=direct").RootCAFile(pki.CAFile).Build(ctxT(t))
 	require.Error(t, err, "the double then asks for a cleartext password, which the auth policy refuses")
 	assert.ErrorIs(t, err, pgsecure.ErrInsecureAuth)
 	require.Len(t, withALPN.Startups(), 1, "the startup message was sent over the direct TLS connection")

@@ -78,7 +78,7 @@ func TestRefusedAndUnknownKeys(t *testing.T) {
 		"host=h sslcrl=/x.crl", "host=h sslcrldir=/x", "host=h sslcompression=1", "host=h requiressl=1",
 		"postgres://h/db?ssl=true", "host=h service=prod", "host=h sslmdoe=verify-full", "host=h sslkeylogfile=/tmp/k",
 		"host=h gssencmode=require", "host=h ssl_min_protocol_version=TLSv1.1", "host=h ssl_max_protocol_version=SSLv3",
-		"host=h sslnegotiation=direct", "host=h sslsni=2", "host=h sslcertmode=maybe",
+		"host=h sslnegotiation=tcp", "host=h sslsni=2", "host=h sslcertmode=maybe",
 	} {
 		_, err := NewBuilder(dsn + " user=u password=" + testPassword).RootCAFile(ca).Config(context.Background())
 		if strings.HasPrefix(dsn, "postgres://") {

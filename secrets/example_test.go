@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"os"
 	"time"
 
 	"github.com/pgsecure/pgsecure/secrets"
@@ -55,21 +53,11 @@ func ExampleOpen() {
 }
 
 func ExampleNewCache() {
-	logger := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
-		Level: slog.LevelDebug,
-		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
-			if a.Key == slog.TimeKey {
-				return slog.Attr{}
-			}
-			return a
-		},
-	}))
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	src := secrets.Static(secrets.Credentials{User: "app", Password: "s3cr3t", Version: "lease-1", Expires: now.Add(time.Hour)})
-	cache := secrets.NewCache(src, secrets.CacheOptions{Now: func() time.Time { return now }, Jitter: -1, Logger: logger})
+	cache := secrets.NewCache(src, secrets.CacheOptions{Now: func() time.Time { return now }, Jitter: -1})
 	c, _ := cache.Credentials(context.Background())
 	fmt.Println(c.Version, c.Password)
 	// Output:
-	// level=DEBUG msg="secret fetched" source=static version=lease-1 ttl=1h0m0s refresh_in=55m0s
 	// lease-1 [REDACTED]
 }

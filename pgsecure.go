@@ -40,6 +40,11 @@ type Builder struct {
 	creds          secrets.Source
 	cacheOpts      secrets.CacheOptions
 
+	clientCertFile, clientKeyFile string
+	clientCertPEM, clientKeyPEM   []byte
+	keyPassphrase                 func(context.Context) ([]byte, error)
+	pins                          []string
+
 	env func(string) (string, bool)
 	now func() time.Time
 }
@@ -279,6 +284,14 @@ func (b *Builder) policy(cs *connSettings) (*tlsPolicy, error) {
 		return nil, err
 	}
 	pol.roots = r
+	cc, err := b.clientCertificate(cs)
+	if err != nil {
+		return nil, err
+	}
+	if cc != nil { // keep the interface nil when there is no certificate
+		pol.clientCert = cc
+	}
+	pol.pins = b.pins
 	return pol, nil
 }
 

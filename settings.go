@@ -88,11 +88,6 @@ func checkSettings(cs *connSettings) error {
 	if s := cs.get("sslcertmode"); s.set && !slices.Contains([]string{"disable", "allow", "require"}, s.value) {
 		return configErr("sslcertmode", s.from, fmt.Sprintf("%q is not valid", s.value), "use disable, allow or require")
 	}
-	for _, key := range []string{"sslcert", "sslkey", "sslpassword"} {
-		if s := cs.get(key); s.set {
-			return configErr(key, s.from, "client certificates are not supported by this version of pgsecure", "remove it")
-		}
-	}
 	return nil
 }
 

@@ -171,7 +171,11 @@ func (p *tlsPolicy) verifyPeer(host string, chain []*x509.Certificate) error {
 	if len(chain) == 0 {
 		return &CertificateError{Host: host, Problem: "the server presented no certificate"}
 	}
-	if err := p.verifyChain(chain); err != nil {
+	chains, err := p.verifyChains(chain)
+	if err == nil {
+		err = checkPins(chains, p.pins)
+	}
+	if err != nil {
 		var ce *CertificateError
 		if errors.As(err, &ce) {
 			ce.Host = host
@@ -191,9 +195,19 @@ func (p *tlsPolicy) verifyPeer(host string, chain []*x509.Certificate) error {
 	return nil
 }
 
-// verifyChain verifies the chain against the pinned roots: signatures,
-// validity periods, CA constraints and extended key usage serverAuth.
+// verifyChain verifies the chain against the pinned roots (signatures,
+// validity periods, CA constraints and extended key usage serverAuth) and the
+// SPKI pins, if any.
 func (p *tlsPolicy) verifyChain(chain []*x509.Certificate) error {
+	chains, err := p.verifyChains(chain)
+	if err == nil {
+		err = checkPins(chains, p.pins)
+	}
+	return err
+}
+
+// verifyChains is verifyChain returning the verified chains.
+func (p *tlsPolicy) verifyChains(chain []*x509.Certificate) ([][]*x509.Certificate, error) {
 	leaf := chain[0]
 	r := p.roots.current()
 	opts := x509.VerifyOptions{
@@ -205,10 +219,11 @@ func (p *tlsPolicy) verifyChain(chain []*x509.Certificate) error {
 	for _, c := range chain[1:] {
 		opts.Intermediates.AddCert(c)
 	}
-	if _, err := leaf.Verify(opts); err != nil {
-		return p.explainChainError(leaf, r, err)
+	chains, err := leaf.Verify(opts)
+	if err != nil {
+		return nil, p.explainChainError(leaf, r, err)
 	}
-	return nil
+	return chains, nil
 }
 
 func (p *tlsPolicy) explainChainError(leaf *x509.Certificate, r *roots, err error) error {

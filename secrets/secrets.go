@@ -32,6 +32,10 @@ var (
 	// ErrInvalid: the secret exists but its content is not usable
 	// (malformed JSON, missing user or password field, ...).
 	ErrInvalid = errors.New("pgsecure/secrets: secret is malformed")
+	// ErrAccessDenied: the backend refused this client (missing permission,
+	// bad or expired backend credentials). Retrying will not help until the
+	// permission or the client's own credentials are fixed.
+	ErrAccessDenied = errors.New("pgsecure/secrets: access to the secret denied")
 	// ErrExpired: the credentials held are past their expiry and no fresh
 	// ones could be fetched.
 	ErrExpired = errors.New("pgsecure/secrets: credentials expired")
@@ -136,7 +140,7 @@ func fmtTime(t time.Time) string {
 //   - Credentials may be called concurrently from many goroutines.
 //   - It honours ctx: it returns promptly with ctx.Err() (wrapped) when ctx
 //     is done.
-//   - Errors wrap ErrNotFound, ErrInvalid or ErrUnavailable (and the backend's
+//   - Errors wrap ErrNotFound, ErrInvalid, ErrUnavailable or ErrAccessDenied (and the backend's
 //     own error, reachable with errors.As), name the source, and never contain
 //     a secret value.
 //   - Returned Credentials have a non-empty User and Password unless the

@@ -17,7 +17,7 @@ import (
 // lacks secretsmanager:GetSecretValue (or kms:Decrypt on the secret's key), or
 // its access key is unknown or signs wrongly. Retrying will not help until the
 // permission or the AWS credentials are fixed; the SDK does not retry it.
-var ErrAccessDenied = errors.New("pgsecure/awssm: AWS denied access")
+var ErrAccessDenied = fmt.Errorf("pgsecure/awssm: AWS denied access: %w", secrets.ErrAccessDenied)
 
 // deniedCodes are AWS error codes that mean "who you are, or what you may do".
 var deniedCodes = map[string]string{

@@ -136,3 +136,7 @@ func TestEmptySecretValueIsInvalid(t *testing.T) {
 	require.ErrorIs(t, err, secrets.ErrInvalid)
 	assert.Contains(t, err.Error(), "version e1 is empty")
 }
+
+func TestAccessDeniedWrapsTheSecretsSentinel(t *testing.T) {
+	assert.ErrorIs(t, ErrAccessDenied, secrets.ErrAccessDenied)
+}

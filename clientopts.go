@@ -1,6 +1,7 @@
 package pgsecure
 
 import (
+	"errors"
 	"context"
 	"fmt"
 	"time"
@@ -88,13 +89,23 @@ func (b *Builder) clientCertificate(cs *connSettings) (*clientCert, error) {
 		pw := passS.value
 		passphrase = func() ([]byte, error) { return []byte(pw), nil }
 	}
+	var (
+		cc   *clientCert
+		err  error
+		from = "builder"
+	)
 	switch {
 	case len(b.clientCertPEM) > 0:
-		return newClientCertPEM(b.clientCertPEM, b.clientKeyPEM, passphrase)
+		cc, err = newClientCertPEM(b.clientCertPEM, b.clientKeyPEM, passphrase)
 	case b.clientCertFile != "":
-		return newClientCertFiles(b.clientCertFile, b.clientKeyFile, passphrase, b.log)
+		cc, err = newClientCertFiles(b.clientCertFile, b.clientKeyFile, passphrase, b.log)
 	case certS.set:
-		return newClientCertFiles(certS.value, keyS.value, passphrase, b.log)
+		from = certS.from
+		cc, err = newClientCertFiles(certS.value, keyS.value, passphrase, b.log)
 	}
-	return nil, nil
+	var ce *ConfigError
+	if errors.As(err, &ce) && ce.From == "" {
+		ce.From = from
+	}
+	return cc, err
 }

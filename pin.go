@@ -103,8 +103,8 @@ func checkPins(verified [][]*x509.Certificate, pins []string) error {
 	e := &CertificateError{
 		Problem: fmt.Sprintf("no public key in its verified chain is pinned (chain: %s; pinned: %s)",
 			strings.Join(seen, "; "), strings.Join(pins, "; ")),
-		Fix: "if the server's key or CA was replaced on purpose, add its pin with PinSPKI; " +
-			"add the new pin with PinSPKI before rotating keys, and remove the old one afterwards",
+		Fix: "if the server's key or CA was replaced on purpose, pin its new key too; " +
+			"to rotate without an outage, add the new pin with PinSPKI before rotating keys and remove the old one afterwards",
 	}
 	if len(verified) > 0 && len(verified[0]) > 0 {
 		leaf := verified[0][0]

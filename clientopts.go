@@ -1,8 +1,8 @@
 package pgsecure
 
 import (
-	"errors"
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pgsecure/pgsecure/internal/awstest"
 	"github.com/pgsecure/pgsecure/secrets"
 )
 
@@ -93,16 +94,7 @@ func TestParseRDSIAMURIErrors(t *testing.T) {
 // isolateAWSEnv makes config.LoadDefaultConfig see only static credentials
 // from the environment and, when caFile is set, trust only that CA bundle.
 func isolateAWSEnv(t *testing.T, caFile string) {
-	dir := t.TempDir()
-	for k, v := range map[string]string{
-		"AWS_ACCESS_KEY_ID": testCreds.AccessKeyID, "AWS_SECRET_ACCESS_KEY": testCreds.SecretAccessKey,
-		"AWS_SESSION_TOKEN": "", "AWS_PROFILE": "", "AWS_REGION": "", "AWS_DEFAULT_REGION": "",
-		"AWS_CONFIG_FILE": filepath.Join(dir, "config"), "AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "credentials"),
-		"AWS_EC2_METADATA_DISABLED": "true", "AWS_ENDPOINT_URL": "", "AWS_ENDPOINT_URL_SECRETS_MANAGER": "",
-		"AWS_CA_BUNDLE": caFile,
-	} {
-		t.Setenv(k, v)
-	}
+	awstest.IsolateEnv(t, testCreds, caFile)
 }
 
 func TestOpenSecretsManagerURI(t *testing.T) {

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"crypto/md5"
+	"encoding/hex"
+	"testing"
+
+	"github.com/pgsecure/pgsecure/internal/testutil"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestCheckReportsWeakAuthentication runs check against real pg_hba.conf
+// lines for md5, cleartext password and trust. pgsecure refuses them by
+// default before sending anything; check still reports what the server asked
+// for. With require_auth widened, the connection succeeds and the method is
+// reported as a finding.
+func TestCheckReportsWeakAuthentication(t *testing.T) {
+	isolate(t)
+	pki := testutil.NewPKI(t)
+	pg := pki.StartPostgres(t, testutil.PGOptions{HBA: []string{
+		"hostssl all md5user 127.0.0.1/32 md5",
+		"hostssl all pwuser 127.0.0.1/32 password",
+		"hostssl all trustuser 127.0.0.1/32 trust",
+		"hostssl all all 127.0.0.1/32 scram-sha-256",
+		"hostnossl all all 0.0.0.0/0 reject",
+	}})
+	sum := md5.Sum([]byte(appPassword + "md5user"))
+	pg.Exec(t, "CREATE ROLE md5user LOGIN PASSWORD 'md5"+hex.EncodeToString(sum[:])+"'")
+	pg.CreateRole(t, "pwuser", appPassword)
+	pg.CreateRole(t, "trustuser", "")
+
+	for _, tc := range []struct {
+		user, method, requireAuth, severity, finding string
+		widenedExit                                  int
+	}{
+		{"md5user", "md5", "md5", sevWarning, "md5 password authentication, which is deprecated", exitOK},
+		{"pwuser", "password", "password", sevWarning, "the password in cleartext", exitOK},
+		{"trustuser", "trust", "none", sevInsecure, `the server let user "trustuser" in without any authentication`, exitInsecure},
+	} {
+		t.Run(tc.user, func(t *testing.T) {
+			dsn := pg.URL(tc.user, appPassword, "postgres")
+			r, res := checkJSON(t, noEnv, "--ca", pki.CAFile, dsn)
+			assert.Equal(t, exitInsecure, res.code, res.all())
+			assert.Contains(t, r.Error, "authentication method not allowed")
+			require.NotNil(t, r.Auth, "the request was observed before pgsecure refused it")
+			assert.Equal(t, tc.method, r.Auth.Method)
+			assert.Contains(t, findings(r, tc.severity), tc.finding)
+
+			r, res = checkJSON(t, noEnv, "--ca", pki.CAFile, dsn+"?require_auth="+tc.requireAuth)
+			assert.Equal(t, tc.widenedExit, res.code, res.all())
+			assert.Empty(t, r.Error)
+			require.NotNil(t, r.Auth)
+			assert.Equal(t, tc.method, r.Auth.Method)
+			assert.Contains(t, findings(r, tc.severity), tc.finding)
+			assert.Contains(t, findings(r, sevWarning), "require_auth allows more than scram-sha-256", "the builder's warning is reported")
+			assert.NotContains(t, res.all(), appPassword)
+		})
+	}
+}

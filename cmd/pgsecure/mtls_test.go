@@ -1,0 +1,50 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/pgsecure/pgsecure/internal/certgen"
+	"github.com/pgsecure/pgsecure/internal/testutil"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestCheckClientCertificate(t *testing.T) {
+	isolate(t)
+	pki := testutil.NewPKI(t)
+	pg := pki.StartPostgres(t, testutil.PGOptions{ClientCAPEM: pki.CA.CertPEM, HBA: []string{
+		"hostssl all certonly 127.0.0.1/32 cert",
+		"hostssl all all 127.0.0.1/32 scram-sha-256 clientcert=verify-full",
+		"hostnossl all all 0.0.0.0/0 reject",
+	}})
+	pg.CreateRole(t, "app", appPassword)
+	pg.CreateRole(t, "certonly", "")
+	cert, key, _ := pki.Client(t, "app")
+	dsn := pg.URL("app", appPassword, "postgres")
+
+	r, res := checkJSON(t, noEnv, "--ca", pki.CAFile, "--cert", cert, "--key", key, "--pin", certgen.SPKIPin(pki.CA.Cert), dsn)
+	require.Equal(t, exitOK, res.code, res.all())
+	assert.Equal(t, "/CN=app", r.ClientDN)
+	assert.Equal(t, "/CN=app", r.PgStatSSL.ClientDN)
+	assert.Equal(t, "scram-sha-256-plus", r.Auth.Method)
+
+	table := runCLI(t, noEnv, "check", "--ca", pki.CAFile, "--cert", cert, "--key", key, dsn)
+	assert.Contains(t, table.stdout, "client DN      /CN=app")
+
+	// Without the certificate the server refuses the connection.
+	r, res = checkJSON(t, noEnv, "--ca", pki.CAFile, dsn)
+	assert.Equal(t, exitInsecure, res.code, res.all())
+	assert.Contains(t, r.Error, "certificate")
+
+	// A pin that matches nothing in the chain refuses the server.
+	r, res = checkJSON(t, noEnv, "--ca", pki.CAFile, "--cert", cert, "--key", key, "--pin", certgen.SPKIPin(testutil.NewPKI(t).CA.Cert), dsn)
+	assert.Equal(t, exitInsecure, res.code, res.all())
+	assert.NotEmpty(t, r.Error)
+
+	// pg_hba "cert": the certificate alone authenticates; no password request.
+	certOnly, certOnlyKey, _ := pki.Client(t, "certonly")
+	r, res = checkJSON(t, noEnv, "--ca", pki.CAFile, "--cert", certOnly, "--key", certOnlyKey, pg.URL("certonly", "", "postgres")+"?require_auth=none")
+	require.Equal(t, exitOK, res.code, res.all())
+	assert.Equal(t, "trust", r.Auth.Method)
+	assert.Contains(t, findings(r, sevInfo), `the client certificate "/CN=certonly" authenticated`)
+}

@@ -50,7 +50,7 @@ type credHook struct {
 	last   atomic.Pointer[secrets.Credentials]
 }
 
-func (b *Builder) credentialHook(ctx context.Context, cfg *pgxpool.Config, e *enforcer) (*credHook, error) {
+func (b *Builder) credentialHook(ctx context.Context, cfg *pgxpool.Config) (*credHook, error) {
 	if b.creds == nil {
 		return nil, nil
 	}
@@ -59,17 +59,23 @@ func (b *Builder) credentialHook(ctx context.Context, cfg *pgxpool.Config, e *en
 		o.Logger = b.log()
 	}
 	cache := secrets.NewCache(b.creds, o)
-	h := &credHook{cache: cache, name: secrets.NameOf(b.creds), e: e, events: &b.events}
+	h := &credHook{cache: cache, name: secrets.NameOf(b.creds), events: &b.events}
 	c, err := h.fetch(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if c.Host != "" {
+		cfg.ConnConfig.Host = c.Host
+		cfg.ConnConfig.Fallbacks = nil
+		if c.Port != 0 {
+			cfg.ConnConfig.Port = c.Port
+		}
 	}
 	if !c.Expires.IsZero() {
 		if life := time.Until(c.Expires) * 3 / 4; life > time.Second && (cfg.MaxConnLifetime == 0 || cfg.MaxConnLifetime > life) {
 			cfg.MaxConnLifetime = life
 		}
 	}
-	e.onReject = h.rejected
 	return h, nil
 }
 

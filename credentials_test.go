@@ -114,3 +114,18 @@ func TestSourceDownMidLife(t *testing.T) {
 	pool.Reset()
 	require.NoError(t, pool.Ping(ctx), "a new connection uses the cached, unexpired credentials")
 }
+
+// TestHostFromSource: a source that names the server (the RDS secret shape)
+// needs no host in the connection string.
+func TestHostFromSource(t *testing.T) {
+	pg, pki := server(t, testutil.LocalServerOptions())
+	t.Setenv("PGHOST", "")
+	t.Setenv("PGPORT", "")
+	src := secrets.Static(secrets.Credentials{User: appUser, Password: appPassword, Host: "localhost", Port: uint16(pg.Port), Database: "postgres"})
+	ctx := ctxT(t)
+	pool, err := pgsecure.NewBuilder("").RootCAFile(pki.CAFile).Credentials(src).Build(ctx)
+	require.NoError(t, err)
+	defer pool.Close()
+	ssl, _ := serverSaysSSL(t, ctx, pool)
+	assert.True(t, ssl)
+}

@@ -210,6 +210,12 @@ func (b *Builder) Config(ctx context.Context) (*pgxpool.Config, error) {
 	if err := stripConsumedParams(cfg.ConnConfig); err != nil {
 		return nil, err
 	}
+	// Credentials are fetched once now: a source that cannot be reached fails
+	// at startup, and a host it names replaces the connection string's.
+	creds, err := b.credentialHook(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
 	if err := b.noUnixSockets(cfg.ConnConfig); err != nil {
 		return nil, err
 	}
@@ -219,9 +225,9 @@ func (b *Builder) Config(ctx context.Context) (*pgxpool.Config, error) {
 	}
 	e := &enforcer{policy: pol, auth: auth, direct: pol.direct, expiryWarn: b.expiryWarn, log: b.log, events: &b.events}
 	e.install(cfg.ConnConfig)
-	creds, err := b.credentialHook(ctx, cfg, e)
-	if err != nil {
-		return nil, err
+	if creds != nil {
+		creds.e = e
+		e.onReject = creds.rejected
 	}
 	if b.maxConns != nil {
 		cfg.MaxConns = *b.maxConns

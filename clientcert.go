@@ -4,8 +4,8 @@ import (
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -32,7 +32,7 @@ type clientCert struct {
 // succeed; its error is a *ConfigError naming the file concerned.
 func newClientCertFiles(certPath, keyPath string, passphrase func() ([]byte, error), logger func() *slog.Logger) (*clientCert, error) {
 	load := func() (*tls.Certificate, error) {
-		certPEM, err := os.ReadFile(certPath)
+		certPEM, err := readPEMFile(certPath, nil)
 		if err != nil {
 			return nil, &ConfigError{Setting: "sslcert", Problem: "cannot read the client certificate file", Err: err}
 		}
@@ -180,21 +180,10 @@ func ownedByRoot(fi fs.FileInfo) bool {
 // actually opened (not of whatever the path points to a moment later) and
 // reads it.
 func readKeyFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
+	b, err := readPEMFile(path, func(fi fs.FileInfo) error { return checkKeyMode(path, fi) })
+	var ce *ConfigError
+	if err != nil && !errors.As(err, &ce) {
 		return nil, &ConfigError{Setting: "sslkey", Problem: "cannot read the private key file", Err: err}
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, &ConfigError{Setting: "sslkey", Problem: "cannot read the private key file", Err: err}
-	}
-	if err := checkKeyMode(path, fi); err != nil {
-		return nil, err
-	}
-	b, err := io.ReadAll(f)
-	if err != nil {
-		return nil, &ConfigError{Setting: "sslkey", Problem: "cannot read the private key file", Err: err}
-	}
-	return b, nil
+	return b, err
 }

@@ -231,3 +231,16 @@ func TestParseKeywordValue(t *testing.T) {
 	assert.Equal(t, "verify-full", m["sslmode"], "last one wins")
 	assert.Equal(t, "x y", m["database"])
 }
+
+func TestSpecialFilesRefused(t *testing.T) {
+	cleanEnv(t)
+	for _, dsn := range []string{"host=h sslrootcert=/dev/zero", "host=h sslcert=/dev/zero sslkey=/dev/zero"} {
+		b := NewBuilder(dsn)
+		if strings.Contains(dsn, "sslcert") {
+			b.RootCAFile(writeCA(t))
+		}
+		_, err := b.Config(context.Background())
+		require.ErrorIs(t, err, ErrInsecureConfig, dsn)
+		assert.Contains(t, err.Error(), "/dev/zero")
+	}
+}

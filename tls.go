@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -65,7 +64,7 @@ func parseRoots(pemBytes []byte, origin string) (*roots, error) {
 }
 
 func loadRootFile(path string) (*roots, error) {
-	b, err := os.ReadFile(path)
+	b, err := readPEMFile(path, nil)
 	if err != nil {
 		return nil, err
 	}

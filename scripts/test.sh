@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the repository, starting the servers they need itself:
 # formatting and vet, the race-enabled suite against real PostgreSQL 15
-# clusters, brief fuzzing, and the Vault integration module.
+# clusters (including the hostile matrix, libpq parity, faults and load in
+# internal/proof), brief fuzzing, a benchmark smoke run, and the Vault
+# integration module.
 #
 #   scripts/test.sh          # everything
 #   scripts/test.sh -short   # skip the Vault module (its first build takes ~15 min)
@@ -18,6 +20,11 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 go test -race -count=1 ./...
+# The hostile matrix again, verbosely, for its pass table in the log.
+scripts/matrix.sh 2>&1 | grep -v '^[0-9]\{4\}/[0-9][0-9]/'  # drop the refusal log lines
+# Each fuzz target briefly; benchmarks once each so they cannot rot.
+FUZZTIME="${FUZZTIME:-10s}" scripts/fuzz.sh
+go test -run '^$' -bench . -benchtime 1x ./bench >/dev/null
 
 if [ "${1:-}" != "-short" ] && [ -f internal/vaultit/go.mod ]; then
   (cd internal/vaultit && go vet ./... && go test -count=1 -timeout 30m ./...)

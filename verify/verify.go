@@ -22,8 +22,12 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -53,6 +57,28 @@ func (e *Error) Error() string {
 		msg += ": " + e.Err.Error()
 	}
 	return msg
+}
+
+// Transient reports whether the check could not complete because the
+// connection failed underneath it (reset, closed, timed out, or the server
+// shutting down: SQLSTATE classes 08 and 57) rather than because of anything
+// it observed. Such a connection is refused all the same; a retry may
+// succeed, e.g. while the server restarts.
+func (e *Error) Transient() bool {
+	if e.Err == nil {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(e.Err, &pgErr) {
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57")
+	}
+	var op *net.OpError
+	if errors.As(e.Err, &op) && op.Op == "remote error" {
+		return false // a TLS alert from the peer: an observation, not a network failure
+	}
+	return errors.Is(e.Err, io.EOF) || errors.Is(e.Err, io.ErrUnexpectedEOF) || errors.Is(e.Err, net.ErrClosed) ||
+		errors.Is(e.Err, syscall.ECONNRESET) || errors.Is(e.Err, syscall.EPIPE) || errors.Is(e.Err, os.ErrDeadlineExceeded) ||
+		errors.Is(e.Err, context.Canceled) || errors.Is(e.Err, context.DeadlineExceeded)
 }
 
 // Unwrap returns ErrNotEncrypted and the cause.

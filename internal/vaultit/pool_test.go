@@ -1,0 +1,83 @@
+package vaultit
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgsecure/pgsecure"
+	vaultsrc "github.com/pgsecure/pgsecure/secrets/vault"
+)
+
+// poolUser returns current_user of a fresh pool connection.
+func poolUser(ctx context.Context, pool *pgxpool.Pool) (string, error) {
+	var user string
+	err := pool.QueryRow(ctx, "SELECT current_user").Scan(&user)
+	return user, err
+}
+
+// buildPool builds a pgsecure pool on the test server fed by src.
+func (e *env) buildPool(t *testing.T, src *vaultsrc.Source) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgsecure.NewBuilder(e.pg.URL("", "", "postgres")).
+		RootCAFile(e.pki.CAFile).
+		Credentials(src).
+		Build(context.Background())
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+func TestPoolRecoversFromRevokedLease(t *testing.T) {
+	e := startVault(t).withPostgres(t)
+	ctx := context.Background()
+	src := e.source(t, "app", "1h", "2h", vaultsrc.WithRevokeOnClose())
+
+	pool := e.buildPool(t, src)
+	before, err := poolUser(ctx, pool)
+	require.NoError(t, err)
+	creds, err := src.Credentials(ctx)
+	require.NoError(t, err)
+	require.Equal(t, creds.User, before, "the pool logs in as the Vault-issued role")
+
+	// Vault revokes the lease: the role is dropped. New connections with the
+	// cached credentials get 28P01; pgsecure invalidates them (reaching the
+	// source's Invalidate) and the pool recovers with a new role.
+	require.NoError(t, e.root.Sys().Revoke(creds.Version))
+	pool.Reset()
+	var after string
+	for attempt := range 2 {
+		after, err = poolUser(ctx, pool)
+		if err == nil {
+			break
+		}
+		require.Zero(t, attempt, "the pool did not recover after invalidating: %v", err)
+		requireRejected(t, err)
+		t.Logf("first connection after the revocation was rejected (28P01); the next one recovered")
+	}
+	require.NoError(t, err)
+	assert.NotEqual(t, before, after)
+	fresh, err := src.Credentials(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, fresh.User, after)
+	assert.NotEqual(t, creds.Version, fresh.Version)
+}
+
+func TestBuildRetriesWithNewLeaseAfterRevocation(t *testing.T) {
+	e := startVault(t).withPostgres(t)
+	ctx := context.Background()
+	src := e.source(t, "app", "1h", "2h", vaultsrc.WithRevokeOnClose())
+
+	// The source holds a lease that Vault has already revoked.
+	stale, err := src.Credentials(ctx)
+	require.NoError(t, err)
+	require.NoError(t, e.root.Sys().Revoke(stale.Version))
+
+	pool := e.buildPool(t, src)
+	user, err := poolUser(ctx, pool)
+	require.NoError(t, err)
+	assert.NotEqual(t, stale.User, user, "Build invalidated the rejected lease and retried with a new one")
+}

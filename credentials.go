@@ -85,7 +85,7 @@ func (h *credHook) fetch(ctx context.Context) (secrets.Credentials, error) {
 		h.events.emit(Event{Kind: EventSecretFailed, Source: h.name, Err: err})
 		return secrets.Credentials{}, fmt.Errorf("pgsecure: credentials from %s: %w", h.name, err)
 	}
-	if prev := h.last.Swap(&c); prev == nil || prev.Version != c.Version || prev.Password != c.Password {
+	if prev := h.last.Swap(&c); prev == nil || prev.Version != c.Version || !prev.Password.Equal(c.Password) {
 		h.events.emit(Event{Kind: EventSecretFetched, Source: h.name, Expires: c.Expires})
 	}
 	return c, nil

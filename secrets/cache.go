@@ -2,7 +2,6 @@ package secrets
 
 import (
 	"context"
-	"crypto/subtle"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -175,8 +174,8 @@ func (c *Cache) fetch(ctx context.Context, call *fetchCall, gen uint64) {
 	}
 	c.flight = nil
 	c.mu.Unlock()
+	log() // before waking the callers, so a log line never trails their result
 	close(call.done)
-	log()
 }
 
 // stored caches fresh credentials; c.mu is held. It returns the log call.
@@ -271,7 +270,7 @@ func (c *Cache) Invalidate(rejected Credentials) {
 }
 
 func sameGeneration(a, b Credentials) bool {
-	return a.Version == b.Version && subtle.ConstantTimeCompare([]byte(a.Password), []byte(b.Password)) == 1
+	return a.Version == b.Version && a.Password.Equal(b.Password)
 }
 
 // Close implements Closer by closing the source if it is a Closer.

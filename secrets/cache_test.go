@@ -193,7 +193,7 @@ func TestCacheInvalidate(t *testing.T) {
 	assert.Empty(t, src.invalidated, "a stale invalidation is not forwarded")
 
 	sameVersionOtherPassword := v1
-	sameVersionOtherPassword.Password = "other"
+	sameVersionOtherPassword.Password = NewSecret("other")
 	c.Invalidate(sameVersionOtherPassword)
 	got, _ = c.Credentials(t.Context())
 	assert.Equal(t, "v1", got.Version, "the password must match too")

@@ -13,7 +13,7 @@ import (
 func TestChainFallsThroughOnlyOnNotFound(t *testing.T) {
 	missing := EnvFrom(mapLookup(nil))
 	file := File(t.TempDir() + "/absent")
-	good := Static(Credentials{User: "app", Password: testSecret, Source: "static"})
+	good := Static(Credentials{User: "app", Password: NewSecret(testSecret), Source: "static"})
 
 	c, err := Chain(missing, file, good).Credentials(t.Context())
 	require.NoError(t, err)

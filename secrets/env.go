@@ -46,7 +46,7 @@ func (s *envSource) Credentials(ctx context.Context) (Credentials, error) {
 		val, _ := s.lookup(s.prefix + v)
 		return val
 	}
-	c := Credentials{User: get("PGUSER"), Password: Secret(get("PGPASSWORD")), Host: get("PGHOST"),
+	c := Credentials{User: get("PGUSER"), Password: NewSecret(get("PGPASSWORD")), Host: get("PGHOST"),
 		Database: get("PGDATABASE"), Source: s.name}
 	for _, v := range []string{"PGUSER", "PGPASSWORD"} {
 		if get(v) == "" {

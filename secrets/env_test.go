@@ -16,7 +16,7 @@ func TestEnvFromLookup(t *testing.T) {
 		"PGPORT": "6432", "PGDATABASE": "appdb", "PGSSLMODE": "disable"}
 	c, err := EnvFrom(mapLookup(vars)).Credentials(t.Context())
 	require.NoError(t, err)
-	assert.Equal(t, Credentials{User: "app", Password: testSecret, Host: "/var/run/postgresql", Port: 6432,
+	assert.Equal(t, Credentials{User: "app", Password: NewSecret(testSecret), Host: "/var/run/postgresql", Port: 6432,
 		Database: "appdb", Source: "env"}, c, "a unix socket host is passed through")
 }
 

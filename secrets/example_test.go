@@ -10,7 +10,7 @@ import (
 )
 
 func ExampleCredentials() {
-	c := secrets.Credentials{User: "app", Password: "correct horse battery staple", Host: "db.example.com", Port: 5432}
+	c := secrets.Credentials{User: "app", Password: secrets.NewSecret("correct horse battery staple"), Host: "db.example.com", Port: 5432}
 	fmt.Println(c)
 	fmt.Printf("%#v\n", c.Password)
 	// Output:
@@ -54,7 +54,7 @@ func ExampleOpen() {
 
 func ExampleNewCache() {
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	src := secrets.Static(secrets.Credentials{User: "app", Password: "s3cr3t", Version: "lease-1", Expires: now.Add(time.Hour)})
+	src := secrets.Static(secrets.Credentials{User: "app", Password: secrets.NewSecret("s3cr3t"), Version: "lease-1", Expires: now.Add(time.Hour)})
 	cache := secrets.NewCache(src, secrets.CacheOptions{Now: func() time.Time { return now }, Jitter: -1})
 	c, _ := cache.Credentials(context.Background())
 	fmt.Println(c.Version, c.Password)

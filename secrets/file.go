@@ -158,7 +158,7 @@ func (s *fileSource) Credentials(ctx context.Context) (Credentials, error) {
 		return s.good, nil
 	}
 	c.Source, c.Version = s.name, s.good.Version
-	if !s.hasGood || c != s.good {
+	if !s.hasGood || !c.Equal(s.good) {
 		s.gen++
 		c.Version = strconv.FormatUint(s.gen, 10)
 	}
@@ -193,11 +193,12 @@ func parseJSON(b []byte, source string) (Credentials, error) {
 		return invalid("is not a JSON object")
 	}
 	var c Credentials
+	var password string
 	var err error
 	fields := []struct {
 		dst  *string
 		keys []string
-	}{{&c.User, []string{"username", "user"}}, {(*string)(&c.Password), []string{"password"}},
+	}{{&c.User, []string{"username", "user"}}, {&password, []string{"password"}},
 		{&c.Host, []string{"host"}}, {&c.Database, []string{"dbname", "database"}}}
 	for _, f := range fields {
 		if *f.dst, err = jsonString(m, f.keys...); err != nil {
@@ -210,9 +211,10 @@ func parseJSON(b []byte, source string) (Credentials, error) {
 	if c.User == "" {
 		return invalid("field \"username\" is missing or empty")
 	}
-	if c.Password == "" {
+	if password == "" {
 		return invalid("field \"password\" is missing or empty")
 	}
+	c.Password = NewSecret(password)
 	return c, nil
 }
 

@@ -32,7 +32,7 @@ func TestFileDirectory(t *testing.T) {
 	writeFile(t, dir+"/database", "appdb")
 	c, err := File(dir).Credentials(t.Context())
 	require.NoError(t, err)
-	assert.Equal(t, Credentials{User: "app", Password: testSecret, Host: "db.internal", Port: 6432, Database: "appdb",
+	assert.Equal(t, Credentials{User: "app", Password: NewSecret(testSecret), Host: "db.internal", Port: 6432, Database: "appdb",
 		Version: "1", Source: "file:" + dir}, c)
 }
 
@@ -132,7 +132,7 @@ func TestFileJSON(t *testing.T) {
 	writeFile(t, path, `{"username":"app","password":"`+testSecret+`","host":"db.example.com","port":5432,"dbname":"app","engine":"postgres"}`)
 	c, err := File(path).Credentials(t.Context())
 	require.NoError(t, err)
-	assert.Equal(t, Credentials{User: "app", Password: testSecret, Host: "db.example.com", Port: 5432, Database: "app",
+	assert.Equal(t, Credentials{User: "app", Password: NewSecret(testSecret), Host: "db.example.com", Port: 5432, Database: "app",
 		Version: "1", Source: "file:" + path}, c)
 
 	_, err = File(path, WithPasswordFile("pw")).Credentials(t.Context())
@@ -202,12 +202,12 @@ func TestParseJSON(t *testing.T) {
 		want     Credentials
 	}{
 		{"rds shape", `{"username":"app","password":"pw","engine":"postgres","host":"h","port":5432,"dbname":"d","dbInstanceIdentifier":"x"}`,
-			Credentials{User: "app", Password: "pw", Host: "h", Port: 5432, Database: "d"}},
-		{"aliases", `{"user":"app","password":"pw","database":"d"}`, Credentials{User: "app", Password: "pw", Database: "d"}},
-		{"both aliases agree", `{"user":"app","username":"app","password":"pw"}`, Credentials{User: "app", Password: "pw"}},
-		{"port as string", `{"username":"app","password":"pw","port":"6432"}`, Credentials{User: "app", Password: "pw", Port: 6432}},
-		{"empty port string", `{"username":"app","password":"pw","port":""}`, Credentials{User: "app", Password: "pw"}},
-		{"nulls", `{"username":"app","password":"pw","host":null,"port":null}`, Credentials{User: "app", Password: "pw"}},
+			Credentials{User: "app", Password: NewSecret("pw"), Host: "h", Port: 5432, Database: "d"}},
+		{"aliases", `{"user":"app","password":"pw","database":"d"}`, Credentials{User: "app", Password: NewSecret("pw"), Database: "d"}},
+		{"both aliases agree", `{"user":"app","username":"app","password":"pw"}`, Credentials{User: "app", Password: NewSecret("pw")}},
+		{"port as string", `{"username":"app","password":"pw","port":"6432"}`, Credentials{User: "app", Password: NewSecret("pw"), Port: 6432}},
+		{"empty port string", `{"username":"app","password":"pw","port":""}`, Credentials{User: "app", Password: NewSecret("pw")}},
+		{"nulls", `{"username":"app","password":"pw","host":null,"port":null}`, Credentials{User: "app", Password: NewSecret("pw")}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := ParseJSON([]byte(tc.in))

@@ -72,7 +72,7 @@ func (s *fileSource) read(isDir bool) (Credentials, error) {
 		}
 		vals[f] = v
 	}
-	c := Credentials{User: vals[fieldUser], Password: Secret(vals[fieldPassword]), Host: vals[fieldHost], Database: vals[fieldDatabase]}
+	c := Credentials{User: vals[fieldUser], Password: NewSecret(vals[fieldPassword]), Host: vals[fieldHost], Database: vals[fieldDatabase]}
 	if p := strings.TrimSpace(vals[fieldPort]); p != "" {
 		port, ok := parsePort(p)
 		if !ok {

@@ -72,7 +72,7 @@ func (s *scripted) Close(context.Context) error {
 
 // creds returns generation n of the test credentials.
 func creds(n int64, expires time.Time) Credentials {
-	return Credentials{User: "app", Password: Secret(testSecret + string(rune('a'+n))), Expires: expires,
+	return Credentials{User: "app", Password: NewSecret(testSecret + string(rune('a'+n))), Expires: expires,
 		Version: "v" + string(rune('0'+n)), Source: "scripted"}
 }
 

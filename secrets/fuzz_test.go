@@ -14,7 +14,7 @@ func FuzzParseJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := ParseJSON(b)
 		if err == nil {
-			if c.User == "" || c.Password == "" {
+			if c.User == "" || c.Password.IsZero() {
 				t.Fatalf("accepted credentials without user or password: %v", c)
 			}
 			return

@@ -98,7 +98,7 @@ func TestRegister(t *testing.T) {
 	var got *url.URL
 	registerForTest(t, "Test-Reg+x", func(_ context.Context, u *url.URL) (Source, error) {
 		got = u
-		return Static(Credentials{User: u.User.Username(), Password: "pw"}), nil
+		return Static(Credentials{User: u.User.Username(), Password: NewSecret("pw")}), nil
 	})
 	assert.True(t, slices.IsSorted(Schemes()))
 	assert.Subset(t, Schemes(), []string{"env", "file", "test-reg+x"})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,7 +37,7 @@ func TestRedaction(t *testing.T) {
 	t.Setenv("PGPASSWORD", testSecret)
 
 	clock := newClock()
-	static := Static(Credentials{User: "app", Password: testSecret, Expires: clock.Now().Add(time.Minute)})
+	static := Static(Credentials{User: "app", Password: NewSecret(testSecret), Expires: clock.Now().Add(time.Minute)})
 	cacheOpts := CacheOptions{Now: clock.Now, Logger: log, Name: "cached"}
 	cache := NewCache(static, cacheOpts)
 	fileOpts := []FileOption{WithLogger(log), WithPasswordFile("password")}
@@ -61,7 +62,7 @@ func TestRedaction(t *testing.T) {
 	collect := func(_ Credentials, err error) { errs = append(errs, err) }
 	collect(EnvFrom(mapLookup(map[string]string{"PGUSER": "app", "PGPASSWORD": testSecret, "PGPORT": testSecret})).Credentials(t.Context()))
 	collect(EnvFrom(mapLookup(map[string]string{"PGPASSWORD": testSecret})).Credentials(t.Context()))
-	collect(Static(Credentials{Password: testSecret}).Credentials(t.Context()))
+	collect(Static(Credentials{Password: NewSecret(testSecret)}).Credentials(t.Context()))
 	for _, doc := range []string{`{"username":"app","password":"` + testSecret + `"`, `{"password":"` + testSecret + `"}`,
 		`{"username":"` + testSecret + `","user":"x","password":"` + testSecret + `"}`, `"` + testSecret + `"`,
 		`{"username":"app","password":"` + testSecret + `","port":"` + testSecret + `"}`, `{"username":"app","password":` + testSecret + `}`} {
@@ -91,4 +92,19 @@ func TestRedaction(t *testing.T) {
 		assertRedacted(t, fmt.Sprintf("error %d", i), err)
 	}
 	assert.NotContains(t, logs.String(), testSecret)
+}
+
+// TestRedactionInsideCallersUnexportedFields: fmt cannot call methods on
+// unexported fields, so a Secret must not hold its value directly.
+func TestRedactionInsideCallersUnexportedFields(t *testing.T) {
+	type holder struct {
+		creds  Credentials
+		secret Secret
+	}
+	h := holder{creds: Credentials{User: "app", Password: NewSecret(testSecret)}, secret: NewSecret(testSecret)}
+	for _, out := range []string{fmt.Sprintf("%v", h), fmt.Sprintf("%+v", h), fmt.Sprintf("%#v", h), fmt.Sprint([]any{h})} {
+		if strings.Contains(out, testSecret) {
+			t.Fatalf("secret printed through an unexported field: %s", out)
+		}
+	}
 }

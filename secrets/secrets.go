@@ -12,6 +12,7 @@ package secrets
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -44,12 +45,33 @@ var (
 	ErrUnknownScheme = errors.New("pgsecure/secrets: unknown secret source scheme")
 )
 
-// Secret is a string that never prints itself. Use Reveal to get the value.
-type Secret string
+// Secret is a value that never prints itself. Use Reveal to get it.
+//
+// It holds the value behind a pointer, so even where fmt cannot call its
+// methods (a Secret or Credentials in an unexported field of the caller's
+// struct, printed with %v) only an address is shown, never the value. The
+// zero Secret is empty.
+type Secret struct{ v *string }
+
+// NewSecret wraps a value.
+func NewSecret(value string) Secret { return Secret{v: &value} }
 
 // Reveal returns the secret value. Call it only where the value is consumed
 // (e.g. when handing the password to the driver).
-func (s Secret) Reveal() string { return string(s) }
+func (s Secret) Reveal() string {
+	if s.v == nil {
+		return ""
+	}
+	return *s.v
+}
+
+// IsZero reports whether the secret is empty.
+func (s Secret) IsZero() bool { return s.Reveal() == "" }
+
+// Equal compares two secrets in constant time (for equal lengths).
+func (s Secret) Equal(o Secret) bool {
+	return subtle.ConstantTimeCompare([]byte(s.Reveal()), []byte(o.Reveal())) == 1
+}
 
 // String implements fmt.Stringer with a redaction marker.
 func (s Secret) String() string { return Redacted }
@@ -86,6 +108,13 @@ type Credentials struct {
 	// Source names where the credentials came from, for logs and errors
 	// (e.g. "env", "file:/run/secrets/db", "vault:database/creds/app").
 	Source string
+}
+
+// Equal reports whether two credentials are the same in every field (the
+// password compared in constant time).
+func (c Credentials) Equal(o Credentials) bool {
+	return c.User == o.User && c.Password.Equal(o.Password) && c.Host == o.Host && c.Port == o.Port &&
+		c.Database == o.Database && c.Expires.Equal(o.Expires) && c.Version == o.Version && c.Source == o.Source
 }
 
 // String implements fmt.Stringer without the password.

@@ -22,7 +22,7 @@ func (s *staticSource) Credentials(ctx context.Context) (Credentials, error) {
 	if ctx.Err() != nil {
 		return Credentials{}, ctxError(s.name, ctx)
 	}
-	if s.c.User == "" || s.c.Password == "" {
+	if s.c.User == "" || s.c.Password.IsZero() {
 		return Credentials{}, newError(ErrInvalid, s.name, "static credentials need both User and Password", nil)
 	}
 	return s.c, nil

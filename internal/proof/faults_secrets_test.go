@@ -78,7 +78,7 @@ func (b *backend) fetchCount() int {
 func newBackend(password, version string, lifetime time.Duration) (*backend, *fakeClock) {
 	clock := &fakeClock{now: time.Now()}
 	return &backend{
-		creds:    secrets.Credentials{User: appUser, Password: secrets.Secret(password), Version: version},
+		creds:    secrets.Credentials{User: appUser, Password: secrets.NewSecret(password), Version: version},
 		lifetime: lifetime, clock: clock,
 	}, clock
 }
@@ -159,7 +159,7 @@ func TestFaultPasswordRotated(t *testing.T) {
 	defer pool.Close()
 	rotate := func(pw, version string) {
 		pg.Exec(t, fmt.Sprintf("ALTER ROLE %s PASSWORD '%s'", appUser, pw))
-		src.set(func(b *backend) { b.creds.Password, b.creds.Version = secrets.Secret(pw), version })
+		src.set(func(b *backend) { b.creds.Password, b.creds.Version = secrets.NewSecret(pw), version })
 		pool.Reset()
 	}
 

@@ -47,7 +47,7 @@ func TestKVCustomFields(t *testing.T) {
 	creds, err := src.Credentials(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, secrets.Credentials{
-		User: "svc", Password: "pw", Host: "db.internal", Port: 5433, Database: "orders",
+		User: "svc", Password: secrets.NewSecret("pw"), Host: "db.internal", Port: 5433, Database: "orders",
 		Version: "1", Source: "vault:secret/data/custom",
 	}, creds)
 

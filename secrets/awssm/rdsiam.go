@@ -64,7 +64,7 @@ func (s *iamSource) credentials(ctx context.Context) (secrets.Credentials, error
 	}
 	return secrets.Credentials{
 		User:     s.user,
-		Password: secrets.Secret(token),
+		Password: secrets.NewSecret(token),
 		Host:     s.host,
 		Port:     s.port,
 		Expires:  issued.Add(TokenLifetime),

@@ -144,7 +144,7 @@ func (s *smSource) parse(value []byte, version string) (secrets.Credentials, err
 		if s.opts.user == "" {
 			return secrets.Credentials{}, misconfigured(s.name, "version "+version+" is a plain string, not JSON: name the database user with WithUser (URI: ?user=) or store the RDS JSON document")
 		}
-		return secrets.Credentials{User: s.opts.user, Password: secrets.Secret(value)}, nil
+		return secrets.Credentials{User: s.opts.user, Password: secrets.NewSecret(string(value))}, nil
 	}
 	c, err := secrets.ParseJSON(trimmed)
 	if err != nil {

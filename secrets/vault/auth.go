@@ -40,7 +40,7 @@ type Auth struct {
 }
 
 // TokenAuth uses a fixed Vault token. A rejected token is not retried.
-func TokenAuth(token string) Auth { return Auth{method: "token", token: secrets.Secret(token)} }
+func TokenAuth(token string) Auth { return Auth{method: "token", token: secrets.NewSecret(token)} }
 
 // TokenFileAuth reads the Vault token from a file (as written by Vault
 // Agent) at every login; when Vault rejects the token the file is read again.
@@ -52,7 +52,7 @@ func EnvTokenAuth() Auth { return Auth{method: "token", tokenEnv: true} }
 
 // AppRoleAuth logs in with the AppRole method mounted at auth/approle.
 func AppRoleAuth(roleID, secretID string) Auth {
-	return Auth{method: "approle", mount: "approle", roleID: roleID, secretID: secrets.Secret(secretID)}
+	return Auth{method: "approle", mount: "approle", roleID: roleID, secretID: secrets.NewSecret(secretID)}
 }
 
 // AppRoleFileAuth logs in with AppRole, reading the role ID and the secret
@@ -108,14 +108,14 @@ func (a Auth) validate() error {
 	var missing string
 	switch a.method {
 	case "token":
-		if a.token == "" && a.tokenFile == "" && !a.tokenEnv {
+		if a.token.IsZero() && a.tokenFile == "" && !a.tokenEnv {
 			missing = "a token"
 		}
 	case "approle":
 		switch {
 		case a.roleID == "" && a.roleIDFile == "":
 			missing = "a role ID"
-		case a.secretID == "" && a.secretIDFile == "":
+		case a.secretID.IsZero() && a.secretIDFile == "":
 			missing = "a secret ID"
 		}
 	case "kubernetes":

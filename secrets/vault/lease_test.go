@@ -54,7 +54,7 @@ func leaseSource(t *testing.T, now *time.Time) (*Source, *lease) {
 	require.NoError(t, err)
 	s.now = func() time.Time { return *now }
 	l := &lease{id: "database/creds/app/L1", ttl: 100 * time.Second,
-		creds: secrets.Credentials{User: "u1", Password: "p1", Version: "database/creds/app/L1", Expires: now.Add(100 * time.Second)}}
+		creds: secrets.Credentials{User: "u1", Password: secrets.NewSecret("p1"), Version: "database/creds/app/L1", Expires: now.Add(100 * time.Second)}}
 	s.cur = l
 	return s, l
 }

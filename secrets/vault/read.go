@@ -39,7 +39,7 @@ func (s *Source) readKV(ctx context.Context) (secrets.Credentials, error) {
 			return secrets.Credentials{}, err2
 		}
 	}
-	creds.Password = secrets.Secret(pw)
+	creds.Password = secrets.NewSecret(pw)
 	if creds.Port, err2 = s.port(kv.Data, f.port); err2 != nil {
 		return secrets.Credentials{}, err2
 	}
@@ -108,7 +108,7 @@ func (s *Source) userPassword(sec *api.Secret) (secrets.Credentials, error) {
 	if err != nil {
 		return secrets.Credentials{}, err
 	}
-	return secrets.Credentials{User: user, Password: secrets.Secret(pw), Source: s.String()}, nil
+	return secrets.Credentials{User: user, Password: secrets.NewSecret(pw), Source: s.String()}, nil
 }
 
 // str returns data[key] as a string. The error names the key, never the

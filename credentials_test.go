@@ -34,7 +34,7 @@ func (s *rotatingSource) Credentials(context.Context) (secrets.Credentials, erro
 	if i >= len(s.passwords) {
 		i = len(s.passwords) - 1
 	}
-	c := secrets.Credentials{User: appUser, Password: secrets.Secret(s.passwords[i]), Version: fmt.Sprint(i), Source: "test-store"}
+	c := secrets.Credentials{User: appUser, Password: secrets.NewSecret(s.passwords[i]), Version: fmt.Sprint(i), Source: "test-store"}
 	if s.expires > 0 {
 		c.Expires = time.Now().Add(s.expires)
 	}
@@ -121,7 +121,7 @@ func TestHostFromSource(t *testing.T) {
 	pg, pki := server(t, testutil.LocalServerOptions())
 	t.Setenv("PGHOST", "")
 	t.Setenv("PGPORT", "")
-	src := secrets.Static(secrets.Credentials{User: appUser, Password: appPassword, Host: "localhost", Port: uint16(pg.Port), Database: "postgres"})
+	src := secrets.Static(secrets.Credentials{User: appUser, Password: secrets.NewSecret(appPassword), Host: "localhost", Port: uint16(pg.Port), Database: "postgres"})
 	ctx := ctxT(t)
 	pool, err := pgsecure.NewBuilder("").RootCAFile(pki.CAFile).Credentials(src).Build(ctx)
 	require.NoError(t, err)

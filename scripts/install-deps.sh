@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need that Go modules cannot bring: the PostgreSQL 15
-# server binaries (initdb, pg_ctl, postgres) and psql. Idempotent.
+# server binaries (initdb, pg_ctl, postgres), psql (libpq parity tests) and
+# openssl (key fixtures are cross-checked against it). Idempotent.
 set -euo pipefail
 
 have_server() {
@@ -9,7 +10,7 @@ have_server() {
   command -v initdb >/dev/null 2>&1
 }
 
-if have_server && command -v psql >/dev/null 2>&1; then
+if have_server && command -v psql >/dev/null 2>&1 && command -v openssl >/dev/null 2>&1; then
   exit 0
 fi
 
@@ -22,7 +23,7 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq postgresql postgresql-client >/dev/null
+$SUDO apt-get install -y -qq postgresql postgresql-client openssl >/dev/null
 # The distribution's own cluster is not used by the tests.
 $SUDO systemctl disable --now postgresql >/dev/null 2>&1 || true
 have_server

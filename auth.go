@@ -93,7 +93,7 @@ type authWatch struct {
 	r        io.Reader
 	w        io.Writer
 	policy   authPolicy
-	onReject func() // called on 28P01 (invalid password)
+	onReject func() bool // called on 28P01 (invalid password); true: retry with fresh credentials
 	created  time.Time
 
 	finished atomic.Bool // fast path once AuthenticationOk was seen
@@ -164,8 +164,9 @@ func (w *authWatch) scanServer() error {
 				return err
 			}
 		case 'E':
-			if sqlstate(body) == "28P01" && w.onReject != nil {
-				w.onReject()
+			if sqlstate(body) == "28P01" && w.onReject != nil && w.onReject() {
+				w.done = true
+				return errRetryFresh
 			}
 		}
 	}

@@ -29,6 +29,7 @@ var envFor = map[string]string{
 	"service":                  "PGSERVICE",
 	"channel_binding":          "PGCHANNELBINDING",
 	"require_auth":             "PGREQUIREAUTH",
+	"target_session_attrs":     "PGTARGETSESSIONATTRS",
 }
 
 // refusedKeys are libpq settings pgsecure will not accept, with the reason.

@@ -22,8 +22,10 @@ import (
 // startup; when the credentials expire (a lease, a token), the pool's
 // MaxConnLifetime is lowered below their lifetime. When the server rejects
 // a password (SQLSTATE 28P01), the credentials are invalidated (a rotating
-// source may switch to its pending version) so the next connection fetches
-// fresh ones; Build retries once.
+// source may switch to its pending version) and the connection retries once
+// with freshly fetched ones, within the same Acquire (see retryState); if
+// the source returns the same credentials, or they are rejected again, the
+// server's error is returned.
 //
 // pgsecure does not close src: a source holding leases (secrets.Closer)
 // should be closed by the caller after the pool.
@@ -48,6 +50,7 @@ type credHook struct {
 	e      *enforcer
 	events *eventSink
 	last   atomic.Pointer[secrets.Credentials]
+	retry  bool // add the retry addresses (see retryState)
 }
 
 func (b *Builder) credentialHook(ctx context.Context, cfg *pgxpool.Config) (*credHook, error) {
@@ -113,6 +116,13 @@ func (h *credHook) apply(ctx context.Context, cc *pgx.ConnConfig) error {
 	}
 	if c.Port != 0 {
 		cc.Port = c.Port
+	}
+	if h.retry {
+		base := cc.DialFunc
+		if funcID(base) == guardID {
+			base = h.e.baseDial
+		}
+		h.e.addRetry(cc, base)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgsecure/pgsecure"
 	"github.com/pgsecure/pgsecure/internal/testutil"
 	"github.com/pgsecure/pgsecure/secrets"
@@ -77,15 +78,28 @@ func TestRotatedPasswordInvalidatesAndRetries(t *testing.T) {
 	defer pool.Close()
 	assert.GreaterOrEqual(t, src.calls.Load(), int32(2))
 
-	// Rotate in PostgreSQL and in the store: the next new connection fails
-	// once (28P01 invalidates the cached password), then succeeds.
+	// Rotate in PostgreSQL and in the store: the next new connection meets
+	// 28P01 with the cached password, invalidates it and retries once with
+	// the rotated one, within the same Acquire.
 	src.passwords = append(src.passwords, "rotated-Password-2")
 	pg.Exec(t, "ALTER ROLE "+appUser+" PASSWORD 'rotated-Password-2'")
 	pool.Reset()
+	calls := src.calls.Load()
+	require.NoError(t, pool.Ping(ctx), "the connection retried with the rotated password")
+	assert.Equal(t, calls+1, src.calls.Load(), "exactly one fresh fetch")
+
+	// A password the store does not know either: one failure, no loop.
+	pg.Exec(t, "ALTER ROLE "+appUser+" PASSWORD 'unknown-to-the-store'")
+	pool.Reset()
 	err = pool.Ping(ctx)
 	require.Error(t, err)
-	assert.NotContains(t, err.Error(), appPassword)
-	require.NoError(t, pool.Ping(ctx), "the next connection fetched the rotated password")
+	assert.True(t, isSQLState(err, "28P01"), "the server's rejection is reported: %v", err)
+	assert.NotContains(t, err.Error(), "rotated-Password-2")
+}
+
+func isSQLState(err error, code string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == code
 }
 
 // TestSourceDownAtStartup: Build fails with an error naming the source.

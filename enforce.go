@@ -27,6 +27,8 @@ type enforcer struct {
 	log        func() *slog.Logger
 	events     *eventSink
 	onReject   func(user, password string) // SQLSTATE 28P01 seen for these credentials
+	creds      *credHook                   // when credentials come from a source
+	baseDial   pgconn.DialFunc             // the dialler inside pgsecure's guard
 
 	warned  sync.Map // certificate serial -> struct{}: expiry warnings already given
 	watches watches
@@ -44,6 +46,7 @@ func (e *enforcer) install(cc *pgx.ConnConfig) {
 		cc.SSLNegotiation = "direct"
 	}
 	cc.RequireAuth = e.auth.String()
+	e.baseDial = cc.DialFunc
 	cc.DialFunc = guardDial(cc.DialFunc, e.direct)
 	cc.AfterNetConnect = e.afterNetConnect(cc.AfterNetConnect)
 	cc.ValidateConnect = e.validateConnect(cc.ValidateConnect)
@@ -155,8 +158,12 @@ func (h *netHook) afterNetConnect(ctx context.Context, cfg *pgconn.Config, nc ne
 	}
 	user, password := cfg.User, cfg.Password
 	w := &authWatch{policy: e.auth, created: time.Now()}
+	rs := retryStateOf(tc.NetConn())
 	if e.onReject != nil {
-		w.onReject = func() { e.onReject(user, password) }
+		w.onReject = func() bool {
+			e.onReject(user, password)
+			return rs != nil && e.creds != nil && e.creds.retryWithFresh(ctx, cfg, rs)
+		}
 	}
 	var out net.Conn = tc
 	if h.next != nil {

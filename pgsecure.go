@@ -228,6 +228,8 @@ func (b *Builder) Config(ctx context.Context) (*pgxpool.Config, error) {
 	if creds != nil {
 		creds.e = e
 		e.onReject = creds.rejected
+		e.creds = creds
+		creds.retry = !isPreferStandby(cs)
 	}
 	if b.maxConns != nil {
 		cfg.MaxConns = *b.maxConns
@@ -373,13 +375,14 @@ func (b *Builder) noUnixSockets(cc *pgx.ConnConfig) error {
 // hostEntry is one place pgx may connect to, with its TLS configuration.
 type hostEntry struct {
 	host string
+	port uint16
 	tls  **tls.Config
 }
 
 func hosts(cc *pgx.ConnConfig) []hostEntry {
-	out := []hostEntry{{host: cc.Host, tls: &cc.TLSConfig}}
+	out := []hostEntry{{host: cc.Host, port: cc.Port, tls: &cc.TLSConfig}}
 	for _, fb := range cc.Fallbacks {
-		out = append(out, hostEntry{host: fb.Host, tls: &fb.TLSConfig})
+		out = append(out, hostEntry{host: fb.Host, port: fb.Port, tls: &fb.TLSConfig})
 	}
 	return out
 }
@@ -428,4 +431,10 @@ func (b *Builder) authPolicy(cs *connSettings, cc *pgx.ConnConfig) (authPolicy, 
 func isInvalidPassword(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "28P01"
+}
+
+// isPreferStandby reports target_session_attrs=prefer-standby, whose
+// end-of-list re-dial would collide with the credential retry's addresses.
+func isPreferStandby(cs *connSettings) bool {
+	return cs.get("target_session_attrs").value == "prefer-standby"
 }

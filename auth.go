@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -241,43 +240,4 @@ func sqlstate(body []byte) string {
 		body = body[2+end:]
 	}
 	return ""
-}
-
-// watches hands the per-connection authWatch prepared in AfterNetConnect
-// (which knows the credentials) to BuildFrontend and then ValidateConnect,
-// keyed by the connection. Entries of connections that failed in between are
-// pruned by age.
-type watches struct {
-	mu sync.Mutex
-	m  map[net.Conn]*authWatch
-}
-
-func (ws *watches) put(nc net.Conn, w *authWatch) {
-	ws.mu.Lock()
-	defer ws.mu.Unlock()
-	if ws.m == nil {
-		ws.m = map[net.Conn]*authWatch{}
-	}
-	if len(ws.m) > 64 {
-		for k, v := range ws.m {
-			if time.Since(v.created) > 10*time.Minute {
-				delete(ws.m, k)
-			}
-		}
-	}
-	ws.m[nc] = w
-}
-
-func (ws *watches) get(nc net.Conn) *authWatch {
-	ws.mu.Lock()
-	defer ws.mu.Unlock()
-	return ws.m[nc]
-}
-
-func (ws *watches) take(nc net.Conn) *authWatch {
-	ws.mu.Lock()
-	defer ws.mu.Unlock()
-	w := ws.m[nc]
-	delete(ws.m, nc)
-	return w
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgsecure/pgsecure/verify"
@@ -34,19 +35,24 @@ func (g *dialGuard) dial(ctx context.Context, network, addr string) (net.Conn, e
 			Seen: fmt.Sprintf("network %q is not TCP; pgsecure never uses unix sockets because they cannot carry TLS", network)}
 	}
 	nc, err := g.next(ctx, network, addr)
-	if err != nil || g.direct {
-		return nc, err
+	if err != nil {
+		return nil, err
 	}
-	return &sslAnswerConn{Conn: nc}, nil
+	return &guardedConn{Conn: nc, checked: g.direct}, nil
 }
 
-// sslAnswerConn checks the first byte the server sends.
-type sslAnswerConn struct {
+// guardedConn is the TCP connection under TLS. Before the handshake it
+// checks the first byte the server sends (the SSLRequest answer); it also
+// carries the connection's authentication watch from AfterNetConnect to
+// BuildFrontend and ValidateConnect, so that state lives and dies with the
+// connection.
+type guardedConn struct {
 	net.Conn
-	checked bool
+	checked bool // the SSLRequest answer was checked (or there is none: direct TLS)
+	watch   atomic.Pointer[authWatch]
 }
 
-func (c *sslAnswerConn) Read(p []byte) (int, error) {
+func (c *guardedConn) Read(p []byte) (int, error) {
 	if c.checked || len(p) == 0 {
 		return c.Conn.Read(p)
 	}
@@ -69,4 +75,20 @@ func (c *sslAnswerConn) Read(p []byte) (int, error) {
 }
 
 // NetConn returns the wrapped connection.
-func (c *sslAnswerConn) NetConn() net.Conn { return c.Conn }
+func (c *guardedConn) NetConn() net.Conn { return c.Conn }
+
+// guardedUnder finds pgsecure's guardedConn under nc (through *tls.Conn and
+// wrappers that expose NetConn), or nil.
+func guardedUnder(nc any) *guardedConn {
+	for range 6 {
+		switch c := nc.(type) {
+		case *guardedConn:
+			return c
+		case interface{ NetConn() net.Conn }:
+			nc = c.NetConn()
+		default:
+			return nil
+		}
+	}
+	return nil
+}

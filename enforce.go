@@ -30,8 +30,7 @@ type enforcer struct {
 	creds      *credHook                   // when credentials come from a source
 	baseDial   pgconn.DialFunc             // the dialler inside pgsecure's guard
 
-	warned  sync.Map // certificate serial -> struct{}: expiry warnings already given
-	watches watches
+	warned sync.Map // certificate serial -> struct{}: expiry warnings already given
 }
 
 // install puts pgsecure's TLS configuration on every host and wraps the
@@ -120,8 +119,8 @@ type frontendHook struct {
 // feedback is used, so the policy holds either way.
 func (h *frontendHook) buildFrontend(r io.Reader, w io.Writer) *pgproto3.Frontend {
 	var aw *authWatch
-	if nc, ok := w.(net.Conn); ok {
-		aw = h.e.watches.get(nc)
+	if g := guardedUnder(w); g != nil {
+		aw = g.watch.Load()
 	}
 	if aw == nil {
 		aw = &authWatch{policy: h.e.auth, created: time.Now()}
@@ -171,7 +170,9 @@ func (h *netHook) afterNetConnect(ctx context.Context, cfg *pgconn.Config, nc ne
 			out = tc
 		}
 	}
-	e.watches.put(out, w)
+	if g := guardedUnder(tc); g != nil {
+		g.watch.Store(w)
+	}
 	return out, err
 }
 
@@ -194,7 +195,8 @@ func (h *validateHook) validateConnect(ctx context.Context, pgConn *pgconn.PgCon
 		e.refused(ctx, err)
 		return err
 	}
-	if w := e.watches.take(pgConn.Conn()); w != nil {
+	if g := guardedUnder(pgConn.Conn()); g != nil && g.watch.Load() != nil {
+		w := g.watch.Load()
 		method, mech := w.observation()
 		verify.Update(pgConn, func(r *verify.Report) { r.AuthMethod, r.SASLMechanism = method, mech })
 		r.AuthMethod, r.SASLMechanism = method, mech

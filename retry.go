@@ -81,15 +81,10 @@ func (c *retryConn) NetConn() net.Conn { return c.Conn }
 
 // retryStateOf finds the retry state under a connection pgsecure dialled.
 func retryStateOf(nc net.Conn) *retryState {
-	for i := 0; i < 4 && nc != nil; i++ {
-		if rc, ok := nc.(*retryConn); ok {
+	if g := guardedUnder(nc); g != nil {
+		if rc, ok := g.Conn.(*retryConn); ok {
 			return rc.rs
 		}
-		u, ok := nc.(interface{ NetConn() net.Conn })
-		if !ok {
-			return nil
-		}
-		nc = u.NetConn()
 	}
 	return nil
 }

@@ -161,6 +161,35 @@ func BenchmarkConnect(b *testing.B) {
 	})
 }
 
+// BenchmarkConnectFirstQuery is BenchmarkConnect plus the application's
+// first query (SELECT 1) on the new connection: what a service sees when the
+// pool grows. A new backend's first query pays catalog warm-up either way;
+// pgsecure's check has paid part of it already.
+func BenchmarkConnectFirstQuery(b *testing.B) {
+	e := setup(b)
+	run := func(b *testing.B, pool *pgxpool.Pool) {
+		defer pool.Close()
+		ctx := context.Background()
+		for b.Loop() {
+			c, err := pool.Acquire(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var one int
+			if err := c.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+				b.Fatal(err)
+			}
+			if err := c.Hijack().Close(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	runImpls(b, []impl{
+		{"raw", func(b *testing.B) { run(b, e.rawPool(b, 1, nil)) }},
+		{"pgsecure", func(b *testing.B) { run(b, e.securePool(b, 1)) }},
+	})
+}
+
 // impl is one side of a comparison.
 type impl struct {
 	name string

@@ -397,3 +397,25 @@ func TestBuildErrorIsActionableWithoutServer(t *testing.T) {
 	assert.True(t, strings.Contains(err.Error(), "refused") || strings.Contains(err.Error(), "connect"), err.Error())
 	assert.NotContains(t, err.Error(), appPassword)
 }
+
+// TestEverythingFromPGEnvironment: NewBuilder("") takes host, port,
+// database, user, password, sslmode and sslrootcert from libpq's PG*
+// variables.
+func TestEverythingFromPGEnvironment(t *testing.T) {
+	pg, pki := server(t, testutil.LocalServerOptions())
+	for k, v := range map[string]string{
+		"PGHOST": "localhost", "PGPORT": fmt.Sprint(pg.Port), "PGDATABASE": "postgres", "PGUSER": appUser,
+		"PGPASSWORD": appPassword, "PGSSLMODE": "verify-full", "PGSSLROOTCERT": pki.CAFile,
+	} {
+		t.Setenv(k, v)
+	}
+	ctx := ctxT(t)
+	pool, err := pgsecure.NewBuilder("").Build(ctx)
+	require.NoError(t, err)
+	defer pool.Close()
+	var user string
+	require.NoError(t, pool.QueryRow(ctx, "SELECT current_user").Scan(&user))
+	assert.Equal(t, appUser, user)
+	ssl, _ := serverSaysSSL(t, ctx, pool)
+	assert.True(t, ssl)
+}

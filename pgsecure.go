@@ -183,7 +183,7 @@ func (b *Builder) Build(ctx context.Context) (*pgxpool.Pool, error) {
 // pgxpool.NewWithConfig.
 //
 // The checks live on the ConnConfig (TLSConfig of every host, DialFunc,
-// AfterNetConnect, ValidateConnect) and hold even if the pool-level
+// AfterNetConnect, ValidateConnect, BuildFrontend) and hold even if the pool-level
 // BeforeConnect/AfterConnect are replaced. A DialFunc, AfterNetConnect or
 // ValidateConnect you set on the returned ConnConfig is chained after
 // pgsecure's checks at connect time (your AfterNetConnect receives a

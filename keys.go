@@ -198,10 +198,11 @@ var pbes2Ciphers = map[string]pbeCipher{
 }
 
 // Limits on the work a key file may ask for, far above what OpenSSL writes
-// (PBKDF2: 2048 iterations; scrypt: N=16384, r=8, p=1).
-const (
+// (PBKDF2: 2048 iterations; scrypt: N=16384, r=8, p=1, i.e. 16 MiB). They are
+// variables only so that the fuzz test can lower them.
+var (
 	maxPBKDF2Iterations = 10_000_000
-	maxScryptWork       = 1 << 30 // 128·N·r·p: bytes of memory when p=1
+	maxScryptWork       = 1 << 28 // 128·N·r·p: bytes of memory when p=1
 )
 
 type encryptedPrivateKeyInfo struct {
@@ -308,7 +309,7 @@ func deriveKey(kdf pkix.AlgorithmIdentifier, pass []byte, keyLen int) ([]byte, e
 			return nil, err
 		}
 		if p.N < 2 || p.R < 1 || p.P < 1 || p.N > maxScryptWork/128/p.R/p.P {
-			return nil, fmt.Errorf("scrypt parameters N=%d r=%d p=%d ask for more work than pgsecure allows (128·N·r·p at most 1 GiB)", p.N, p.R, p.P)
+			return nil, fmt.Errorf("scrypt parameters N=%d r=%d p=%d ask for more work than pgsecure allows (128·N·r·p at most %d MiB)", p.N, p.R, p.P, maxScryptWork>>20)
 		}
 		return scrypt.Key(pass, p.Salt, p.N, p.R, p.P, keyLen)
 	}

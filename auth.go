@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // ErrInsecureAuth is wrapped when the server asks for an authentication
@@ -33,8 +32,7 @@ var allAuthMethods = []string{AuthSCRAM, AuthMD5, AuthPassword, AuthNone, AuthGS
 
 // authPolicy is the set of authentication methods a connection may use.
 type authPolicy struct {
-	allowed  []string
-	explicit bool // set by the user (require_auth), not the default
+	allowed []string
 }
 
 // parseRequireAuth reads libpq's require_auth: a list of methods, or a list
@@ -69,7 +67,6 @@ func parseRequireAuth(s string) (authPolicy, error) {
 	if len(out.allowed) == 0 {
 		return authPolicy{}, errors.New("no method left")
 	}
-	out.explicit = true
 	return out, nil
 }
 
@@ -93,7 +90,6 @@ type authWatch struct {
 	w        io.Writer
 	policy   authPolicy
 	onReject func() bool // called on 28P01 (invalid password); true: retry with fresh credentials
-	created  time.Time
 
 	finished atomic.Bool // fast path once AuthenticationOk was seen
 	mu       sync.Mutex

@@ -123,7 +123,7 @@ func (h *frontendHook) buildFrontend(r io.Reader, w io.Writer) *pgproto3.Fronten
 		aw = g.watch.Load()
 	}
 	if aw == nil {
-		aw = &authWatch{policy: h.e.auth, created: time.Now()}
+		aw = &authWatch{policy: h.e.auth}
 	}
 	aw.r, aw.w = r, w
 	return h.next(aw, aw)
@@ -156,7 +156,7 @@ func (h *netHook) afterNetConnect(ctx context.Context, cfg *pgconn.Config, nc ne
 		return nc, err
 	}
 	user, password := cfg.User, cfg.Password
-	w := &authWatch{policy: e.auth, created: time.Now()}
+	w := &authWatch{policy: e.auth}
 	rs := retryStateOf(tc.NetConn())
 	if e.onReject != nil {
 		w.onReject = func() bool {

@@ -12,7 +12,7 @@ import (
 
 // Startup packet codes of the PostgreSQL frontend/backend protocol.
 const (
-	protocolV3        = 3<<16 | 0       // StartupMessage, protocol 3.0
+	protocolV3        = 3 << 16         // StartupMessage, protocol 3.0 (minor version 0)
 	sslRequestCode    = 1234<<16 | 5679 // SSLRequest
 	gssEncRequestCode = 1234<<16 | 5680 // GSSENCRequest
 	maxStartupLen     = 10000

@@ -111,7 +111,7 @@ func classify(op, path string, err error) error {
 	case errors.As(err, &re) && unknownRole(re):
 		kind, hint = secrets.ErrNotFound, "no such role: check the mount and role name"
 	case errors.As(err, &re):
-		kind, hint = classifyStatus(op, re.StatusCode)
+		hint, kind = classifyStatus(op, re.StatusCode)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		hint = "the request was cancelled or timed out"
 	default:
@@ -123,21 +123,22 @@ func classify(op, path string, err error) error {
 	return &Error{Op: op, Path: path, Kind: kind, Hint: hint, Err: err}
 }
 
-func classifyStatus(op string, code int) (error, string) {
+// classifyStatus returns the hint and the sentinel (kind) for an HTTP status.
+func classifyStatus(op string, code int) (string, error) {
 	switch {
 	case code == http.StatusNotFound:
-		return secrets.ErrNotFound, "check the mount and path"
+		return "check the mount and path", secrets.ErrNotFound
 	case code == http.StatusUnauthorized || code == http.StatusForbidden:
 		if op == "login" {
-			return ErrDenied, "check the role and its credentials"
+			return "check the role and its credentials", ErrDenied
 		}
-		return ErrDenied, "the token's policy must allow this path; the token may have expired"
+		return "the token's policy must allow this path; the token may have expired", ErrDenied
 	case code == http.StatusBadRequest && op == "login":
-		return ErrDenied, "check the role and its credentials"
+		return "check the role and its credentials", ErrDenied
 	case code == http.StatusTooManyRequests || code >= 500:
-		return secrets.ErrUnavailable, "Vault is sealed, overloaded or failing; retry later"
+		return "Vault is sealed, overloaded or failing; retry later", secrets.ErrUnavailable
 	default:
-		return secrets.ErrInvalid, "Vault rejected the request"
+		return "Vault rejected the request", secrets.ErrInvalid
 	}
 }
 

@@ -116,7 +116,7 @@ func uriAddress(u *url.URL) (string, error) {
 
 func uriAuth(q map[string]string) (Auth, error) {
 	var a Auth
-	allowed := []string{}
+	var allowed []string
 	switch method := q["auth"]; method {
 	case "", "token":
 		a, allowed = EnvTokenAuth(), []string{"token_file"}

@@ -85,25 +85,18 @@ type pairNames struct {
 
 // loadClientPair parses and cross-checks a certificate chain and its key.
 func loadClientPair(certPEM, keyPEM []byte, passphrase func() ([]byte, error), n pairNames) (*tls.Certificate, error) {
-	var chain [][]byte
-	var leaf *x509.Certificate
-	for rest := certPEM; ; {
-		c, next, err := nextPEMCert(rest)
-		if err != nil {
-			return nil, &ConfigError{Setting: n.certSetting, Problem: "cannot use the " + n.cert, Err: err}
-		}
-		if c == nil {
-			break
-		}
-		if leaf == nil {
-			leaf = c
-		}
-		chain = append(chain, c.Raw)
-		rest = next
+	certs, err := parsePEMCerts(certPEM)
+	if err != nil {
+		return nil, &ConfigError{Setting: n.certSetting, Problem: "cannot use the " + n.cert, Err: err}
 	}
-	if leaf == nil {
+	if len(certs) == 0 {
 		return nil, configErr(n.certSetting, "", "the "+n.cert+" contains no PEM \"CERTIFICATE\" block",
 			"a DER file can be converted with: openssl x509 -inform der -in FILE -out FILE.pem")
+	}
+	leaf := certs[0]
+	chain := make([][]byte, len(certs))
+	for i, c := range certs {
+		chain[i] = c.Raw
 	}
 	key, err := parsePrivateKeyPEM(keyPEM, passphrase)
 	if err != nil {

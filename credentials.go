@@ -67,12 +67,8 @@ func (b *Builder) credentialHook(ctx context.Context, cfg *pgxpool.Config) (*cre
 	if err != nil {
 		return nil, err
 	}
-	if c.Host != "" {
-		cfg.ConnConfig.Host = c.Host
-		cfg.ConnConfig.Fallbacks = nil
-		if c.Port != 0 {
-			cfg.ConnConfig.Port = c.Port
-		}
+	if err := h.useEndpoint(cfg.ConnConfig, c); err != nil {
+		return nil, err
 	}
 	if !c.Expires.IsZero() {
 		if life := time.Until(c.Expires) * 3 / 4; life > time.Second && (cfg.MaxConnLifetime == 0 || cfg.MaxConnLifetime > life) {
@@ -105,31 +101,35 @@ func (h *credHook) apply(ctx context.Context, cc *pgx.ConnConfig) error {
 	if c.Database != "" {
 		cc.Database = c.Database
 	}
+	if err := h.useEndpoint(cc, c); err != nil {
+		return err
+	}
+	if h.retry {
+		h.e.addRetry(cc)
+	}
+	return nil
+}
+
+// useEndpoint puts the host and port the credentials name, if any, on cc
+// (a host replaces the whole host list; BeforeConnect's re-check then binds
+// the TLS configuration to it).
+func (h *credHook) useEndpoint(cc *pgx.ConnConfig, c secrets.Credentials) error {
 	if c.Host != "" {
 		if isUnixSocket(c.Host) {
-			return configErr("host", "credentials from "+h.name, fmt.Sprintf("%q is a unix-socket directory, which cannot carry TLS", c.Host),
-				"store the server's TCP host name in the secret")
+			return unixSocketError(c.Host, "credentials from "+h.name, "store the server's TCP host name in the secret")
 		}
 		cc.Host = c.Host
 		cc.Fallbacks = nil
-		cc.TLSConfig = h.e.policy.configFor(c.Host)
 	}
 	if c.Port != 0 {
 		cc.Port = c.Port
-	}
-	if h.retry {
-		base := cc.DialFunc
-		if funcID(base) == guardID {
-			base = h.e.baseDial
-		}
-		h.e.addRetry(cc, base)
 	}
 	return nil
 }
 
 // rejected is called when the server answered 28P01 for user/password.
 func (h *credHook) rejected(user, password string) {
-	if c := h.last.Load(); c != nil && c.User == user && c.Password.Reveal() == password {
+	if c := h.last.Load(); c != nil && c.User == user && c.Password.Equal(secrets.NewSecret(password)) {
 		h.cache.Invalidate(*c)
 	}
 }

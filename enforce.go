@@ -22,13 +22,11 @@ import (
 type enforcer struct {
 	policy     *tlsPolicy
 	auth       authPolicy
-	direct     bool          // sslnegotiation=direct (TLS first, ALPN "postgresql")
 	expiryWarn time.Duration // warn when a certificate expires sooner than this
 	log        func() *slog.Logger
 	events     *eventSink
-	onReject   func(user, password string) // SQLSTATE 28P01 seen for these credentials
-	creds      *credHook                   // when credentials come from a source
-	baseDial   pgconn.DialFunc             // the dialler inside pgsecure's guard
+	creds      *credHook       // when credentials come from a source
+	baseDial   pgconn.DialFunc // the dialler inside pgsecure's guard
 
 	warned sync.Map // certificate serial -> struct{}: expiry warnings already given
 }
@@ -40,16 +38,35 @@ func (e *enforcer) install(cc *pgx.ConnConfig) {
 	for _, h := range hosts(cc) {
 		*h.tls = e.policy.configFor(h.host)
 	}
-	cc.SSLNegotiation = ""
-	if e.direct {
-		cc.SSLNegotiation = "direct"
-	}
+	cc.SSLNegotiation = e.negotiation()
 	cc.RequireAuth = e.auth.String()
 	e.baseDial = cc.DialFunc
-	cc.DialFunc = guardDial(cc.DialFunc, e.direct)
-	cc.AfterNetConnect = e.afterNetConnect(cc.AfterNetConnect)
-	cc.ValidateConnect = e.validateConnect(cc.ValidateConnect)
-	cc.BuildFrontend = e.buildFrontend(cc.BuildFrontend)
+	e.wrapHooks(cc)
+}
+
+// negotiation is the pgconn SSLNegotiation value the policy requires.
+func (e *enforcer) negotiation() string {
+	if e.policy.direct {
+		return "direct"
+	}
+	return ""
+}
+
+// wrapHooks wraps each connect hook that is not pgsecure's (pgx's own, or
+// one a caller set) so that it runs after pgsecure's check.
+func (e *enforcer) wrapHooks(cc *pgx.ConnConfig) {
+	if funcID(cc.DialFunc) != guardID {
+		cc.DialFunc = guardDial(cc.DialFunc, e.policy.direct)
+	}
+	if funcID(cc.AfterNetConnect) != afterNetConnectID {
+		cc.AfterNetConnect = e.afterNetConnect(cc.AfterNetConnect)
+	}
+	if funcID(cc.ValidateConnect) != validateID {
+		cc.ValidateConnect = e.validateConnect(cc.ValidateConnect)
+	}
+	if funcID(cc.BuildFrontend) != frontendID {
+		cc.BuildFrontend = e.buildFrontend(cc.BuildFrontend)
+	}
 }
 
 // recheck runs in BeforeConnect on the per-connection copy of the config. It
@@ -61,8 +78,7 @@ func (e *enforcer) recheck(cc *pgx.ConnConfig) error {
 	const fix = "do not modify ConnConfig.TLSConfig or Fallbacks[i].TLSConfig of a pgsecure configuration; use the Builder's options"
 	for _, h := range hosts(cc) {
 		if isUnixSocket(h.host) {
-			return configErr("host", "BeforeConnect", fmt.Sprintf("%q is a unix-socket directory, which cannot carry TLS", h.host),
-				"do not point hosts at unix sockets in hooks")
+			return unixSocketError(h.host, "BeforeConnect", "do not point hosts at unix sockets in hooks")
 		}
 		tc := *h.tls
 		switch {
@@ -76,28 +92,13 @@ func (e *enforcer) recheck(cc *pgx.ConnConfig) error {
 		}
 		*h.tls = e.policy.configFor(h.host)
 	}
-	wantNeg := ""
-	if e.direct {
-		wantNeg = "direct"
-	}
-	if cc.SSLNegotiation != wantNeg {
+	if cc.SSLNegotiation != e.negotiation() {
 		return configErr("SSLNegotiation", "BeforeConnect", fmt.Sprintf("%q was set after pgsecure built the configuration", cc.SSLNegotiation), "use sslnegotiation in the connection string")
 	}
 	if cc.RequireAuth != e.auth.String() {
 		return configErr("RequireAuth", "BeforeConnect", fmt.Sprintf("%q was set after pgsecure built the configuration", cc.RequireAuth), "use require_auth in the connection string")
 	}
-	if funcID(cc.DialFunc) != guardID {
-		cc.DialFunc = guardDial(cc.DialFunc, e.direct)
-	}
-	if funcID(cc.AfterNetConnect) != afterNetConnectID {
-		cc.AfterNetConnect = e.afterNetConnect(cc.AfterNetConnect)
-	}
-	if funcID(cc.ValidateConnect) != validateID {
-		cc.ValidateConnect = e.validateConnect(cc.ValidateConnect)
-	}
-	if funcID(cc.BuildFrontend) != frontendID {
-		cc.BuildFrontend = e.buildFrontend(cc.BuildFrontend)
-	}
+	e.wrapHooks(cc)
 	return nil
 }
 
@@ -147,7 +148,7 @@ type netHook struct {
 func (h *netHook) afterNetConnect(ctx context.Context, cfg *pgconn.Config, nc net.Conn) (net.Conn, error) {
 	e := h.e
 	lp := verify.LocalPolicy{MinVersion: e.policy.minVersion, VerifyChain: e.policy.verifyChain}
-	if e.direct {
+	if e.policy.direct {
 		lp.RequireALPN = alpnPostgres
 	}
 	tc, err := verify.Local(ctx, nc, lp)
@@ -157,11 +158,11 @@ func (h *netHook) afterNetConnect(ctx context.Context, cfg *pgconn.Config, nc ne
 	}
 	user, password := cfg.User, cfg.Password
 	w := &authWatch{policy: e.auth}
-	rs := retryStateOf(tc.NetConn())
-	if e.onReject != nil {
+	if c := e.creds; c != nil {
+		rs := retryStateOf(tc.NetConn())
 		w.onReject = func() bool {
-			e.onReject(user, password)
-			return rs != nil && e.creds != nil && e.creds.retryWithFresh(ctx, cfg, rs)
+			c.rejected(user, password)
+			return rs != nil && c.retryWithFresh(ctx, cfg, rs)
 		}
 	}
 	var out net.Conn = tc
@@ -196,16 +197,13 @@ func (h *validateHook) validateConnect(ctx context.Context, pgConn *pgconn.PgCon
 		return err
 	}
 	if g := guardedUnder(pgConn.Conn()); g != nil && g.watch.Load() != nil {
-		w := g.watch.Load()
-		method, mech := w.observation()
-		verify.Update(pgConn, func(r *verify.Report) { r.AuthMethod, r.SASLMechanism = method, mech })
-		r.AuthMethod, r.SASLMechanism = method, mech
+		r.AuthMethod, r.SASLMechanism = g.watch.Load().observation()
 	}
 	if cert := e.policy.currentClientLeaf(); cert != nil {
 		d := verify.Describe(cert)
-		verify.Update(pgConn, func(r *verify.Report) { r.ClientCertificate = &d })
 		r.ClientCertificate = &d
 	}
+	verify.Update(pgConn, func(attached *verify.Report) { *attached = r })
 	e.checkExpiry(ctx, r)
 	e.log().LogAttrs(ctx, slog.LevelDebug, "pgsecure: connection verified", slog.Any("report", r))
 	e.events.emit(Event{Kind: EventConnectionVerified, Report: &r})

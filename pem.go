@@ -30,6 +30,20 @@ func nextPEMCert(b []byte) (*x509.Certificate, []byte, error) {
 	}
 }
 
+// parsePEMCerts returns every CERTIFICATE block of b, in order (blocks of
+// other types are skipped).
+func parsePEMCerts(b []byte) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	for {
+		c, rest, err := nextPEMCert(b)
+		if err != nil || c == nil {
+			return certs, err
+		}
+		certs = append(certs, c)
+		b = rest
+	}
+}
+
 // maxPEMFile bounds what pgsecure reads from a certificate or key file.
 const maxPEMFile = 1 << 20
 

@@ -223,11 +223,10 @@ func (b *Builder) Config(ctx context.Context) (*pgxpool.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &enforcer{policy: pol, auth: auth, direct: pol.direct, expiryWarn: b.expiryWarn, log: b.log, events: &b.events}
+	e := &enforcer{policy: pol, auth: auth, expiryWarn: b.expiryWarn, log: b.log, events: &b.events}
 	e.install(cfg.ConnConfig)
 	if creds != nil {
 		creds.e = e
-		e.onReject = creds.rejected
 		e.creds = creds
 		creds.retry = !isPreferStandby(cs)
 	}
@@ -338,7 +337,7 @@ func (b *Builder) rootSource(cs *connSettings) (rootSource, error) {
 		if err != nil {
 			return nil, &ConfigError{Setting: "RootCAPEM", From: "builder", Problem: "unusable", Err: err}
 		}
-		return staticRoots{r: r, desc: "RootCAPEM"}, nil
+		return staticRoots{r: r}, nil
 	}
 	path, from := b.rootFile, "builder"
 	if path == "" {
@@ -365,8 +364,7 @@ func (b *Builder) rootSource(cs *connSettings) (rootSource, error) {
 func (b *Builder) noUnixSockets(cc *pgx.ConnConfig) error {
 	for _, h := range hosts(cc) {
 		if isUnixSocket(h.host) {
-			return configErr("host", "", fmt.Sprintf("%q is a unix-socket directory, which cannot carry TLS", h.host),
-				"connect over TCP: set host= (or PGHOST) to the server's name as it appears in its certificate")
+			return unixSocketError(h.host, "", "connect over TCP: set host= (or PGHOST) to the server's name as it appears in its certificate")
 		}
 	}
 	return nil
@@ -385,6 +383,11 @@ func hosts(cc *pgx.ConnConfig) []hostEntry {
 		out = append(out, hostEntry{host: fb.Host, port: fb.Port, tls: &fb.TLSConfig})
 	}
 	return out
+}
+
+// unixSocketError refuses a unix-socket host, saying where it came from.
+func unixSocketError(host, from, fix string) error {
+	return configErr("host", from, fmt.Sprintf("%q is a unix-socket directory, which cannot carry TLS", host), fix)
 }
 
 func isUnixSocket(host string) bool {

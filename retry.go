@@ -36,8 +36,13 @@ type retryState struct {
 }
 
 // addRetry appends a copy of every host of cc and wraps its resolver and
-// dialler (base is the dialler inside pgsecure's guard).
-func (e *enforcer) addRetry(cc *pgx.ConnConfig, base pgconn.DialFunc) {
+// dialler (inside pgsecure's guard: around the caller's dialler if one was
+// set on the config, else pgx's).
+func (e *enforcer) addRetry(cc *pgx.ConnConfig) {
+	base := cc.DialFunc
+	if funcID(base) == guardID {
+		base = e.baseDial
+	}
 	entries := hosts(cc)
 	rs := &retryState{primaryHosts: len(entries)}
 	for _, h := range entries {
@@ -67,7 +72,7 @@ func (e *enforcer) addRetry(cc *pgx.ConnConfig, base pgconn.DialFunc) {
 			return nil, err
 		}
 		return &retryConn{Conn: nc, rs: rs}, nil
-	}, e.direct)
+	}, e.policy.direct)
 }
 
 // retryConn carries the connection's retry state to AfterNetConnect.

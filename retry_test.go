@@ -28,8 +28,9 @@ func TestRetryAddressesAreGated(t *testing.T) {
 		dialled = append(dialled, addr)
 		return nil, errors.New("unreachable")
 	}
+	cc.DialFunc = base
 	e := &enforcer{policy: &tlsPolicy{}}
-	e.addRetry(cc, base)
+	e.addRetry(cc)
 	entries := hosts(cc)
 	require.Len(t, entries, 4, "every host is listed twice")
 	assert.Equal(t, []string{"a.example.com", "b.example.com", "a.example.com", "b.example.com"},

@@ -118,21 +118,13 @@ func (cs *connSettings) secrets() []string {
 	if v, ok := cs.env("PGPASSWORD"); ok && v != "" {
 		out = append(out, v)
 	}
-	if pw := cs.urlPassword(); pw != "" {
+	if pw := cs.userinfoPassword; pw != "" {
 		out = append(out, pw)
 		if dec, err := url.PathUnescape(pw); err == nil {
 			out = append(out, dec)
 		}
 	}
 	return out
-}
-
-// urlPassword returns the raw password in a URL's userinfo, if any.
-func (cs *connSettings) urlPassword() string {
-	if !cs.isURL {
-		return ""
-	}
-	return cs.userinfoPassword
 }
 
 // scrub replaces every occurrence of the given secrets in msg.

@@ -16,46 +16,31 @@ import (
 type roots struct {
 	pool     *x509.CertPool
 	subjects []string // for error messages
-	system   bool
 }
 
 // rootSource yields the current pinned roots (a file is re-read when it
 // changes, so a renewed CA bundle is used by the next new connection).
 type rootSource interface {
 	current() *roots
-	describe() string
 }
 
-type staticRoots struct {
-	r    *roots
-	desc string
-}
+type staticRoots struct{ r *roots }
 
-func (s staticRoots) current() *roots  { return s.r }
-func (s staticRoots) describe() string { return s.desc }
+func (s staticRoots) current() *roots { return s.r }
 
-type fileRoots struct {
-	path string
-	rel  *reloading[*roots]
-}
+type fileRoots struct{ rel *reloading[*roots] }
 
-func (f *fileRoots) current() *roots  { return f.rel.get() }
-func (f *fileRoots) describe() string { return "root certificate file " + f.path }
+func (f *fileRoots) current() *roots { return f.rel.get() }
 
 func parseRoots(pemBytes []byte, origin string) (*roots, error) {
+	certs, err := parsePEMCerts(pemBytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", origin, err)
+	}
 	r := &roots{pool: x509.NewCertPool()}
-	rest := pemBytes
-	for {
-		certs, next, err := nextPEMCert(rest)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", origin, err)
-		}
-		if certs == nil {
-			break
-		}
-		r.pool.AddCert(certs)
-		r.subjects = append(r.subjects, certs.Subject.String())
-		rest = next
+	for _, c := range certs {
+		r.pool.AddCert(c)
+		r.subjects = append(r.subjects, c.Subject.String())
 	}
 	if len(r.subjects) == 0 {
 		return nil, fmt.Errorf("%s contains no PEM \"CERTIFICATE\" block (a DER file can be converted with: openssl x509 -inform der -in FILE -out FILE.pem)", origin)
@@ -76,7 +61,7 @@ func newFileRoots(path string, logger func() *slog.Logger) (*fileRoots, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &fileRoots{path: path, rel: rel}, nil
+	return &fileRoots{rel: rel}, nil
 }
 
 func systemRoots() (rootSource, error) {
@@ -84,7 +69,7 @@ func systemRoots() (rootSource, error) {
 	if err != nil {
 		return nil, err
 	}
-	return staticRoots{r: &roots{pool: pool, system: true, subjects: []string{"the operating system's trusted CAs"}}, desc: "system roots"}, nil
+	return staticRoots{r: &roots{pool: pool, subjects: []string{"the operating system's trusted CAs"}}}, nil
 }
 
 // tlsPolicy builds every tls.Config pgsecure hands to pgx and verifies
@@ -170,11 +155,7 @@ func (p *tlsPolicy) verifyPeer(host string, chain []*x509.Certificate) error {
 	if len(chain) == 0 {
 		return &CertificateError{Host: host, Problem: "the server presented no certificate"}
 	}
-	chains, err := p.verifyChains(chain)
-	if err == nil {
-		err = checkPins(chains, p.pins)
-	}
-	if err != nil {
+	if err := p.verifyChain(chain); err != nil {
 		var ce *CertificateError
 		if errors.As(err, &ce) {
 			ce.Host = host

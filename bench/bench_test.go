@@ -136,19 +136,7 @@ const statSSL = "SELECT ssl, version FROM pg_catalog.pg_stat_ssl WHERE pid = pg_
 // one query, to show what the server-side check costs on its own.
 func BenchmarkConnect(b *testing.B) {
 	e := setup(b)
-	run := func(b *testing.B, pool *pgxpool.Pool) {
-		defer pool.Close()
-		ctx := context.Background()
-		for b.Loop() {
-			c, err := pool.Acquire(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := c.Hijack().Close(ctx); err != nil { // out of the pool: the next Acquire dials
-				b.Fatal(err)
-			}
-		}
-	}
+	run := func(b *testing.B, pool *pgxpool.Pool) { connectLoop(b, pool, false) }
 	runImpls(b, []impl{
 		{"raw", func(b *testing.B) { run(b, e.rawPool(b, 1, nil)) }},
 		{"raw_statssl", func(b *testing.B) {
@@ -167,27 +155,34 @@ func BenchmarkConnect(b *testing.B) {
 // pgsecure's check has paid part of it already.
 func BenchmarkConnectFirstQuery(b *testing.B) {
 	e := setup(b)
-	run := func(b *testing.B, pool *pgxpool.Pool) {
-		defer pool.Close()
-		ctx := context.Background()
-		for b.Loop() {
-			c, err := pool.Acquire(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
-			var one int
-			if err := c.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
-				b.Fatal(err)
-			}
-			if err := c.Hijack().Close(ctx); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
+	run := func(b *testing.B, pool *pgxpool.Pool) { connectLoop(b, pool, true) }
 	runImpls(b, []impl{
 		{"raw", func(b *testing.B) { run(b, e.rawPool(b, 1, nil)) }},
 		{"pgsecure", func(b *testing.B) { run(b, e.securePool(b, 1)) }},
 	})
+}
+
+// connectLoop opens a new connection per iteration (taking it out of the
+// pool, so the next Acquire dials), optionally runs the application's first
+// query on it, and closes the pool at the end.
+func connectLoop(b *testing.B, pool *pgxpool.Pool, firstQuery bool) {
+	defer pool.Close()
+	ctx := context.Background()
+	for b.Loop() {
+		c, err := pool.Acquire(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if firstQuery {
+			var one int
+			if err := c.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := c.Hijack().Close(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 // impl is one side of a comparison.

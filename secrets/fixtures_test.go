@@ -1,7 +1,6 @@
 package secrets
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"sync"
@@ -9,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgsecure/pgsecure/internal/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -77,27 +77,9 @@ func creds(n int64, expires time.Time) Credentials {
 }
 
 // logBuffer returns a debug-level JSON logger writing to a buffer.
-func logBuffer() (*slog.Logger, *syncBuffer) {
-	b := &syncBuffer{}
+func logBuffer() (*slog.Logger, *testutil.LogBuffer) {
+	b := &testutil.LogBuffer{}
 	return slog.New(slog.NewJSONHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
-}
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // eventually polls cond for at most 10 s and reports whether it held.

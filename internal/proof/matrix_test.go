@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"text/tabwriter"
 	"time"
@@ -115,7 +114,7 @@ func TestHostileMatrix(t *testing.T) {
 
 func (m *matrix) run(t *testing.T, r matrixRow, res *rowResult) {
 	a := r.setup(t, m)
-	var logs lockedBuffer
+	var logs testutil.LogBuffer
 	b := pgsecure.NewBuilder(a.connString).RootCAFile(m.pki.CAFile).
 		Logger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if a.builder != nil {
@@ -186,22 +185,4 @@ func passTable(rows []rowResult) string {
 	}
 	_ = w.Flush()
 	return sb.String()
-}
-
-// lockedBuffer is a bytes.Buffer safe for the pool's goroutines to log into.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) Bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return bytes.Clone(b.buf.Bytes())
 }

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pgsecure/pgsecure/internal/testutil"
 	"github.com/pgsecure/pgsecure/secrets"
 	vaultsrc "github.com/pgsecure/pgsecure/secrets/vault"
 )
@@ -22,25 +22,8 @@ func fmtAll(err error) string {
 	return fmt.Sprintf("%s|%v|%+v|%#v|%q", err, err, err, err, err)
 }
 
-// syncBuffer is a bytes.Buffer safe for the source's background logging.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (s *syncBuffer) waitFor(t *testing.T, text string, within time.Duration) {
+// waitFor waits until the log contains text.
+func waitFor(t *testing.T, s *testutil.LogBuffer, text string, within time.Duration) {
 	t.Helper()
 	if poll(within, 50*time.Millisecond, func() bool { return strings.Contains(s.String(), text) }) {
 		return
@@ -53,7 +36,7 @@ func TestLogsAndErrorsCarryNoSecrets(t *testing.T) {
 	e.dynamicRole(t, "short", "3s", "1m")
 	ctx := context.Background()
 	roleID, secretID := e.appRole(t, "app", "1h")
-	var logs syncBuffer
+	var logs testutil.LogBuffer
 	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	c, err := vaultsrc.NewClient(e.addr, e.caFile, vaultsrc.AppRoleAuth(roleID, secretID))
@@ -63,19 +46,19 @@ func TestLogsAndErrorsCarryNoSecrets(t *testing.T) {
 
 	first, err := src.Credentials(ctx)
 	require.NoError(t, err)
-	logs.waitFor(t, "lease renewed", 4*time.Second)
+	waitFor(t, &logs, "lease renewed", 4*time.Second)
 
 	// Revoked behind the source's back: the next renewal fails for good and
 	// the credentials are marked to be re-read.
 	require.NoError(t, e.root.Sys().Revoke(first.Version))
-	logs.waitFor(t, "will be re-read", 5*time.Second)
+	waitFor(t, &logs, "will be re-read", 5*time.Second)
 	second, err := src.Credentials(ctx)
 	require.NoError(t, err)
 	assert.NotEqual(t, first.Version, second.Version)
 	require.NoError(t, src.Close(ctx))
 	_, err = src.Credentials(ctx)
 	require.ErrorIs(t, err, vaultsrc.ErrClosed)
-	logs.waitFor(t, "lease revoked", time.Second)
+	waitFor(t, &logs, "lease revoked", time.Second)
 
 	text := logs.String()
 	assert.Contains(t, text, first.Version, "records name the lease")

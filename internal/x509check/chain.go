@@ -128,3 +128,15 @@ func leafNames(c *x509.Certificate) []string {
 	}
 	return names
 }
+
+// CheckKeyUsage refuses a leaf whose keyUsage extension, when present,
+// allows none of the uses a TLS server key needs.
+func CheckKeyUsage(leaf *x509.Certificate) error {
+	const tlsUsages = x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment | x509.KeyUsageKeyAgreement
+	if leaf.KeyUsage == 0 || leaf.KeyUsage&tlsUsages != 0 {
+		return nil
+	}
+	return &Error{Subject: leaf.Subject.String(), Names: leafNames(leaf),
+		Problem: "the certificate's key usage does not allow TLS (needs digitalSignature or keyEncipherment)",
+		Fix:     "reissue it with keyUsage=digitalSignature,keyEncipherment"}
+}

@@ -131,3 +131,11 @@ func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 func isCSpace(c byte) bool {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'
 }
+
+// UseSNI reports whether libpq sends host as TLS Server Name Indication
+// (sslsni=1): not when it is made only of digits and dots, nor when it
+// holds a colon (RFC 6066 forbids literal addresses). So "192.000.002.001"
+// is not sent, whereas crypto/tls would send it (net.ParseIP rejects it).
+func UseSNI(host string) bool {
+	return strings.Trim(host, "0123456789.") != "" && !strings.Contains(host, ":")
+}

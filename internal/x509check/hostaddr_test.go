@@ -53,3 +53,12 @@ func TestHostAddrIPv6(t *testing.T) {
 		assert.False(t, ok, in)
 	}
 }
+
+func TestUseSNI(t *testing.T) {
+	for _, h := range []string{"db.example.com", "localhost", "0x7f.0.0.1", "db1"} {
+		assert.True(t, UseSNI(h), h)
+	}
+	for _, h := range []string{"192.0.2.1", "192.000.002.001", "127.1", "3232235777", "::1", "fe80::1%eth0", ""} {
+		assert.False(t, UseSNI(h), h)
+	}
+}

@@ -57,3 +57,21 @@ func TestCheckPins(t *testing.T) {
 		assert.Contains(t, e.Problem, want)
 	}
 }
+
+// TestCheckPinsIgnoresCertificatesOffThePath shows why pins are checked
+// against the verified chain: a server holding a certificate from a trusted
+// CA must not pass by also sending the pinned certificate, which is public.
+func TestCheckPinsIgnoresCertificatesOffThePath(t *testing.T) {
+	trusted, err := certgen.NewCA("trusted", certgen.ECDSAP256)
+	require.NoError(t, err)
+	pinnedCA, err := certgen.NewCA("pinned", certgen.ECDSAP256)
+	require.NoError(t, err)
+	impostor, err := trusted.Issue(certgen.Options{CommonName: "db", DNSNames: []string{"db.example"}})
+	require.NoError(t, err)
+	presented := []*x509.Certificate{impostor.Cert, pinnedCA.Cert}
+	chains, err := VerifyChain(presented, rootsOf(trusted.Cert, pinnedCA.Cert), time.Now())
+	require.NoError(t, err)
+	err = CheckPins(chains, []string{SPKIPin(pinnedCA.Cert)})
+	var e *Error
+	require.ErrorAs(t, err, &e)
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/pgsecure/pgsecure"
 	"github.com/pgsecure/pgsecure/internal/certgen"
 	"github.com/pgsecure/pgsecure/internal/testutil"
+	"github.com/pgsecure/pgsecure/internal/x509check"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -49,6 +50,17 @@ func parityCases() []parityCase {
 		{name: "DNS SAN present, CN matching", opts: certgen.Options{CommonName: "localhost", DNSNames: []string{"db.example.test"}}, host: "localhost", libpq: false},
 		{name: "expired", opts: expired, host: "localhost", libpq: false},
 		{name: "other CA", opts: testutil.LocalServerOptions(), otherCA: true, host: "localhost", libpq: false},
+		// Issue 9, defect 3: libpq folds ASCII letters only.
+		{name: "CN look-alike: long s", opts: certgen.Options{CommonName: "ſerver.example.test"}, host: "server.example.test", libpq: false},
+		{name: "CN look-alike: Kelvin sign", opts: certgen.Options{CommonName: "\u212Aey.example.test"}, host: "key.example.test", libpq: false},
+		{name: "CN wildcard look-alike: Kelvin sign", opts: certgen.Options{CommonName: "*.e\u212Aample.test"}, host: "db.ekample.test", libpq: false},
+		// Issue 15.2: IPv4 hosts as inet_aton reads them.
+		{name: "IPv4 leading zeros, SAN IP", opts: certgen.Options{CommonName: "x", IPs: []net.IP{ip}}, host: "127.000.000.001", libpq: true},
+		{name: "IPv4 short form, SAN IP", opts: certgen.Options{CommonName: "x", IPs: []net.IP{ip}}, host: "127.1", libpq: true},
+		{name: "IPv4 hex, SAN IP", opts: certgen.Options{CommonName: "x", IPs: []net.IP{ip}}, host: "0x7f.0.0.1", libpq: true},
+		{name: "IPv4 octal, SAN IP", opts: certgen.Options{CommonName: "x", IPs: []net.IP{ip}}, host: "0177.0.0.1", libpq: true},
+		{name: "IPv4 leading zeros, other SAN IP", opts: certgen.Options{CommonName: "127.000.000.001", IPs: []net.IP{net.ParseIP("127.0.0.2")}}, host: "127.000.000.001", libpq: false},
+		{name: "IPv4 leading zeros, CN spelled alike, DNS SAN only", opts: certgen.Options{CommonName: "127.000.000.001", DNSNames: []string{"localhost"}}, host: "127.000.000.001", libpq: true},
 	}
 }
 
@@ -104,7 +116,7 @@ func runPsql(t *testing.T, psql, caFile, host string, port int) (bool, string) {
 	t.Helper()
 	conn := "host=" + host + " port=" + strconv.Itoa(port) + " user=" + appUser + " dbname=postgres" +
 		" sslmode=verify-full sslrootcert=" + caFile
-	if net.ParseIP(host) == nil {
+	if _, isIP := x509check.HostAddr(host); !isIP {
 		conn += " hostaddr=127.0.0.1" // the name is only checked, never resolved
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

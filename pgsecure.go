@@ -210,6 +210,7 @@ func (b *Builder) Config(ctx context.Context) (*pgxpool.Config, error) {
 	if err := stripConsumedParams(cfg.ConnConfig); err != nil {
 		return nil, err
 	}
+	cfg.ConnConfig.LookupFunc = libpqLookup(cfg.ConnConfig.LookupFunc) // dial 192.000.002.001 as libpq does
 	// Credentials are fetched once now: a source that cannot be reached fails
 	// at startup, and a host it names replaces the connection string's.
 	creds, err := b.credentialHook(ctx, cfg)

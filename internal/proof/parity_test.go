@@ -129,7 +129,7 @@ func runPsql(t *testing.T, psql, caFile, host string, port int) (bool, string) {
 }
 
 // connectPgsecure opens one pgsecure connection to host, which resolves to
-// 127.0.0.1 whatever it is.
+// 127.0.0.1 whatever name it is.
 func connectPgsecure(t *testing.T, caFile, host string, port int) error {
 	t.Helper()
 	ctx := ctxT(t, 30*time.Second)
@@ -137,7 +137,11 @@ func connectPgsecure(t *testing.T, caFile, host string, port int) error {
 	if err != nil {
 		return err
 	}
-	cfg.ConnConfig.LookupFunc = func(context.Context, string) ([]string, error) { return []string{"127.0.0.1"}, nil }
+	if _, isIP := x509check.HostAddr(host); !isIP {
+		// A name resolves to 127.0.0.1; an address (127.1, 0x7f.0.0.1)
+		// goes through pgsecure's own resolution, as libpq dials it.
+		cfg.ConnConfig.LookupFunc = func(context.Context, string) ([]string, error) { return []string{"127.0.0.1"}, nil }
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	require.NoError(t, err)
 	defer pool.Close()

@@ -139,3 +139,14 @@ func isCSpace(c byte) bool {
 func UseSNI(host string) bool {
 	return strings.Trim(host, "0123456789.") != "" && !strings.Contains(host, ":")
 }
+
+// NumericIPv4 is the address glibc's getaddrinfo returns for host without
+// asking DNS (inet_aton_exact: an inet_aton spelling with nothing after
+// it), which is where libpq connects for "192.000.002.001" or "127.1". Go's
+// resolver sends such names to DNS instead.
+func NumericIPv4(host string) (netip.Addr, bool) {
+	if strings.ContainsAny(host, " \t\n\v\f\r") {
+		return netip.Addr{}, false
+	}
+	return ParseIPv4(host)
+}

@@ -62,3 +62,13 @@ func TestUseSNI(t *testing.T) {
 		assert.False(t, UseSNI(h), h)
 	}
 }
+
+func TestNumericIPv4(t *testing.T) {
+	a, ok := NumericIPv4("192.000.002.001")
+	assert.True(t, ok)
+	assert.Equal(t, "192.0.2.1", a.String())
+	_, ok = NumericIPv4("192.0.2.1 trailer")
+	assert.False(t, ok, "getaddrinfo refuses what inet_aton only stops at")
+	_, ok = NumericIPv4("db.example.com")
+	assert.False(t, ok)
+}

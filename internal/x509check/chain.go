@@ -74,8 +74,9 @@ func partialChainError(leaf, anchor *x509.Certificate) error {
 			Names:   leafNames(leaf),
 			Problem: fmt.Sprintf("sslrootcert holds the server certificate itself, which is not self-signed (issuer %q); "+
 				"libpq trusts a chain only when it ends in a self-signed root", leaf.Issuer.String()),
-			Fix: fmt.Sprintf("put the root CA certificate (subject %q) in sslrootcert (or RootCAFile) instead; "+
-				"to trust this one server key only, pin it with PinSPKI as well", leaf.Issuer.String()),
+			Fix: fmt.Sprintf("put the CA certificate that issued it (subject %q) in sslrootcert (or RootCAFile), with the "+
+				"self-signed root above it if that CA is an intermediate; to trust this one server key only, also pin it with PinSPKI",
+				leaf.Issuer.String()),
 		}
 	}
 	return &Error{

@@ -41,8 +41,14 @@ func IsRSAPSS(c *x509.Certificate) bool {
 // with a server whose certificate holds an RSA-PSS key.
 const RSAPSSExplanation = "the server's certificate holds an RSA-PSS key (openssl genpkey -algorithm rsa-pss), " +
 	"which Go's crypto/tls cannot use (it does not offer the rsa_pss_pss_* signature schemes), so the handshake fails; " +
-	"libpq connects. Reissue the server certificate with an ordinary RSA key (openssl genpkey -algorithm rsa) " +
-	"or an ECDSA P-256 key: the signatures are RSA-PSS on TLS 1.3 either way"
+	"libpq connects. Reissue the server certificate with an ordinary RSA key (openssl genpkey -algorithm rsa; " +
+	"TLS 1.3 still signs with RSA-PSS) or an ECDSA P-256 key"
+
+// HandshakeHint is for a handshake the server refused ("remote error: tls:
+// handshake failure") where the certificate could not be seen: the likeliest
+// cause Go cannot fix, and how to confirm it.
+const HandshakeHint = "if the server's certificate holds an RSA-PSS key, Go's crypto/tls cannot negotiate it " +
+	"(libpq can): run `pgsecure check` to find out"
 
 // ExplainHandshakeFailure returns RSAPSSExplanation when err is a TLS
 // handshake refused by the server ("tls: handshake failure") and the

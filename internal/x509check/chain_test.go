@@ -115,3 +115,51 @@ func TestVerifyChainErrors(t *testing.T) {
 	_, err = VerifyChain(nil, rootsOf(ca.Cert), now)
 	assert.ErrorContains(t, err, "presented no certificate")
 }
+
+func TestCheckPins(t *testing.T) {
+	p := newPKI(t)
+	chains, err := VerifyChain([]*x509.Certificate{p.leaf.Cert, p.inter.Cert}, rootsOf(p.root.Cert), time.Now())
+	require.NoError(t, err)
+	stranger, err := certgen.NewCA("stranger", certgen.ECDSAP256)
+	require.NoError(t, err)
+	other := SPKIPin(stranger.Cert)
+	for name, c := range map[string]*x509.Certificate{"leaf": p.leaf.Cert, "intermediate": p.inter.Cert, "root not sent": p.root.Cert} {
+		assert.NoError(t, CheckPins(chains, []string{other, SPKIPin(c)}), name)
+	}
+	assert.NoError(t, CheckPins(chains, nil), "no pins, no pinning")
+
+	err = CheckPins(chains, []string{other})
+	var e *Error
+	require.ErrorAs(t, err, &e)
+	assert.Equal(t, "CN=db", e.Subject)
+	assert.Equal(t, []string{"db.example"}, e.Names)
+	for _, want := range []string{SPKIPin(p.leaf.Cert), SPKIPin(p.inter.Cert), SPKIPin(p.root.Cert), other} {
+		assert.Contains(t, e.Problem, want)
+	}
+}
+
+// TestCheckPinsIgnoresCertificatesOffThePath shows why pins are checked
+// against the verified chain: a server holding a certificate from a trusted
+// CA must not pass by also sending the pinned certificate, which is public.
+func TestCheckPinsIgnoresCertificatesOffThePath(t *testing.T) {
+	trusted, err := certgen.NewCA("trusted", certgen.ECDSAP256)
+	require.NoError(t, err)
+	pinnedCA, err := certgen.NewCA("pinned", certgen.ECDSAP256)
+	require.NoError(t, err)
+	impostor, err := trusted.Issue(certgen.Options{CommonName: "db", DNSNames: []string{"db.example"}})
+	require.NoError(t, err)
+	presented := []*x509.Certificate{impostor.Cert, pinnedCA.Cert}
+	chains, err := VerifyChain(presented, rootsOf(trusted.Cert, pinnedCA.Cert), time.Now())
+	require.NoError(t, err)
+	err = CheckPins(chains, []string{SPKIPin(pinnedCA.Cert)})
+	var e *Error
+	require.ErrorAs(t, err, &e)
+}
+
+// TestSPKIPinIsSHA256OfSPKI pins the definition; the root package checks
+// the same value against openssl (TestSPKIPinMatchesOpenSSL).
+func TestSPKIPinIsSHA256OfSPKI(t *testing.T) {
+	c := &x509.Certificate{RawSubjectPublicKeyInfo: []byte("abc")}
+	// echo -n abc | openssl dgst -sha256 -binary | base64
+	assert.Equal(t, "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=", SPKIPin(c))
+}

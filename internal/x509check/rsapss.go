@@ -74,15 +74,14 @@ func ExplainHandshakeFailure(ctx context.Context, addr string, err error) string
 // the clear). It sends nothing but the SSLRequest and a ClientHello, and
 // closes the connection after the server's Certificate message.
 func ProbeCertificate(ctx context.Context, addr string) ([]*x509.Certificate, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	conn, err := new(net.Dialer).DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
+	// The end of ctx (deadline or cancellation) ends the probe, whatever it
+	// waits for.
+	defer context.AfterFunc(ctx, func() { conn.Close() })()
 	sslRequest := []byte{0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f}
 	if _, err := conn.Write(sslRequest); err != nil {
 		return nil, err

@@ -25,10 +25,15 @@ type Roots struct {
 // intermediate CA trusted alone is refused, as psql refuses it.
 //
 // It returns the verified chains, each ending in its self-signed anchor,
-// or an *Error that explains the failure and names the fix.
+// or an *Error that explains the failure and names the fix. A nil
+// roots.Pool is refused, never read as "the system roots".
 func VerifyChain(presented []*x509.Certificate, roots Roots, now time.Time) ([][]*x509.Certificate, error) {
 	if len(presented) == 0 {
 		return nil, &Error{Problem: "the server presented no certificate"}
+	}
+	if roots.Pool == nil { // crypto/x509 would use the system roots
+		return nil, &Error{Problem: "no CA to verify it against",
+			Fix: "pin the CA that issued the server certificate with sslrootcert (or RootCAFile)"}
 	}
 	leaf := presented[0]
 	opts := x509.VerifyOptions{

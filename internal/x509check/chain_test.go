@@ -114,6 +114,8 @@ func TestVerifyChainErrors(t *testing.T) {
 	}
 	_, err = VerifyChain(nil, rootsOf(ca.Cert), now)
 	assert.ErrorContains(t, err, "presented no certificate")
+	_, err = VerifyChain([]*x509.Certificate{mk(ca, certgen.Options{})}, Roots{}, now)
+	assert.ErrorContains(t, err, "no CA to verify it against")
 }
 
 func TestCheckPins(t *testing.T) {

@@ -287,6 +287,7 @@ func (b *Builder) config(ctx context.Context) (*pgxpool.Config, *poolState, erro
 	if err := checkCallerTLS(cfg.ConnConfig); err != nil {
 		return nil, nil, err
 	}
+	cfg.ConnConfig.LookupFunc = libpqLookup(cfg.ConnConfig.LookupFunc) // dial 192.000.002.001 as libpq does
 	// Credentials are fetched once now: a source that cannot be reached fails
 	// at startup, and a host it names replaces the connection string's.
 	creds, err := b.credentialStage(ctx, cfg)

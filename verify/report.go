@@ -1,15 +1,15 @@
 package verify
 
 import (
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"math"
 	"strings"
 	"time"
+
+	"github.com/pgsecure/pgsecure/internal/x509check"
 )
 
 // Report describes one verified connection: what the client saw of the TLS
@@ -107,7 +107,6 @@ func Describe(c *x509.Certificate) Certificate {
 	for _, ip := range c.IPAddresses {
 		ips = append(ips, ip.String())
 	}
-	sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
 	return Certificate{
 		Subject:      c.Subject.String(),
 		Issuer:       c.Issuer.String(),
@@ -116,7 +115,7 @@ func Describe(c *x509.Certificate) Certificate {
 		SerialNumber: c.SerialNumber.String(),
 		NotBefore:    c.NotBefore,
 		NotAfter:     c.NotAfter,
-		SPKIPin:      base64.StdEncoding.EncodeToString(sum[:]),
+		SPKIPin:      x509check.SPKIPin(c),
 	}
 }
 

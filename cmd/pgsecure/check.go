@@ -17,6 +17,7 @@ import (
 
 	"github.com/pgsecure/pgsecure"
 	"github.com/pgsecure/pgsecure/cmd/pgsecure/internal/pgwire"
+	"github.com/pgsecure/pgsecure/internal/x509check"
 	"github.com/pgsecure/pgsecure/secrets"
 	_ "github.com/pgsecure/pgsecure/secrets/awssm" // awssm:// and rdsiam:// for --credentials
 	_ "github.com/pgsecure/pgsecure/secrets/vault" // vault:// for --credentials
@@ -149,6 +150,9 @@ func inspect(ctx context.Context, o checkOptions, env func(string) (string, bool
 		r.add(sevWarning, "%s", w)
 	}
 	if connErr != nil {
+		if why := x509check.ExplainHandshakeFailure(ctx, probeAddr, connErr); why != "" {
+			connErr = fmt.Errorf("%w; %s", connErr, why) // an RSA-PSS server key: a Go limit
+		}
 		return fail(connErr)
 	}
 	r.judge()

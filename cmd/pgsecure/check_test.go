@@ -9,8 +9,8 @@ import (
 
 	"github.com/pgsecure/pgsecure/cmd/pgsecure/internal/pgwire"
 	"github.com/pgsecure/pgsecure/internal/certgen"
-	"github.com/pgsecure/pgsecure/secrets"
 	"github.com/pgsecure/pgsecure/internal/testutil"
+	"github.com/pgsecure/pgsecure/secrets"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )

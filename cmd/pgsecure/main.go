@@ -28,7 +28,7 @@ const usage = `usage:
   pgsecure certs renew  --ca-dir DIR --cert FILE --key FILE [--within N] [--days N] [--new-key]
                         [--reload DSN] [--force]
 
-`+exitCodeHelp
+` + exitCodeHelp
 
 // exitCodeHelp documents the exit codes (README.md repeats it).
 const exitCodeHelp = `exit codes of check (with several findings or targets, the lowest non-zero one wins):

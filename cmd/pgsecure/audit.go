@@ -3,9 +3,9 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -174,8 +174,9 @@ type hbaRule struct {
 }
 
 func (h hbaRule) String() string {
-	return fmt.Sprintf("line %d `%s %s %s %s %s`", h.line, h.typ, strings.Join(h.databases, ","), strings.Join(h.users, ","),
-		strings.TrimSpace(h.address+" "+h.netmask), h.method)
+	fields := []string{h.typ, strings.Join(h.databases, ","), strings.Join(h.users, ","), h.address, h.netmask, h.method}
+	fields = slices.DeleteFunc(fields, func(f string) bool { return f == "" })
+	return fmt.Sprintf("line %d `%s`", h.line, strings.Join(fields, " "))
 }
 
 // auditHBA reads pg_hba_file_rules (superuser, or SELECT on the view and
@@ -274,6 +275,3 @@ func (h hbaRule) shadowed(covered4, covered6 bool) bool {
 	}
 	return covered6
 }
-
-// errAuditSkipped explains why a target that could not log in has no audit.
-var errAuditSkipped = errors.New("not checked: the server audit needs a successful login")

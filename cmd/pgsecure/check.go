@@ -181,8 +181,11 @@ func inspect(parent context.Context, o checkOptions, dsn string, env func(string
 	probeAddr := net.JoinHostPort(cfg.ConnConfig.Host, strconv.Itoa(int(cfg.ConnConfig.Port)))
 
 	connErr := connect(ctx, cfg, r, o)
-	if connErr == nil {
+	switch {
+	case connErr == nil:
 		probeAddr = r.Addr
+	case o.audit != "off":
+		r.add("audit", sevUnchecked, "server audit not checked: it needs a successful login", "")
 	}
 	// The probe has its own time: a target that used up --timeout still
 	// gets a fair plaintext probe.

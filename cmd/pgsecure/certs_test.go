@@ -33,7 +33,9 @@ func TestCertsThenCheck(t *testing.T) {
 		assert.Contains(t, res.stdout, want)
 	}
 	assertMode(t, filepath.Join(dir, "server.key"), 0o600)
-	assertMode(t, filepath.Join(dir, "ca.key"), 0o600)
+	assertMode(t, filepath.Join(dir, "private", "ca.key"), 0o600)
+	assertMode(t, filepath.Join(dir, "private"), 0o700)
+	assert.NoFileExists(t, filepath.Join(dir, "ca.key"), "the CA key is not among the files shipped to the server")
 	assertMode(t, filepath.Join(dir, "server.crt"), 0o644)
 	leaf := readCert(t, filepath.Join(dir, "server.crt"))
 	assert.Equal(t, []string{"localhost"}, leaf.DNSNames)
@@ -45,7 +47,7 @@ func TestCertsThenCheck(t *testing.T) {
 	certPEM, keyPEM := readFile(t, filepath.Join(dir, "server.crt")), readFile(t, filepath.Join(dir, "server.key"))
 	pg := testutil.StartPostgres(t, testutil.PGOptions{ServerCertPEM: certPEM, ServerKeyPEM: keyPEM})
 	pg.CreateRole(t, "app", appPassword)
-	res = runCLI(t, noEnv, "check", "--ca", filepath.Join(dir, "ca.crt"), pg.URL("app", appPassword, "postgres"))
+	res = runCLI(t, noEnv, "check", "--audit=off", "--ca", filepath.Join(dir, "ca.crt"), pg.URL("app", appPassword, "postgres"))
 	assert.Equal(t, exitOK, res.code, res.all())
 	assert.Contains(t, res.stdout, "issuer        CN=My Test CA")
 
@@ -57,11 +59,11 @@ func TestCertsThenCheck(t *testing.T) {
 	assert.Contains(t, res.stderr, "--force")
 	assert.Equal(t, certPEM, readFile(t, filepath.Join(dir, "server.crt")))
 	assert.Equal(t, keyPEM, readFile(t, filepath.Join(dir, "server.key")))
-	caPEM := readFile(t, filepath.Join(dir, "ca.key"))
+	caPEM := readFile(t, filepath.Join(dir, "private", "ca.key"))
 	res = runCLI(t, noEnv, "certs", "ca", "--out", dir)
 	assert.Equal(t, exitUsage, res.code)
 	assert.Contains(t, res.stderr, filepath.Join(dir, "ca.crt"))
-	assert.Equal(t, caPEM, readFile(t, filepath.Join(dir, "ca.key")))
+	assert.Equal(t, caPEM, readFile(t, filepath.Join(dir, "private", "ca.key")))
 
 	res = runCLI(t, noEnv, "certs", "server", "--ca-dir", dir, "--out", dir, "--dns", "db.example.com", "--days", "30", "--force")
 	require.Equal(t, exitOK, res.code, res.all())

@@ -140,37 +140,13 @@ func inspect(parent context.Context, o checkOptions, dsn string, env func(string
 		r.finish()
 		return r
 	}
-	rd := resolveDSN(dsn, env)
-	sc.add(dsnSecrets(rd.dsn)...)
-	if pw, ok := env("PGPASSWORD"); ok {
-		sc.add(pw)
+	b, rd, closeSource, err := newBuilder(ctx, o, dsn, env, sc)
+	if err != nil {
+		return failConfig(err)
 	}
+	defer closeSource()
 	warnings := &warnCollector{}
-	b := pgsecure.NewBuilder(rd.dsn).Logger(slog.New(warnings))
-	if o.ca != "" {
-		b.RootCAFile(o.ca)
-	}
-	if o.systemRoots {
-		b.SystemRoots()
-	}
-	clientCertificate(b, o.cert, o.key, o.pins)
-	if o.credentials != "" {
-		src, err := secrets.Open(ctx, o.credentials)
-		if err != nil {
-			return failConfig(fmt.Errorf("--credentials: %w", err))
-		}
-		if c, ok := src.(secrets.Closer); ok {
-			defer c.Close(context.WithoutCancel(ctx))
-		}
-		b.Credentials(&recordingSource{Source: src, sc: sc})
-	}
-	b.BeforeConnect(func(_ context.Context, cc *pgx.ConnConfig) error {
-		if cc.Password == "" {
-			cc.Password, _ = env("PGPASSWORD")
-		}
-		sc.add(cc.Password)
-		return nil
-	})
+	b.Logger(slog.New(warnings))
 	cfg, err := b.Config(ctx)
 	if err != nil {
 		rd.attribute(err)
@@ -195,6 +171,46 @@ func inspect(parent context.Context, o checkOptions, dsn string, env func(string
 	}
 	r.judge(o.expiryDays)
 	return r
+}
+
+// newBuilder returns a pgsecure builder for dsn completed from the PG*
+// variables of env, with the command-line trust anchors, client certificate,
+// pins and credentials of o; every secret it sees goes to sc. The caller
+// calls closeSource when done.
+func newBuilder(ctx context.Context, o checkOptions, dsn string, env func(string) (string, bool), sc *scrubber) (
+	b *pgsecure.Builder, rd resolvedDSN, closeSource func(), err error) {
+	closeSource = func() {}
+	rd = resolveDSN(dsn, env)
+	sc.add(dsnSecrets(rd.dsn)...)
+	if pw, ok := env("PGPASSWORD"); ok {
+		sc.add(pw)
+	}
+	b = pgsecure.NewBuilder(rd.dsn)
+	if o.ca != "" {
+		b.RootCAFile(o.ca)
+	}
+	if o.systemRoots {
+		b.SystemRoots()
+	}
+	clientCertificate(b, o.cert, o.key, o.pins)
+	if o.credentials != "" {
+		src, err := secrets.Open(ctx, o.credentials)
+		if err != nil {
+			return nil, rd, closeSource, fmt.Errorf("--credentials: %w", err)
+		}
+		if c, ok := src.(secrets.Closer); ok {
+			closeSource = func() { c.Close(context.WithoutCancel(ctx)) }
+		}
+		b.Credentials(&recordingSource{Source: src, sc: sc})
+	}
+	b.BeforeConnect(func(_ context.Context, cc *pgx.ConnConfig) error {
+		if cc.Password == "" {
+			cc.Password, _ = env("PGPASSWORD")
+		}
+		sc.add(cc.Password)
+		return nil
+	})
+	return b, rd, closeSource, nil
 }
 
 // connect opens one connection with cfg, the way pgxpool does (BeforeConnect

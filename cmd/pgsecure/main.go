@@ -42,9 +42,14 @@ const exitCodeHelp = `exit codes of check (with several findings or targets, the
      a certificate expiring soon)
   6  incomplete: everything checked passed, but something could not be checked
      (privileges; see the "not checked (needs ...)" findings)
-exit codes of certs: 0 done (or nothing due), 1 renewed but the server does not
-  present the new certificate, 2 usage error, 4 the server could not be reached
-  for --reload
+exit codes of certs:
+  0  done; for renew also: nothing due (and, with --reload, the server presents
+     the certificate on disk)
+  1  failed: nothing written, or renewed but the server does not present the new
+     certificate after the reload
+  2  usage error: flags, files, a certificate not issued by --ca-dir's CA
+  3  --reload: the server refused the login or pg_reload_conf() (permission)
+  4  --reload: the server could not be reached
 `
 
 // run is the whole command: args without the program name, PG* variables
@@ -58,7 +63,7 @@ func run(args []string, stdout, stderr io.Writer, env func(string) (string, bool
 	case "check":
 		return runCheck(args[1:], stdout, stderr, env)
 	case "certs":
-		return runCerts(args[1:], stdout, stderr)
+		return runCerts(args[1:], stdout, stderr, env)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

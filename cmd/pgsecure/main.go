@@ -34,7 +34,7 @@ const usage = `usage:
 const exitCodeHelp = `exit codes of check (with several findings or targets, the lowest non-zero one wins):
   0  secure: every check passed
   1  insecure: something is insecure, or the server certificate failed verification
-  2  usage or configuration error: fix the command line, DSN or environment
+  2  usage error: fix the command line, DSN or environment
   3  cannot log in: TLS was verified, but the server refused the login
      (password, client certificate, pg_hba.conf)
   4  unreachable: no answer, timeout, or the server is not accepting connections

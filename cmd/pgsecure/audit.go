@@ -59,30 +59,35 @@ func readSettings(ctx context.Context, conn *pgx.Conn) (map[string]string, error
 
 const needSettings = "not checked (needs pg_read_all_settings: GRANT pg_read_all_settings TO the checking role)"
 
-func (r *checkReport) auditPasswordEncryption(s map[string]string) {
-	const check = "password_encryption"
-	switch v, ok := s[check]; {
+// auditSetting judges one setting: ok when good(value), otherwise a finding
+// of severity sev whose message is problem (with the value for %s).
+func (r *checkReport) auditSetting(s map[string]string, name string, good func(string) bool, sev, problem, fix string) {
+	switch v, ok := s[name]; {
 	case !ok:
-		r.add(check, sevUnchecked, "password_encryption "+needSettings, "")
-	case v == "scram-sha-256":
-		r.add(check, sevOK, "password_encryption is scram-sha-256", "")
+		r.add(name, sevUnchecked, name+" "+needSettings, "")
+	case good(v):
+		r.add(name, sevOK, name+" is "+v, "")
 	default:
-		r.add(check, sevInsecure, fmt.Sprintf("password_encryption is %s: new passwords are stored as MD5 hashes, which log in like the password itself", v),
-			"set password_encryption = 'scram-sha-256'"+reloadFix+", and reset the passwords set since")
+		r.add(name, sev, fmt.Sprintf(problem, orDash(v)), fix)
 	}
 }
 
+func (r *checkReport) auditPasswordEncryption(s map[string]string) {
+	r.auditSetting(s, "password_encryption", func(v string) bool { return v == "scram-sha-256" }, sevInsecure,
+		"password_encryption is %s: new passwords are stored as MD5 hashes, which log in like the password itself",
+		"set password_encryption = 'scram-sha-256'"+reloadFix+", and reset the passwords set since")
+}
+
 func (r *checkReport) auditMinProtocol(s map[string]string) {
-	const check = "ssl_min_protocol_version"
-	switch v, ok := s[check]; {
-	case !ok:
-		r.add(check, sevUnchecked, "ssl_min_protocol_version "+needSettings, "")
-	case v == "TLSv1.2" || v == "TLSv1.3":
-		r.add(check, sevOK, "ssl_min_protocol_version is "+v, "")
-	default:
-		r.add(check, sevInsecure, fmt.Sprintf("ssl_min_protocol_version is %s: the server accepts TLS versions older than 1.2", orDash(v)),
-			"set ssl_min_protocol_version = 'TLSv1.2'"+reloadFix)
-	}
+	r.auditSetting(s, "ssl_min_protocol_version", func(v string) bool { return v == "TLSv1.2" || v == "TLSv1.3" }, sevInsecure,
+		"ssl_min_protocol_version is %s: the server accepts TLS versions older than 1.2",
+		"set ssl_min_protocol_version = 'TLSv1.2'"+reloadFix)
+}
+
+func (r *checkReport) auditLogConnections(s map[string]string) {
+	r.auditSetting(s, "log_connections", func(v string) bool { return v == "on" }, sevWarning,
+		"log_connections is %s: connection attempts are not logged (only those failing authentication are)",
+		"set log_connections = on"+reloadFix+" (and monitor the log for failed attempts)")
 }
 
 // auditCiphers offers the server only weak TLS 1.2 suites: a server that
@@ -104,19 +109,6 @@ func (r *checkReport) auditCiphers(ctx context.Context, s map[string]string) {
 			"set ssl_ciphers = '"+goodCiphers+"'"+reloadFix)
 	default:
 		r.add(check, sevOK, "the server refused every weak TLS 1.2 cipher suite offered (RC4, 3DES, CBC-SHA256)"+setting, "")
-	}
-}
-
-func (r *checkReport) auditLogConnections(s map[string]string) {
-	const check = "log_connections"
-	switch v, ok := s[check]; {
-	case !ok:
-		r.add(check, sevUnchecked, "log_connections "+needSettings, "")
-	case v == "on":
-		r.add(check, sevOK, "log_connections is on: every connection attempt is logged", "")
-	default:
-		r.add(check, sevWarning, "log_connections is off: connection attempts are not logged (only those failing authentication are)",
-			"set log_connections = on"+reloadFix+" (and monitor the log for failed attempts)")
 	}
 }
 

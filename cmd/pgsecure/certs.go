@@ -52,19 +52,16 @@ func runCerts(args []string, stdout, stderr io.Writer, env func(string) (string,
 		set.StringVar(&o.caDir, "ca-dir", "", "directory holding ca.crt and private/ca.key from `certs ca` (required)")
 		set.IntVar(&o.days, "days", 365, "validity in days")
 	}
-	pos, err := parseArgs(set, args[1:])
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		return exitOK
-	case err != nil:
-		return exitUsage
-	case len(pos) > 0:
-		return certsError(stderr, kind, "unexpected argument %q", pos[0])
+	if code, done := parseCertsFlags(set, kind, args[1:], stderr); done {
+		return code
 	}
 	if err := o.validate(kind); err != nil {
 		return certsError(stderr, kind, "%v", err)
 	}
-	var msg string
+	var (
+		msg string
+		err error
+	)
 	switch kind {
 	case "ca":
 		msg, err = writeCA(o)
@@ -82,6 +79,22 @@ func runCerts(args []string, stdout, stderr io.Writer, env func(string) (string,
 	}
 	fmt.Fprint(stdout, msg)
 	return exitOK
+}
+
+// parseCertsFlags parses the flags of `certs KIND`, which takes no
+// positional argument; done is true when the command ends with code (help
+// shown, or a usage error reported).
+func parseCertsFlags(set *flag.FlagSet, kind string, args []string, stderr io.Writer) (code int, done bool) {
+	pos, err := parseArgs(set, args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK, true
+	case err != nil:
+		return exitUsage, true // the flag package printed the problem and the usage
+	case len(pos) > 0:
+		return certsError(stderr, kind, "unexpected argument %q", pos[0]), true
+	}
+	return exitOK, false
 }
 
 func certsError(stderr io.Writer, kind, format string, args ...any) int {

@@ -50,14 +50,10 @@ func runRenew(args []string, stdout, stderr io.Writer, env func(string) (string,
 		set.PrintDefaults()
 		fmt.Fprint(stderr, "\n"+exitCodeHelp)
 	}
-	pos, err := parseArgs(set, args)
+	if code, done := parseCertsFlags(set, "renew", args, stderr); done {
+		return code
+	}
 	switch {
-	case errors.Is(err, flag.ErrHelp):
-		return exitOK
-	case err != nil:
-		return exitUsage
-	case len(pos) > 0:
-		return certsError(stderr, "renew", "unexpected argument %q", pos[0])
 	case o.caDir == "" || o.cert == "" || o.key == "":
 		return certsError(stderr, "renew", "--ca-dir, --cert and --key are required")
 	case o.within < 0 || o.days <= 0 || o.timeout <= 0:

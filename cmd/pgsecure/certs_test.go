@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/pgsecure/pgsecure/internal/testutil"
@@ -86,6 +87,32 @@ func TestCertsClient(t *testing.T) {
 	ca := readCert(t, filepath.Join(dir, "ca.crt"))
 	require.NoError(t, crt.CheckSignatureFrom(ca))
 	assert.Contains(t, res.stdout, "--cert "+filepath.Join(dir, "client-app_reader.crt"))
+}
+
+// TestCertsPrintAbsolutePaths: relative --out and --ca-dir give absolute
+// paths in every message, so the printed configuration works from anywhere.
+func TestCertsPrintAbsolutePaths(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	res := runCLI(t, noEnv, "certs", "ca", "--out", "pki")
+	require.Equal(t, exitOK, res.code, res.all())
+	assert.Contains(t, res.stdout, "wrote "+filepath.Join(dir, "pki", "ca.crt"))
+	assert.Contains(t, res.stdout, "wrote "+filepath.Join(dir, "pki", "private", "ca.key"))
+	assert.Contains(t, res.stdout, "never copy it with the server files")
+	for _, args := range [][]string{
+		{"certs", "server", "--ca-dir", "pki", "--out", "srv", "--dns", "localhost"},
+		{"certs", "client", "--ca-dir", "pki", "--out", "cli", "--user", "app"},
+	} {
+		res = runCLI(t, noEnv, args...)
+		require.Equal(t, exitOK, res.code, res.all())
+		for _, line := range strings.Split(res.stdout, "\n") {
+			if strings.HasPrefix(line, "wrote ") {
+				assert.True(t, filepath.IsAbs(strings.Fields(line)[1]), line)
+			}
+		}
+		assert.Contains(t, res.stdout, filepath.Join(dir, "pki", "ca.crt"))
+		assert.NotContains(t, res.stdout, " pki/")
+	}
 }
 
 func TestCertsRSA(t *testing.T) {

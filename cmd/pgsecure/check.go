@@ -67,6 +67,8 @@ func runCheck(args []string, stdout, stderr io.Writer, env func(string) (string,
 		return usageError(stderr, "--timeout and --probe-timeout must be positive")
 	case o.parallel < 1:
 		return usageError(stderr, "--parallel must be at least 1")
+	case o.expiryDays < 0:
+		return usageError(stderr, "--expiry-days must not be negative")
 	case o.audit != "auto" && o.audit != "off":
 		return usageError(stderr, "--audit is auto or off, not %q", o.audit)
 	}
@@ -136,6 +138,7 @@ func inspect(parent context.Context, o checkOptions, dsn string, env func(string
 	ctx, cancel := context.WithTimeout(parent, o.timeout)
 	defer cancel()
 	failConfig := func(err error) *checkReport {
+		attributeFlags(err)
 		r.recordFailure(err, &progress{}, o.timeout, time.Now())
 		r.finish()
 		return r

@@ -154,6 +154,7 @@ func TestCheckUsageErrors(t *testing.T) {
 		"unknown flag":      {"check", "--bogus"},
 		"bad audit":         {"check", "--audit", "maybe", "host=a"},
 		"bad parallel":      {"check", "--parallel", "0", "host=a"},
+		"bad expiry days":   {"check", "--expiry-days", "-1", "host=a"},
 		"no targets file":   {"check", "--targets", "/nonexistent/targets"},
 		"cert without key":  {"check", "--cert", "c.pem", "host=a"},
 		"bad timeout":       {"check", "--timeout", "-1s", "host=a"},
@@ -181,12 +182,14 @@ func TestCheckRefusesWeakConfiguration(t *testing.T) {
 		"sslmode in env":      {[]string{"postgres://app@127.0.0.1:1/db"}, map[string]string{"PGSSLMODE": "disable", "PGPASSWORD": appPassword}, "sslmode (from PGSSLMODE environment variable)"},
 		"keyword DSN":         {[]string{"host=127.0.0.1 port=1 user=app password='" + appPassword + "' sslmode=allow"}, nil, `"allow" is weaker than verify-full`},
 		"ca and system roots": {[]string{"--system-roots", "host=127.0.0.1 port=1 password=" + appPassword}, nil, "more than one trust anchor"},
+		"missing CA file":     {[]string{"--ca", "/nonexistent/ca.crt", "host=127.0.0.1 port=1 password=" + appPassword}, nil, "--ca (from the command line)"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			args := append([]string{"check", "--ca", ca}, tc.args...)
 			res := runCLI(t, envOf(tc.env), args...)
 			assert.Equal(t, exitUsage, res.code, res.all())
 			assert.Contains(t, res.stderr, tc.want)
+			assert.NotContains(t, res.stderr, "RootCAFile", "a command-line user is told about flags")
 			assert.NotContains(t, res.all(), appPassword)
 		})
 	}

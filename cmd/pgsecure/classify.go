@@ -196,6 +196,24 @@ func passedStages() []stage {
 	return out
 }
 
+// builderFlags names the command-line flag behind each setting check hands
+// to the builder.
+var builderFlags = map[string]string{
+	"RootCAFile": "--ca", "sslrootcert": "--ca", "SystemRoots": "--system-roots",
+	"ClientCertFiles": "--cert/--key", "sslcert": "--cert", "sslkey": "--key", "PinSPKI": "--pin",
+}
+
+// attributeFlags makes a refused setting that check gave the builder name
+// the flag it came from.
+func attributeFlags(err error) {
+	var ce *pgsecure.ConfigError
+	if errors.As(err, &ce) && ce.From == "builder" {
+		if flag, ok := builderFlags[ce.Setting]; ok {
+			ce.Setting, ce.From = flag, "the command line"
+		}
+	}
+}
+
 // cliWording rewrites the library's hints, which name Builder methods, in
 // the command's own terms: the flags that set the same thing.
 func cliWording(msg string) string {

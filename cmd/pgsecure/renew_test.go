@@ -184,3 +184,44 @@ func TestCertsRenewRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestCertsRenewReloadLater: a renewal whose reload did not happen (no
+// --reload, or it failed) is completed by the next run with --reload, and a
+// --reload DSN naming a server that does not use the files fails loudly.
+func TestCertsRenewReloadLater(t *testing.T) {
+	isolate(t)
+	dir := newCADir(t, "10")
+	pki := testutil.NewPKI(t)
+	pg := testutil.StartPostgres(t, testutil.PGOptions{
+		ServerCertPEM: readFile(t, filepath.Join(dir, "server.crt")), ServerKeyPEM: readFile(t, filepath.Join(dir, "server.key"))})
+	pg.Exec(t, "CREATE ROLE admin SUPERUSER LOGIN PASSWORD '"+appPassword+"'")
+	other := pki.StartPostgres(t, testutil.PGOptions{})
+	other.Exec(t, "CREATE ROLE admin SUPERUSER LOGIN PASSWORD '"+appPassword+"'")
+	srvCert, srvKey := pg.ServerCertFiles()
+
+	res := runCLI(t, noEnv, "certs", "renew", "--ca-dir", dir, "--cert", srvCert, "--key", srvKey)
+	require.Equal(t, exitOK, res.code, res.all())
+	renewed := readCert(t, srvCert)
+
+	// The wrong server: it reloads fine but never presents the new certificate.
+	res = runCLI(t, noEnv, "certs", "renew", "--ca-dir", dir, "--cert", srvCert, "--key", srvKey, "--ca", pki.CAFile,
+		"--timeout", "2s", "--reload", other.URL("admin", appPassword, "postgres"))
+	assert.Equal(t, exitInsecure, res.code, res.all())
+	assert.Contains(t, res.stderr, "still presents serial")
+	assert.Contains(t, res.stderr, "not the renewed serial "+renewed.SerialNumber.String())
+	assert.NotContains(t, res.all(), appPassword)
+
+	// The right server: not due any more, but not yet serving it: reloaded.
+	res = runCLI(t, noEnv, "certs", "renew", "--ca-dir", dir, "--cert", srvCert, "--key", srvKey,
+		"--reload", pg.URL("admin", appPassword, "postgres"))
+	require.Equal(t, exitOK, res.code, res.all())
+	assert.Contains(t, res.stdout, "nothing to do")
+	assert.Contains(t, res.stdout, "new connections are served serial "+renewed.SerialNumber.String())
+
+	// A role that may not reload: exit 3; the renewed files wait for a run that can.
+	pg.Exec(t, "SET password_encryption = 'scram-sha-256'", "CREATE ROLE app LOGIN PASSWORD '"+appPassword+"'")
+	res = runCLI(t, noEnv, "certs", "renew", "--ca-dir", dir, "--cert", srvCert, "--key", srvKey, "--force",
+		"--reload", pg.URL("app", appPassword, "postgres"))
+	assert.Equal(t, exitNoLogin, res.code, res.all())
+	assert.Contains(t, res.stderr, "pg_reload_conf")
+}

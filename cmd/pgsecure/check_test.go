@@ -283,6 +283,12 @@ func TestCheckWrongPasswordIsNotInsecure(t *testing.T) {
 	assert.Equal(t, "cannot-log-in", r.Verdict)
 	assert.Equal(t, map[string]string{stageTCP: stagePassed, stageTLS: stagePassed, stageChain: stagePassed, stageHost: stagePassed,
 		stageAuth: stageFailed, stageServer: stageNotReached}, stageResults(r))
+	for _, s := range r.Stages {
+		if s.Name == stageAuth {
+			assert.Equal(t, `refused by the server: password authentication failed for user "app" (SQLSTATE 28P01)`, s.Detail)
+		}
+	}
+	assert.Equal(t, pg.Addr(), r.Addr)
 	require.NotNil(t, r.TLS, "the verified TLS session is reported although the login failed")
 	assert.Equal(t, "TLSv1.3", r.TLS.Version)
 	require.Len(t, r.ServerChain, 1)

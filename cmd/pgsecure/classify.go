@@ -23,14 +23,17 @@ import (
 // hooks: the TCP dial and the connection handed over after pgsecure's own
 // checks of the TLS session (which pass only for a verified chain and host).
 type progress struct {
-	mu       sync.Mutex
-	tcp      bool
-	tlsState *tls.ConnectionState
+	mu        sync.Mutex
+	attempted bool // a connection was tried (install ran)
+	tcp       bool
+	tlsState  *tls.ConnectionState
+	addr      string // the server's address once TLS was verified
 }
 
 // install wraps cc's DialFunc and AfterNetConnect, outermost, so that what
 // they see is what pgsecure let through.
 func (p *progress) install(cc *pgconn.Config) {
+	p.attempted = true
 	dial := cc.DialFunc
 	cc.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		nc, err := dial(ctx, network, addr)
@@ -52,34 +55,35 @@ func (p *progress) install(cc *pgconn.Config) {
 		if tc, ok := nc.(*tls.Conn); ok && tc.ConnectionState().HandshakeComplete {
 			st := tc.ConnectionState()
 			p.mu.Lock()
-			p.tlsState = &st
+			p.tlsState, p.addr = &st, tc.RemoteAddr().String()
 			p.mu.Unlock()
 		}
 		return nc, nil
 	}
 }
 
-func (p *progress) snapshot() (tcp bool, st *tls.ConnectionState) {
+func (p *progress) snapshot() (attempted, tcp bool, st *tls.ConnectionState) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.tcp, p.tlsState
+	return p.attempted, p.tcp, p.tlsState
 }
 
 // recordFailure fills r from a failed connection attempt: the verified TLS
 // session when there was one, the stages, the exit code and a hint in
 // command-line terms.
 func (r *checkReport) recordFailure(err error, p *progress, timeout time.Duration, now time.Time) {
-	tcp, st := p.snapshot()
+	attempted, tcp, st := p.snapshot()
 	if st != nil {
 		var chain []verify.Certificate
 		for _, c := range st.PeerCertificates {
 			chain = append(chain, verify.Describe(c))
 		}
 		r.setTLS(verify.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite), st.NegotiatedProtocol, chain, now)
+		r.Addr, r.ServerName = p.addr, st.ServerName
 	}
 	r.Error = cliWording(err.Error())
 	r.exitFromError, r.Hint = classify(err, tcp, st != nil, r, timeout)
-	r.Stages = stagesOf(err, tcp, st != nil)
+	r.Stages = stagesOf(err, attempted, tcp, st != nil)
 }
 
 // classify maps a connection error to an exit code and a hint.
@@ -142,7 +146,7 @@ func firstUnpassed(tcp, verifiedTLS bool) string {
 }
 
 // stagesOf says which stages a failed attempt passed, failed or never reached.
-func stagesOf(err error, tcp, verifiedTLS bool) []stage {
+func stagesOf(err error, attempted, tcp, verifiedTLS bool) []stage {
 	res := map[string]stage{}
 	set := func(name, result, detail string) { res[name] = stage{Name: name, Result: result, Detail: detail} }
 	var (
@@ -150,9 +154,10 @@ func stagesOf(err error, tcp, verifiedTLS bool) []stage {
 		verr    *verify.Error
 		hostErr x509.HostnameError
 	)
-	if tcp {
+	switch {
+	case tcp:
 		set(stageTCP, stagePassed, "")
-	} else if !errors.Is(err, pgsecure.ErrInsecureConfig) {
+	case attempted:
 		set(stageTCP, stageFailed, "")
 	}
 	switch {
@@ -164,7 +169,7 @@ func stagesOf(err error, tcp, verifiedTLS bool) []stage {
 			set(stageAuth, stagePassed, "")
 			set(stageServer, stageFailed, verr.Seen)
 		} else {
-			set(stageAuth, stageFailed, "")
+			set(stageAuth, stageFailed, authFailure(err))
 		}
 	case errors.As(err, &ce) && errors.As(err, &hostErr):
 		set(stageTLS, stageFailed, "aborted by the client: the certificate does not name the host")
@@ -185,6 +190,18 @@ func stagesOf(err error, tcp, verifiedTLS bool) []stage {
 		out = append(out, s)
 	}
 	return out
+}
+
+// authFailure says who ended the login and why, for the stage's detail.
+func authFailure(err error) string {
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.Is(err, pgsecure.ErrInsecureAuth):
+		return "refused by pgsecure: the server asked for a method it does not allow"
+	case errors.As(err, &pgErr):
+		return fmt.Sprintf("refused by the server: %s (SQLSTATE %s)", pgErr.Message, pgErr.Code)
+	}
+	return ""
 }
 
 // passedStages is every stage passed: a connection that was fully verified.

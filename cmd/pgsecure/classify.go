@@ -33,8 +33,13 @@ type progress struct {
 // install wraps cc's DialFunc and AfterNetConnect, outermost, so that what
 // they see is what pgsecure let through.
 func (p *progress) install(cc *pgconn.Config) {
+	p.mu.Lock()
 	p.attempted = true
+	p.mu.Unlock()
 	dial := cc.DialFunc
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
 	cc.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		nc, err := dial(ctx, network, addr)
 		if err == nil {

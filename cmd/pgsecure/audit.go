@@ -172,8 +172,9 @@ func (h hbaRule) String() string {
 }
 
 // auditHBA reads pg_hba_file_rules (superuser, or SELECT on the view and
-// EXECUTE on its function) and reports lines that accept TCP without TLS and
-// weak methods.
+// EXECUTE on its function) and reports lines that accept TCP without TLS
+// (host, hostnossl, and hostnogssenc, which takes plaintext too) and weak
+// methods.
 func (r *checkReport) auditHBA(ctx context.Context, conn *pgx.Conn) {
 	const check = "pg_hba"
 	var readable bool
@@ -207,7 +208,7 @@ func (r *checkReport) auditHBA(ctx context.Context, conn *pgx.Conn) {
 		case h.method == "reject":
 			continue
 		}
-		if (h.typ == "host" || h.typ == "hostnossl") && !h.shadowed(covered4, covered6) {
+		if (h.typ == "host" || h.typ == "hostnossl" || h.typ == "hostnogssenc") && !h.shadowed(covered4, covered6) {
 			report(sevInsecure, fmt.Sprintf("pg_hba.conf %s accepts TCP connections without TLS", h),
 				"make it hostssl, and put `hostnossl all all 0.0.0.0/0 reject` and `hostnossl all all ::/0 reject` before the other host lines")
 		}

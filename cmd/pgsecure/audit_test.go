@@ -45,6 +45,7 @@ func TestCheckAuditBadServer(t *testing.T) {
 			"hostssl all pwuser 127.0.0.1/32 password",
 			"hostssl all trustuser 127.0.0.1/32 trust",
 			"host all all 127.0.0.1/32 scram-sha-256",
+			"hostnogssenc all all 127.0.0.1/32 scram-sha-256", // not GSS-encrypted: TLS or plaintext
 		},
 	})
 	createAuditor(t, pg)
@@ -72,6 +73,7 @@ func TestCheckAuditBadServer(t *testing.T) {
 	assert.Contains(t, hba, "warning: pg_hba.conf line 4 `hostssl all pwuser 127.0.0.1 255.255.255.255 password` sends the password in cleartext")
 	assert.Contains(t, hba, "insecure: pg_hba.conf line 5 `hostssl all trustuser 127.0.0.1 255.255.255.255 trust` lets clients in without any authentication")
 	assert.Contains(t, hba, "insecure: pg_hba.conf line 6 `host all all 127.0.0.1 255.255.255.255 scram-sha-256` accepts TCP connections without TLS")
+	assert.Contains(t, hba, "insecure: pg_hba.conf line 7 `hostnogssenc all all 127.0.0.1 255.255.255.255 scram-sha-256` accepts TCP connections without TLS")
 	assert.Contains(t, byCheck["plaintext"], "insecure: server accepts plaintext connections")
 	assert.NotContains(t, res.all(), appPassword)
 

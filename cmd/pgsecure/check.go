@@ -279,7 +279,8 @@ func probe(ctx context.Context, timeout time.Duration, addr, user, database stri
 			"the plaintext probe got no answer from %s within --probe-timeout %s: whether the server accepts connections without TLS is unknown", addr, timeout)}
 	case err != nil:
 		return &probeInfo{Result: "unknown", Message: fmt.Sprintf(
-			"the plaintext probe could not complete (%v): whether the server accepts connections without TLS is unknown", err)}
+			"the plaintext probe could not complete (%s): whether the server accepts connections without TLS is unknown",
+			strings.TrimPrefix(err.Error(), "pgsecure: plaintext probe: "))}
 	}
 	p := &probeInfo{Result: string(res.Verdict), SQLState: res.SQLState, Message: res.Message}
 	if res.Verdict == pgwire.Accepted {

@@ -103,6 +103,10 @@ func renew(o renewOptions, env func(string) (string, bool), out io.Writer) (int,
 		return exitUsage, fmt.Errorf("%w: %s was not issued by the CA in %s (%q): renew it with the CA that issued it (%q)",
 			errRenewUsage, o.cert, o.caDir, ca.Cert.Subject.String(), leaf.Issuer.String())
 	}
+	if !ca.Cert.NotAfter.After(time.Now()) {
+		return exitUsage, fmt.Errorf("%w: the CA in %s expired on %s: create a new CA (pgsecure certs ca) and issue new certificates from it",
+			errRenewUsage, o.caDir, ca.Cert.NotAfter.UTC().Format(time.DateOnly))
+	}
 	if o.reload != "" && !hasServerAuth(leaf) {
 		return exitUsage, fmt.Errorf("%w: --reload is for server certificates; %s is not one", errRenewUsage, o.cert)
 	}
@@ -156,6 +160,9 @@ func renewFiles(o renewOptions, ca *certgen.CA, old *x509.Certificate, chainRest
 	leaf, leafPEM, err := reissue(ca, old, newKey.Public(), o.days)
 	if err != nil {
 		return nil, err
+	}
+	if leaf.NotAfter.Equal(ca.Cert.NotAfter) {
+		fmt.Fprintf(out, "warning: the renewed certificate ends when the CA does (%s): plan a new CA\n", ca.Cert.NotAfter.UTC().Format(time.DateOnly))
 	}
 	certInfo, err := os.Stat(o.cert)
 	if err != nil {

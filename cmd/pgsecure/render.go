@@ -20,13 +20,14 @@ func renderJSON(w io.Writer, o *checkOutput) error {
 func renderTable(w io.Writer, o *checkOutput) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	t := table{tw}
+	fleet := len(o.Targets) > 1
 	for i, r := range o.Targets {
-		if len(o.Targets) > 1 {
+		if fleet {
 			fmt.Fprintf(tw, "== target %d of %d: %s\n", i+1, len(o.Targets), r.Target)
 		} else {
 			t.details(r)
 		}
-		t.stagesAndFindings(r)
+		t.stagesAndFindings(r, fleet)
 		fmt.Fprintf(tw, "result: %s (exit %d)\n", strings.ToUpper(r.Verdict), r.ExitCode)
 	}
 	if len(o.Targets) > 1 {
@@ -101,17 +102,25 @@ func (t table) details(r *checkReport) {
 	}
 }
 
-func (t table) stagesAndFindings(r *checkReport) {
-	t.section("stages")
-	for _, s := range r.Stages {
-		if s.Detail != "" {
-			t.row(s.Name, "%s: %s", s.Result, s.Detail)
-		} else {
-			t.row(s.Name, "%s", s.Result)
+// stagesAndFindings prints a target's stages and findings; brief (for a
+// fleet) leaves out what passed: the stages when all passed, and ok and info
+// findings (--json has everything).
+func (t table) stagesAndFindings(r *checkReport, brief bool) {
+	if !brief || !allPassed(r.Stages) {
+		t.section("stages")
+		for _, s := range r.Stages {
+			if s.Detail != "" {
+				t.row(s.Name, "%s: %s", s.Result, s.Detail)
+			} else {
+				t.row(s.Name, "%s", s.Result)
+			}
 		}
 	}
 	t.section("findings")
 	for _, f := range r.Findings {
+		if brief && (f.Severity == sevOK || f.Severity == sevInfo) {
+			continue
+		}
 		t.row(strings.ToUpper(f.Severity), "%s", f.Message)
 		if f.Fix != "" {
 			t.row("", "fix: %s", f.Fix)
@@ -123,6 +132,15 @@ func (t table) stagesAndFindings(r *checkReport) {
 	if r.Hint != "" {
 		t.row("HINT", "%s", r.Hint)
 	}
+}
+
+func allPassed(stages []stage) bool {
+	for _, s := range stages {
+		if s.Result != stagePassed {
+			return false
+		}
+	}
+	return true
 }
 
 func orDash(s string) string {

@@ -53,6 +53,8 @@ func TestCheckManyTargets(t *testing.T) {
 	assert.Regexp(t, `INSECURE +exit 1  postgres://app:\[REDACTED\]@`+plaintext.Addr(), table.stdout)
 	assert.Regexp(t, `UNREACHABLE +exit 4  `+down, table.stdout)
 	assert.Contains(t, table.stdout, "overall: INSECURE (exit 1)")
+	assert.NotContains(t, table.stdout, "OK ", "a fleet's table shows what needs attention; --json has everything")
+	assert.Contains(t, table.stdout, "tcp             failed", "the stages of a target that did not pass all")
 	assert.NotContains(t, table.all(), appPassword)
 
 	// Without the insecure one, the worst is the unreachable one.

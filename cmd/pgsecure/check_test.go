@@ -316,3 +316,16 @@ func TestCheckServerWithoutTLS(t *testing.T) {
 	assert.Contains(t, findings(r, sevInsecure), "server accepts plaintext connections")
 	assert.NotContains(t, res.all(), appPassword)
 }
+
+// TestCheckHintsNameFlags: without any trust anchor the fix names the
+// command's flags, not the library's builder methods.
+func TestCheckHintsNameFlags(t *testing.T) {
+	isolate(t)
+	res := runCLI(t, noEnv, "check", "host=127.0.0.1 port=1 user=app")
+	assert.Equal(t, exitUsage, res.code, res.all())
+	assert.Contains(t, res.stderr, "--ca /path/ca.crt")
+	assert.Contains(t, res.stderr, "--system-roots")
+	for _, builder := range []string{"NewBuilder", "RootCAFile", "SystemRoots()"} {
+		assert.NotContains(t, res.all(), builder)
+	}
+}

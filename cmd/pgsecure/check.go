@@ -27,6 +27,7 @@ import (
 type checkOptions struct {
 	ca, cert, key, credentials, targetsFile, audit string
 	systemRoots, json                              bool
+	noProbe                                        bool // certs renew: only the certificate matters
 	timeout, probeTimeout                          time.Duration
 	parallel, expiryDays                           int
 	pins                                           listFlag
@@ -168,7 +169,9 @@ func inspect(parent context.Context, o checkOptions, dsn string, env func(string
 	}
 	// The probe has its own time: a target that used up --timeout still
 	// gets a fair plaintext probe.
-	r.Probe = probe(context.WithoutCancel(parent), o.probeTimeout, probeAddr, r.User, r.Database)
+	if !o.noProbe {
+		r.Probe = probe(context.WithoutCancel(parent), o.probeTimeout, probeAddr, r.User, r.Database)
+	}
 	for _, w := range warnings.messages() {
 		r.add("configuration", sevWarning, cliWording(w), "")
 	}

@@ -328,7 +328,7 @@ func hasServerAuth(c *x509.Certificate) bool {
 func reloadAndVerify(o renewOptions, env func(string) (string, bool), want *x509.Certificate, renewed bool, out io.Writer) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
-	co := checkOptions{ca: o.ca, timeout: o.timeout, probeTimeout: time.Second, audit: "off", expiryDays: o.within}
+	co := checkOptions{ca: o.ca, timeout: o.timeout, audit: "off", noProbe: true, expiryDays: o.within}
 	sc := &scrubber{}
 	sc.add(dsnSecrets(o.reload)...)
 	target := targetLabel(o.reload)

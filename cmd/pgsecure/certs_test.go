@@ -30,6 +30,8 @@ func TestCertsThenCheck(t *testing.T) {
 		"ssl_min_protocol_version = 'TLSv1.2'", "ssl_ca_file = '" + filepath.Join(dir, "ca.crt") + "'",
 		"hostnossl all all 0.0.0.0/0 reject", "hostnossl all all ::/0      reject", "hostssl   all all 0.0.0.0/0 scram-sha-256",
 		"clientcert=verify-full", "postgres://USER@localhost:5432/DBNAME?sslrootcert=" + filepath.Join(dir, "ca.crt"),
+		"ssl_ciphers = '" + goodCiphers + "'", "password_encryption = 'scram-sha-256'", "log_connections = on",
+		"pgsecure certs renew --ca-dir " + dir + " --cert " + filepath.Join(dir, "server.crt") + " --key " + filepath.Join(dir, "server.key"),
 	} {
 		assert.Contains(t, res.stdout, want)
 	}

@@ -329,3 +329,19 @@ func TestCheckHintsNameFlags(t *testing.T) {
 		assert.NotContains(t, res.all(), builder)
 	}
 }
+
+// TestCheckCNOnlyCertificate: a certificate naming the host only in its
+// Common Name (the guide's openssl command) says so instead of empty lists.
+func TestCheckCNOnlyCertificate(t *testing.T) {
+	isolate(t)
+	pki := testutil.NewPKI(t)
+	pair, err := pki.CA.Issue(certgen.Options{CommonName: "localhost"})
+	require.NoError(t, err)
+	pg := pki.StartPostgres(t, testutil.PGOptions{ServerCertPEM: pair.CertPEM, ServerKeyPEM: pair.KeyPEM})
+	pg.CreateRole(t, "app", appPassword)
+
+	res := runCLI(t, noEnv, "check", "--audit=off", "--ca", pki.CAFile, fmt.Sprintf("postgres://app:%s@localhost:%d/postgres", appPassword, pg.Port))
+	require.Equal(t, exitOK, res.code, res.all())
+	assert.Contains(t, res.stdout, "none: the host was matched against the subject's Common Name")
+	assert.NotContains(t, res.stdout, "DNS names")
+}

@@ -67,8 +67,12 @@ func (t table) details(r *checkReport) {
 		t.section(fmt.Sprintf("server certificate [%d]", i))
 		t.row("subject", "%s", c.Subject)
 		t.row("issuer", "%s", c.Issuer)
-		t.row("DNS names", "%s", orDash(strings.Join(c.DNSNames, ", ")))
-		t.row("IP addresses", "%s", orDash(strings.Join(c.IPAddresses, ", ")))
+		if i == 0 && len(c.DNSNames) == 0 && len(c.IPAddresses) == 0 && r.passed(stageHost) {
+			t.row("names", "none: the host was matched against the subject's Common Name, as libpq does")
+		} else {
+			t.row("DNS names", "%s", orDash(strings.Join(c.DNSNames, ", ")))
+			t.row("IP addresses", "%s", orDash(strings.Join(c.IPAddresses, ", ")))
+		}
 		t.row("serial", "%s", c.Serial)
 		t.row("expires", "%s (in %d days)", c.NotAfter.Format(time.RFC3339), c.ExpiresInDays)
 		if i == 0 {
@@ -132,6 +136,16 @@ func (t table) stagesAndFindings(r *checkReport, brief bool) {
 	if r.Hint != "" {
 		t.row("HINT", "%s", r.Hint)
 	}
+}
+
+// passed reports whether the stage called name passed.
+func (r *checkReport) passed(name string) bool {
+	for _, s := range r.Stages {
+		if s.Name == name {
+			return s.Result == stagePassed
+		}
+	}
+	return false
 }
 
 func allPassed(stages []stage) bool {

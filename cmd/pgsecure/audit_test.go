@@ -103,6 +103,7 @@ func TestCheckAuditGoodServer(t *testing.T) {
 		"hostssl all all ::1/128 scram-sha-256",
 	}})
 	createAuditor(t, pg)
+	require.Equal(t, "'"+goodCiphers+"'", testutil.GuideConf()["ssl_ciphers"], "the harness's guide server uses what the audit recommends")
 
 	r, res := checkJSON(t, noEnv, "--ca", pki.CAFile, pg.URL("auditor", appPassword, "postgres"))
 	require.Equal(t, exitWarning, res.code, res.all())

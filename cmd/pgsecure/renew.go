@@ -220,10 +220,16 @@ func stagedCertPath(cert string) string {
 // (the run stopped before the key was renamed) is removed.
 func finishInterruptedSwap(certPath, keyPath string) (bool, error) {
 	staged := stagedCertPath(certPath)
-	leaf, _, err := readLeaf(staged)
-	if errors.Is(err, fs.ErrNotExist) {
+	fi, err := os.Lstat(staged)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return false, nil
+	case err != nil:
+		return false, err
+	case !fi.Mode().IsRegular():
+		return false, fmt.Errorf("%w: %s is not a regular file: remove it", errRenewUsage, staged)
 	}
+	leaf, _, err := readLeaf(staged)
 	keyPEM, kerr := os.ReadFile(keyPath)
 	var key crypto.Signer
 	if kerr == nil {

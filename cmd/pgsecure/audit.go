@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgsecure/pgsecure/cmd/pgsecure/internal/pgwire"
+	"github.com/pgsecure/pgsecure/verify"
 )
 
 // goodCiphers is the ssl_ciphers value the audit recommends: the TLS 1.2
@@ -34,6 +35,7 @@ func (r *checkReport) auditServer(ctx context.Context, conn *pgx.Conn) {
 	}
 	r.auditPasswordEncryption(settings)
 	r.auditMinProtocol(settings)
+	r.auditOldTLS(ctx)
 	r.auditCiphers(ctx, settings)
 	r.auditLogConnections(settings)
 	r.auditRolePassword(ctx, conn)
@@ -88,6 +90,25 @@ func (r *checkReport) auditLogConnections(s map[string]string) {
 	r.auditSetting(s, "log_connections", func(v string) bool { return v == "on" }, sevWarning,
 		"log_connections is %s: connection attempts are not logged (only those failing authentication are)",
 		"set log_connections = on"+reloadFix+" (and monitor the log for failed attempts)")
+}
+
+// auditOldTLS offers the server only TLS 1.0 and 1.1: what it does, whatever
+// the setting says (OpenSSL's own policy may refuse what the setting allows).
+// This needs no privilege.
+func (r *checkReport) auditOldTLS(ctx context.Context) {
+	const check = "tls_versions"
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st, accepted, err := pgwire.TLSHandshake(ctx, r.Addr, tls.VersionTLS10, tls.VersionTLS11, nil)
+	switch {
+	case err != nil:
+		r.add(check, sevUnchecked, "not checked: the TLS 1.0/1.1 probe failed: "+err.Error(), "")
+	case accepted:
+		r.add(check, sevInsecure, fmt.Sprintf("the server accepted a %s handshake", verify.VersionName(st.Version)),
+			"set ssl_min_protocol_version = 'TLSv1.2'"+reloadFix)
+	default:
+		r.add(check, sevOK, "the server refused TLS 1.0 and TLS 1.1 handshakes", "")
+	}
 }
 
 // auditCiphers offers the server only weak TLS 1.2 suites: a server that

@@ -36,8 +36,9 @@ func TestCheckAuditBadServer(t *testing.T) {
 		Conf: map[string]string{
 			"password_encryption":      "'md5'",
 			"ssl_min_protocol_version": "'TLSv1'",
-			"ssl_ciphers":              "'HIGH:MEDIUM:+3DES:!aNULL'", // PostgreSQL's default
-			"log_connections":          "off",
+			// PostgreSQL's default, and OpenSSL's security level 0 so TLS 1.0/1.1 really work
+			"ssl_ciphers":     "'HIGH:MEDIUM:+3DES:!aNULL:@SECLEVEL=0'",
+			"log_connections": "off",
 		},
 		HBA: []string{
 			"hostssl all auditor 127.0.0.1/32 scram-sha-256",
@@ -63,7 +64,8 @@ func TestCheckAuditBadServer(t *testing.T) {
 	assert.Contains(t, byCheck["ssl_min_protocol_version"], "insecure: ssl_min_protocol_version is TLSv1:")
 	assert.Contains(t, byCheck["ssl_min_protocol_version"], "fix: set ssl_min_protocol_version = 'TLSv1.2'")
 	assert.Contains(t, byCheck["ssl_ciphers"], "warning: the server accepts the weak TLS 1.2 cipher suite TLS_ECDHE_ECDSA_WITH_")
-	assert.Contains(t, byCheck["ssl_ciphers"], "(ssl_ciphers = 'HIGH:MEDIUM:+3DES:!aNULL')")
+	assert.Contains(t, byCheck["ssl_ciphers"], "(ssl_ciphers = 'HIGH:MEDIUM:+3DES:!aNULL:@SECLEVEL=0')")
+	assert.Contains(t, byCheck["tls_versions"], "insecure: the server accepted a TLSv1.1 handshake | fix: set ssl_min_protocol_version = 'TLSv1.2'")
 	assert.Contains(t, byCheck["ssl_ciphers"], "fix: set ssl_ciphers = '"+goodCiphers+"'")
 	assert.Contains(t, byCheck["log_connections"], "warning: log_connections is off")
 	assert.Contains(t, byCheck["role_password"], `ok: the password of role "auditor" is stored as a SCRAM-SHA-256 verifier`)
@@ -84,6 +86,7 @@ func TestCheckAuditBadServer(t *testing.T) {
 	sev := severities(r)
 	assert.Equal(t, []string{sevInsecure}, sev["password_encryption"], "readable by every role")
 	assert.Equal(t, []string{sevUnchecked}, sev["ssl_min_protocol_version"])
+	assert.Equal(t, []string{sevInsecure}, sev["tls_versions"], "the handshake probe needs no privilege")
 	assert.Equal(t, []string{sevWarning}, sev["log_connections"], "readable by every role")
 	assert.Equal(t, []string{sevInsecure}, sev["role_password"], "an md5 login shows an MD5-stored password")
 	assert.Equal(t, []string{sevUnchecked}, sev["pg_hba"])
@@ -114,7 +117,7 @@ func TestCheckAuditGoodServer(t *testing.T) {
 		}
 		assert.Equal(t, sevOK, f.Severity, "%s: %s", f.Check, f.Message)
 	}
-	for _, check := range []string{"password_encryption", "ssl_min_protocol_version", "ssl_ciphers", "log_connections", "role_password", "pg_hba", "plaintext"} {
+	for _, check := range []string{"password_encryption", "ssl_min_protocol_version", "tls_versions", "ssl_ciphers", "log_connections", "role_password", "pg_hba", "plaintext"} {
 		findingsOf(t, r, check)
 	}
 }

@@ -64,7 +64,7 @@ func TestCheckSecureCluster(t *testing.T) {
 		assert.Equal(t, "28000", r.Probe.SQLState)
 		assert.Empty(t, r.ClientDN)
 		for _, check := range []string{"tls", "server_proof", "certificate_expiry", "authentication", "plaintext",
-			"password_encryption", "ssl_min_protocol_version", "ssl_ciphers", "log_connections", "role_password"} {
+			"password_encryption", "ssl_min_protocol_version", "tls_versions", "ssl_ciphers", "log_connections", "role_password"} {
 			for _, f := range findingsOf(t, r, check) {
 				assert.Equal(t, sevOK, f.Severity, "%s: %s", check, f.Message)
 			}
@@ -117,7 +117,7 @@ func TestCheckFindsPlaintextAccepted(t *testing.T) {
 	wire := tap.Wire()
 	assert.Contains(t, string(wire), string(pgwire.StartupMessage("app", "postgres")))
 	assert.NotContains(t, string(wire), appPassword)
-	assert.Equal(t, 3, tap.Conns(), "one TLS connection, one weak-cipher probe (TLS, nothing sent after the handshake) and one plaintext probe")
+	assert.Equal(t, 4, tap.Conns(), "one TLS connection, the TLS 1.0/1.1 and weak-cipher probes (handshakes only, nothing sent after them) and one plaintext probe")
 	assert.NotContains(t, res.all(), appPassword)
 
 	table := runCLI(t, noEnv, "check", "--ca", pki.CAFile, dsn)

@@ -75,7 +75,9 @@ var errRenewUsage = errors.New("pgsecure: cannot renew")
 
 // renew renews o.cert when due and, with --reload, makes the server use it.
 func renew(o renewOptions, env func(string) (string, bool), out io.Writer) (int, error) {
-	if done, err := finishInterruptedSwap(o.cert, o.key); err != nil {
+	if done, err := finishInterruptedSwap(o.cert, o.key); errors.Is(err, errRenewUsage) {
+		return exitUsage, err
+	} else if err != nil {
 		return exitInsecure, err
 	} else if done {
 		fmt.Fprintf(out, "completed an interrupted renewal: %s now matches %s\n", o.cert, o.key)

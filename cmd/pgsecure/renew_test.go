@@ -225,3 +225,20 @@ func TestCertsRenewReloadLater(t *testing.T) {
 	assert.Equal(t, exitNoLogin, res.code, res.all())
 	assert.Contains(t, res.stderr, "pg_reload_conf")
 }
+
+// TestCertsRenewClient renews a client certificate: same role, same usage.
+func TestCertsRenewClient(t *testing.T) {
+	dir := newCADir(t, "5")
+	require.Equal(t, exitOK, runCLI(t, noEnv, "certs", "client", "--ca-dir", dir, "--out", dir, "--user", "app", "--days", "20").code)
+	crt, key := filepath.Join(dir, "client-app.crt"), filepath.Join(dir, "client-app.key")
+	old := readCert(t, crt)
+
+	res := runCLI(t, noEnv, "certs", "renew", "--ca-dir", dir, "--cert", crt, "--key", key, "--days", "90")
+	require.Equal(t, exitOK, res.code, res.all())
+	renewed := readCert(t, crt)
+	assert.Equal(t, "app", renewed.Subject.CommonName)
+	assert.Equal(t, old.ExtKeyUsage, renewed.ExtKeyUsage)
+	assert.InDelta(t, 90*24, time.Until(renewed.NotAfter).Hours(), 1)
+	_, err := tls.LoadX509KeyPair(crt, key)
+	require.NoError(t, err)
+}

@@ -164,7 +164,7 @@ func inspect(parent context.Context, o checkOptions, dsn string, env func(string
 	connErr := connect(ctx, cfg, r, o)
 	if connErr != nil {
 		if why := x509check.ExplainHandshakeFailure(ctx, probeAddr, connErr); why != "" {
-			r.add("tls", sevInsecure, why, "") // an RSA-PSS server key: a Go limit, not an attack
+			r.add("tls", sevInfo, why, "") // an RSA-PSS server key: a Go limit, not an attack
 		}
 	}
 	switch {

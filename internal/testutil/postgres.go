@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -28,6 +29,9 @@ type PGOptions struct {
 	// Conf holds extra postgresql.conf settings, values written verbatim
 	// (e.g. "ssl_max_protocol_version": "'TLSv1.2'").
 	Conf map[string]string
+	// ListenHost is the loopback address the server listens on and Host
+	// reports (default "127.0.0.1"); a cluster gives each node its own.
+	ListenHost string
 }
 
 // DefaultHBA is used when PGOptions.HBA is empty and SSL is on: TLS with SCRAM
@@ -43,7 +47,8 @@ var DefaultHBASSLOff = []string{"host all all 127.0.0.1/32 scram-sha-256"}
 // adminHBA is always the first pg_hba.conf line.
 const adminHBA = "local all postgres trust"
 
-// Postgres is a running throwaway server. Host is "127.0.0.1"; the superuser
+// Postgres is a running throwaway server. Host is "127.0.0.1" unless
+// PGOptions.ListenHost says otherwise; the superuser
 // "postgres" is reachable without password over the unix socket in SocketDir
 // only (see Admin).
 type Postgres struct {
@@ -100,7 +105,7 @@ func Start(o PGOptions) (*Postgres, error) {
 		return nil, fmt.Errorf("%w: cannot create a temporary directory: %w", ErrPGStart, err)
 	}
 	p := &Postgres{
-		Host: "127.0.0.1", SocketDir: filepath.Join(base, "sock"), DataDir: filepath.Join(base, "data"),
+		Host: cmp.Or(o.ListenHost, "127.0.0.1"), SocketDir: filepath.Join(base, "sock"), DataDir: filepath.Join(base, "data"),
 		base: base, bin: bin, logPath: filepath.Join(base, "server.log"), user: u, opts: o,
 	}
 	if err := p.initCluster(); err != nil {
@@ -191,7 +196,7 @@ func (p *Postgres) writeServerCert(certPEM, keyPEM []byte) error {
 func (p *Postgres) writeConf() error {
 	settings := map[string]string{
 		"port":                    strconv.Itoa(p.Port),
-		"listen_addresses":        "'127.0.0.1'",
+		"listen_addresses":        quote(p.Host),
 		"unix_socket_directories": quote(p.SocketDir),
 		"fsync":                   "off",
 		"synchronous_commit":      "off",

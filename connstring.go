@@ -30,6 +30,7 @@ var envFor = map[string]string{
 	"channel_binding":          "PGCHANNELBINDING",
 	"require_auth":             "PGREQUIREAUTH",
 	"target_session_attrs":     "PGTARGETSESSIONATTRS",
+	"load_balance_hosts":       "PGLOADBALANCEHOSTS",
 }
 
 // refusedKeys are libpq settings pgsecure will not accept, with the reason.

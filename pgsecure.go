@@ -238,6 +238,7 @@ func (b *Builder) Config(ctx context.Context) (*pgxpool.Config, error) {
 	}
 	before, after := b.beforeConnect, b.afterConnect
 	cfg.BeforeConnect = func(ctx context.Context, cc *pgx.ConnConfig) error {
+		balanceHosts(cs, cc) // load_balance_hosts (loadbalance.go): first, so the credential retry copies the shuffled hosts
 		if creds != nil {
 			if err := creds.apply(ctx, cc); err != nil {
 				return err

@@ -212,7 +212,7 @@ func (c *Cluster) WaitStreaming(t testing.TB, want int) {
 			t.Fatalf("pgsecure/testutil: %v", err)
 		}
 	})
-	deadline := time.Now().Add(10*time.Second)
+	deadline := time.Now().Add(readyTimeout)
 	for {
 		var streaming int
 		primary.withAdmin(t, func(ctx context.Context, conn *pgx.Conn) {

@@ -39,6 +39,8 @@ type Cluster struct {
 	Nodes []*Postgres
 	// CAFile holds the CA certificate that issued every node's certificate.
 	CAFile string
+	// PKI is that CA (to issue client or replacement certificates).
+	PKI *PKI
 }
 
 // ClusterHBA is the pg_hba.conf of every cluster node.
@@ -78,7 +80,7 @@ func (p *PKI) StartCluster(t testing.TB, o ClusterOptions) *Cluster {
 	if o.Synchronous {
 		conf["synchronous_commit"] = "on"
 	}
-	c := &Cluster{CAFile: p.CAFile}
+	c := &Cluster{CAFile: p.CAFile, PKI: p}
 	primary := StartPostgres(t, PGOptions{HBA: ClusterHBA, Conf: conf, ListenHost: NodeHost(0)}.withCert(t, p, 0))
 	primary.Exec(t, "CREATE ROLE "+replRole+" REPLICATION LOGIN PASSWORD "+quote(replPassword))
 	c.Nodes = append(c.Nodes, primary)
@@ -196,9 +198,9 @@ func (c *Cluster) running() []*Postgres {
 }
 
 // WaitStreaming waits until the running primary has at least min(want,
-// running standbys) streaming standbys (want 0: every running standby) and
-// each running standby has replayed everything the primary had written
-// when WaitStreaming was called. It fails t after 30 s.
+// running standbys) streaming standbys (want 0: every running standby) that
+// have replayed everything the primary had committed when WaitStreaming was
+// called (even with synchronous_commit=off). It fails t after 30 s.
 func (c *Cluster) WaitStreaming(t testing.TB, want int) {
 	t.Helper()
 	primary := c.Primary(t)
@@ -208,6 +210,14 @@ func (c *Cluster) WaitStreaming(t testing.TB, want int) {
 	}
 	var lsn string
 	primary.withAdmin(t, func(ctx context.Context, conn *pgx.Conn) {
+		// A commit that wrote WAL, with synchronous_commit=on, flushes the
+		// WAL written so far (earlier asynchronous commits included), so
+		// that the standbys can receive all of it.
+		for _, q := range []string{"SET synchronous_commit = on", "SELECT pg_catalog.pg_logical_emit_message(true, 'pgsecure-testutil', 'flush')"} {
+			if _, err := conn.Exec(ctx, q); err != nil {
+				t.Fatalf("pgsecure/testutil: %v", err)
+			}
+		}
 		if err := conn.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn); err != nil {
 			t.Fatalf("pgsecure/testutil: %v", err)
 		}
@@ -285,3 +295,6 @@ func (c *Cluster) standbyLogs() string {
 	}
 	return b.String()
 }
+
+// LogTail returns the last few KiB of the server's log, for failure messages.
+func (p *Postgres) LogTail() string { return readTail(p.logPath) }

@@ -98,10 +98,10 @@ func TestFailoverUnderLoad(t *testing.T) {
 	defer pool.Close()
 
 	var (
-		seq                 atomic.Int64
-		mu                  sync.Mutex
-		acked               []int64
-		failed              atomic.Int64
+		seq    atomic.Int64
+		mu     sync.Mutex
+		acked  []int64
+		failed atomic.Int64
 		// unix nanos: the crash completed; the first write started after it
 		// was acknowledged
 		stoppedAt, firstAck atomic.Int64

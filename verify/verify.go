@@ -181,12 +181,16 @@ func Server(ctx context.Context, pgConn *pgconn.PgConn) (Report, error) {
 		return Report{}, &Error{Addr: addr, Stage: stageServer, Seen: "could not read pg_stat_ssl", Err: err}
 	}
 	local := VersionName(st.Version)
+	pooler := detectPooler(pgConn, row.pid) // verify/pooler.go: pg_stat_ssl then describes the pooler→server hop
+	if !row.ssl.SSL && pooler != "" {
+		return Report{}, poolerPlaintextError(addr, pooler, row.pid, local)
+	}
 	if !row.ssl.SSL {
 		return Report{}, &Error{Addr: addr, Stage: stageServer,
 			Seen: fmt.Sprintf("the server reports ssl=false for backend pid %d although the client negotiated %s: "+
 				"TLS ends before the server (a TLS-terminating proxy or an interception device sits in between)", row.pid, local)}
 	}
-	if row.ssl.Version != local {
+	if row.ssl.Version != local && pooler == "" { // behind a pooler the two versions describe different hops
 		return Report{}, &Error{Addr: addr, Stage: stageServer,
 			Seen: fmt.Sprintf("the server reports %s but the client negotiated %s: the client is not talking to this server's TLS endpoint directly", row.ssl.Version, local)}
 	}
@@ -203,6 +207,7 @@ func Server(ctx context.Context, pgConn *pgconn.PgConn) (Report, error) {
 		Server:      row.ssl,
 		BackendPID:  row.pid,
 		VerifiedAt:  time.Now(),
+		Pooler:      pooler,
 	}
 	for _, c := range st.PeerCertificates {
 		r.ServerChain = append(r.ServerChain, Describe(c))

@@ -21,6 +21,8 @@ type checkReport struct {
 	User       string `json:"user,omitempty"`
 	Database   string `json:"database,omitempty"`
 	BackendPID uint32 `json:"backend_pid,omitempty"`
+	// Pooler is set when the peer is a connection pooler (verify.Report.Pooler).
+	Pooler string `json:"pooler,omitempty"`
 
 	TLS         *tlsInfo       `json:"tls,omitempty"`
 	ServerChain []certInfo     `json:"server_chain,omitempty"`
@@ -93,7 +95,7 @@ func (r *checkReport) add(sev, format string, args ...any) {
 
 // setVerified copies what pgsecure verified about the connection.
 func (r *checkReport) setVerified(v verify.Report, now time.Time) {
-	r.Addr, r.ServerName, r.BackendPID = v.Addr, v.ServerName, v.BackendPID
+	r.Addr, r.ServerName, r.BackendPID, r.Pooler = v.Addr, v.ServerName, v.BackendPID, v.Pooler
 	r.TLS = &tlsInfo{Version: v.TLSVersion, Cipher: v.CipherSuite, ALPN: v.ALPN}
 	for _, c := range v.ServerChain {
 		r.ServerChain = append(r.ServerChain, certInfo{
@@ -121,7 +123,13 @@ const expiryWarning = 30
 
 // judge adds the findings about what was observed and sets Secure.
 func (r *checkReport) judge() {
-	if r.TLS != nil {
+	switch {
+	case r.TLS != nil && r.Pooler != "":
+		r.add(sevOK, "TLS %s to the pooler verified (verify-full, pinned CA)", r.TLS.Version)
+		r.add(sevWarning, "the peer is %s; the server's pg_stat_ssl reports the pooler's own connection as TLS %s, "+
+			"but whether the pooler verifies the server's certificate cannot be seen from here: for PgBouncer use server_tls_sslmode = verify-full",
+			r.Pooler, r.PgStatSSL.Version)
+	case r.TLS != nil:
 		r.add(sevOK, "TLS %s verified (verify-full, pinned CA) and confirmed by the server's pg_stat_ssl", r.TLS.Version)
 	}
 	for _, c := range r.ServerChain {

@@ -12,6 +12,7 @@ import (
 	"github.com/pgsecure/pgsecure"
 	"github.com/pgsecure/pgsecure/internal/testutil"
 	"github.com/pgsecure/pgsecure/secrets"
+	"github.com/pgsecure/pgsecure/verify"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -189,4 +190,32 @@ func TestTargetSessionAttrsCredentialRotation(t *testing.T) {
 func TestPreferStandbyCredentialRotation(t *testing.T) {
 	c := haCluster(t, testutil.ClusterOptions{Standbys: 1})
 	credentialRotationUnder(t, c, "prefer-standby", 1)
+}
+
+// TestTargetSessionAttrsClientCertificate: on a cluster whose nodes require
+// a client certificate besides SCRAM (clientcert=verify-full), every mode
+// connects to the node it picks, verified against that node's own name, and
+// the server saw the client certificate.
+func TestTargetSessionAttrsClientCertificate(t *testing.T) {
+	c := haCluster(t, testutil.ClusterOptions{Standbys: 1, ClientCerts: true})
+	certFile, keyFile, _ := c.PKI.Client(t, appUser)
+	ctx := ctxT(t, time.Minute)
+
+	_, err := pgsecure.NewBuilder(multiHostURL(c.Nodes, "")).RootCAFile(c.CAFile).Logger(quiet).Build(ctx)
+	require.Error(t, err, "without the client certificate the cluster refuses the connection")
+
+	for mode, want := range map[string]int{"any": 0, "read-write": 0, "read-only": 1, "primary": 0, "standby": 1, "prefer-standby": 1} {
+		t.Run(mode, func(t *testing.T) {
+			pool, err := pgsecure.NewBuilder(multiHostURL(c.Nodes, "target_session_attrs="+mode)).RootCAFile(c.CAFile).
+				ClientCertFiles(certFile, keyFile).Logger(quiet).Build(ctx)
+			require.NoError(t, err)
+			defer pool.Close()
+			conn, err := pool.Acquire(ctx)
+			require.NoError(t, err)
+			defer conn.Release()
+			assert.Equal(t, want, verifiedNode(t, c, conn))
+			r, _ := verify.ReportOf(conn.Conn().PgConn())
+			assert.Equal(t, "/CN="+appUser, r.Server.ClientDN, "the node saw the client certificate")
+		})
+	}
 }

@@ -26,6 +26,10 @@ type ClusterOptions struct {
 	Synchronous bool
 	// Conf holds extra postgresql.conf settings for every node.
 	Conf map[string]string
+	// ClientCerts makes every node require, besides SCRAM, a client
+	// certificate from the cluster's CA whose CN is the role
+	// (clientcert=verify-full); replication keeps SCRAM alone.
+	ClientCerts bool
 }
 
 // Cluster is a PostgreSQL 15 primary with streaming standbys. Every node
@@ -81,11 +85,16 @@ func (p *PKI) StartCluster(t testing.TB, o ClusterOptions) *Cluster {
 		conf["synchronous_commit"] = "on"
 	}
 	c := &Cluster{CAFile: p.CAFile, PKI: p}
-	primary := StartPostgres(t, PGOptions{HBA: ClusterHBA, Conf: conf, ListenHost: NodeHost(0)}.withCert(t, p, 0))
+	node := PGOptions{HBA: ClusterHBA, Conf: conf}
+	if o.ClientCerts {
+		node.HBA = append([]string{ClusterHBA[1], "hostssl all all 127.0.0.0/8 scram-sha-256 clientcert=verify-full"}, ClusterHBA[2:]...)
+		node.ClientCAPEM = p.CA.CertPEM
+	}
+	primary := StartPostgres(t, node.on(0).withCert(t, p, 0))
 	primary.Exec(t, "CREATE ROLE "+replRole+" REPLICATION LOGIN PASSWORD "+quote(replPassword))
 	c.Nodes = append(c.Nodes, primary)
 	for i := 1; i <= o.Standbys; i++ {
-		sb, err := primary.startStandby(PGOptions{HBA: ClusterHBA, Conf: conf, ListenHost: NodeHost(i)}.withCert(t, p, i), p.CA.CertPEM)
+		sb, err := primary.startStandby(node.on(i).withCert(t, p, i), p.CA.CertPEM)
 		RequirePG(t, err)
 		t.Cleanup(func() {
 			if err := sb.Close(); err != nil {
@@ -100,6 +109,12 @@ func (p *PKI) StartCluster(t testing.TB, o ClusterOptions) *Cluster {
 	}
 	c.WaitStreaming(t, 0)
 	return c
+}
+
+// on returns o for cluster node i (listening on its own address).
+func (o PGOptions) on(i int) PGOptions {
+	o.ListenHost = NodeHost(i)
+	return o
 }
 
 // withCert returns o with a certificate for cluster node i issued by p.
@@ -167,6 +182,11 @@ func (sb *Postgres) cloneFrom(primary *Postgres, caPEM []byte) error {
 	}
 	if err := sb.writeServerCert(sb.opts.ServerCertPEM, sb.opts.ServerKeyPEM); err != nil {
 		return fmt.Errorf("%w: %w", ErrPGStart, err)
+	}
+	if len(sb.opts.ClientCAPEM) > 0 {
+		if err := sb.user.writeOwned(sb.file("client-ca.crt"), sb.opts.ClientCAPEM, 0o644); err != nil {
+			return fmt.Errorf("%w: %w", ErrPGStart, err)
+		}
 	}
 	return nil
 }

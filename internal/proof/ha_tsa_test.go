@@ -35,7 +35,7 @@ func tsaCases() []tsaCase {
 			}
 		}
 	}
-	all := map[string]int{"any": -1, "read-write": 0, "read-only": 1, "primary": 0, "standby": 1, "prefer-standby": 1}
+	all := map[string]int{"any": 0, "read-write": 0, "read-only": 1, "primary": 0, "standby": 1, "prefer-standby": 1}
 	add([]int{0, 1, 2}, all)
 	add([]int{2, 1, 0}, map[string]int{"any": 2, "read-write": 0, "read-only": 2, "primary": 0, "standby": 2, "prefer-standby": 2})
 	add([]int{0}, map[string]int{"read-only": -1, "standby": -1, "prefer-standby": 0})

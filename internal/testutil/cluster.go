@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -131,35 +130,14 @@ func (o PGOptions) withCert(t testing.TB, p *PKI, i int) PGOptions {
 // startStandby clones the running primary p with pg_basebackup -R over
 // verify-full TLS (trusting caPEM) and starts the copy with o.
 func (p *Postgres) startStandby(o PGOptions, caPEM []byte) (*Postgres, error) {
-	base, err := os.MkdirTemp("", "pgsecure-pg-")
-	if err != nil {
-		return nil, fmt.Errorf("%w: cannot create a temporary directory: %w", ErrPGStart, err)
-	}
-	sb := &Postgres{
-		Host: o.ListenHost, SocketDir: filepath.Join(base, "sock"), DataDir: filepath.Join(base, "data"),
-		base: base, bin: p.bin, logPath: filepath.Join(base, "server.log"), user: p.user, opts: o,
-	}
-	if err := sb.cloneFrom(p, caPEM); err != nil {
-		_ = os.RemoveAll(base)
-		return nil, err
-	}
-	if err := sb.startOnFreePort(); err != nil {
-		_ = os.RemoveAll(base)
-		return nil, err
-	}
-	return sb, nil
+	return start(o, p.bin, p.user, func(sb *Postgres) error { return sb.cloneFrom(p, caPEM) })
 }
 
 // cloneFrom fills sb.DataDir with a base backup of primary that carries
 // primary_conninfo (pg_basebackup -R), then writes sb's own certificate.
 func (sb *Postgres) cloneFrom(primary *Postgres, caPEM []byte) error {
-	for _, d := range []string{sb.base, sb.SocketDir} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return fmt.Errorf("%w: %w", ErrPGStart, err)
-		}
-		if err := sb.user.chown(d); err != nil {
-			return fmt.Errorf("%w: cannot give %s to the postgres OS user: %w", ErrPGStart, d, err)
-		}
+	if err := sb.makeDirs(); err != nil {
+		return err
 	}
 	caFile := sb.file("primary-ca.crt")
 	if err := sb.user.writeOwned(caFile, caPEM, 0o644); err != nil {
@@ -183,12 +161,7 @@ func (sb *Postgres) cloneFrom(primary *Postgres, caPEM []byte) error {
 	if err := sb.writeServerCert(sb.opts.ServerCertPEM, sb.opts.ServerKeyPEM); err != nil {
 		return fmt.Errorf("%w: %w", ErrPGStart, err)
 	}
-	if len(sb.opts.ClientCAPEM) > 0 {
-		if err := sb.user.writeOwned(sb.file("client-ca.crt"), sb.opts.ClientCAPEM, 0o644); err != nil {
-			return fmt.Errorf("%w: %w", ErrPGStart, err)
-		}
-	}
-	return nil
+	return sb.writeClientCA()
 }
 
 // Primary returns the running node that is not in recovery; it fails t

@@ -100,6 +100,12 @@ func Start(o PGOptions) (*Postgres, error) {
 	if err != nil {
 		return nil, err
 	}
+	return start(o, bin, u, (*Postgres).initCluster)
+}
+
+// start makes a new temporary base directory for a server, has prepare fill
+// its data directory (initdb, or a base backup), and starts it.
+func start(o PGOptions, bin string, u osUser, prepare func(*Postgres) error) (*Postgres, error) {
 	base, err := os.MkdirTemp("", "pgsecure-pg-")
 	if err != nil {
 		return nil, fmt.Errorf("%w: cannot create a temporary directory: %w", ErrPGStart, err)
@@ -108,7 +114,7 @@ func Start(o PGOptions) (*Postgres, error) {
 		Host: cmp.Or(o.ListenHost, "127.0.0.1"), SocketDir: filepath.Join(base, "sock"), DataDir: filepath.Join(base, "data"),
 		base: base, bin: bin, logPath: filepath.Join(base, "server.log"), user: u, opts: o,
 	}
-	if err := p.initCluster(); err != nil {
+	if err := prepare(p); err != nil {
 		_ = os.RemoveAll(base)
 		return nil, err
 	}
@@ -141,13 +147,8 @@ func (p *Postgres) Close() error {
 
 // initCluster runs initdb and writes the configuration and TLS files.
 func (p *Postgres) initCluster() error {
-	for _, d := range []string{p.base, p.SocketDir} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return fmt.Errorf("%w: %w", ErrPGStart, err)
-		}
-		if err := p.user.chown(d); err != nil {
-			return fmt.Errorf("%w: cannot give %s to the postgres OS user: %w", ErrPGStart, d, err)
-		}
+	if err := p.makeDirs(); err != nil {
+		return err
 	}
 	cmd := p.user.command(filepath.Join(p.bin, "initdb"), "-D", p.DataDir, "-U", "postgres", "-A", "trust",
 		"-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions")
@@ -169,6 +170,24 @@ func (p *Postgres) initCluster() error {
 			return fmt.Errorf("%w: %w", ErrPGStart, err)
 		}
 	}
+	return p.writeClientCA()
+}
+
+// makeDirs creates the base and socket directories for the server user.
+func (p *Postgres) makeDirs() error {
+	for _, d := range []string{p.base, p.SocketDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("%w: %w", ErrPGStart, err)
+		}
+		if err := p.user.chown(d); err != nil {
+			return fmt.Errorf("%w: cannot give %s to the postgres OS user: %w", ErrPGStart, d, err)
+		}
+	}
+	return nil
+}
+
+// writeClientCA writes ClientCAPEM, if any, where ssl_ca_file points.
+func (p *Postgres) writeClientCA() error {
 	if len(p.opts.ClientCAPEM) > 0 {
 		if err := p.user.writeOwned(p.file("client-ca.crt"), p.opts.ClientCAPEM, 0o644); err != nil {
 			return fmt.Errorf("%w: %w", ErrPGStart, err)

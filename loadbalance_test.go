@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -133,4 +134,25 @@ func TestShuffledLookup(t *testing.T) {
 	failing := shuffledLookup(func(context.Context, string) ([]string, error) { return nil, context.Canceled }, rand.Shuffle)
 	_, err := failing(context.Background(), "db")
 	assert.ErrorIs(t, err, context.Canceled)
+}
+
+// TestBalanceHostsFromEnvironment: PGLOADBALANCEHOSTS=random shuffles as the
+// connection-string key does, and the key wins over the variable.
+func TestBalanceHostsFromEnvironment(t *testing.T) {
+	cleanEnv(t)
+	t.Setenv("PGLOADBALANCEHOSTS", "random")
+	orders := func(dsn string) int {
+		cc := lbConfig(t, dsn)
+		cs, err := parseConnSettings(dsn, osEnv)
+		require.NoError(t, err)
+		seen := map[string]bool{}
+		for range 100 {
+			c := cc.Copy()
+			balanceHosts(cs, c)
+			seen[strings.Join(hostOrder(t, c), ",")] = true
+		}
+		return len(seen)
+	}
+	assert.Equal(t, 6, orders("host=a,b,c user=app"), "PGLOADBALANCEHOSTS=random shuffles")
+	assert.Equal(t, 1, orders("host=a,b,c user=app load_balance_hosts=disable"), "the connection string wins")
 }

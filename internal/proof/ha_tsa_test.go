@@ -141,15 +141,21 @@ func indexOfPort(c *testutil.Cluster, port int) int {
 // host).
 func credentialRotationUnder(t *testing.T, c *testutil.Cluster, mode string, want int) {
 	t.Helper()
+	credentialRotation(t, c, "target_session_attrs="+mode, "Rotated-"+mode+"-1b9e", want)
+}
+
+// credentialRotation is credentialRotationUnder for any query string; pw is
+// the rotated password.
+func credentialRotation(t *testing.T, c *testutil.Cluster, query, pw string, want int) {
+	t.Helper()
 	src, clock := newBackend(appPassword, "v1", 0)
 	ctx := ctxT(t, time.Minute)
-	url := strings.Replace(multiHostURL(c.Nodes[:2], "target_session_attrs="+mode), ":"+appPassword+"@", "@", 1)
+	url := strings.Replace(multiHostURL(c.Nodes[:2], query), ":"+appPassword+"@", "@", 1)
 	pool, err := pgsecure.NewBuilder(url).RootCAFile(c.CAFile).Logger(quiet).Credentials(src).
 		CredentialCache(secrets.CacheOptions{Now: clock.Now, Jitter: -1, TTL: time.Hour}).Build(ctx)
 	require.NoError(t, err)
 	defer pool.Close()
 
-	pw := "Rotated-" + mode + "-1b9e"
 	c.Nodes[0].Exec(t, fmt.Sprintf("ALTER ROLE %s PASSWORD '%s'", appUser, pw))
 	t.Cleanup(func() {
 		c.Nodes[0].Exec(t, fmt.Sprintf("ALTER ROLE %s PASSWORD '%s'", appUser, appPassword))
@@ -172,7 +178,7 @@ func credentialRotationUnder(t *testing.T, c *testutil.Cluster, mode string, wan
 	defer conn.Release()
 	got := verifiedNode(t, c, conn)
 	if want >= 0 {
-		assert.Equal(t, want, got, "the node %s picks", mode)
+		assert.Equal(t, want, got, "the node %s picks", query)
 	}
 }
 
@@ -182,6 +188,17 @@ func TestTargetSessionAttrsCredentialRotation(t *testing.T) {
 	c := haCluster(t, testutil.ClusterOptions{Standbys: 1})
 	for mode, want := range map[string]int{"any": -1, "read-write": 0, "read-only": 1, "primary": 0, "standby": 1} {
 		t.Run(mode, func(t *testing.T) { credentialRotationUnder(t, c, mode, want) })
+	}
+}
+
+// TestLoadBalanceHostsCredentialRotation: with load_balance_hosts=random
+// the rotation retry still works whatever order the hosts were shuffled into.
+func TestLoadBalanceHostsCredentialRotation(t *testing.T) {
+	c := haCluster(t, testutil.ClusterOptions{Standbys: 1})
+	for i := range 4 {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			credentialRotation(t, c, "target_session_attrs=read-write&load_balance_hosts=random", fmt.Sprintf("Rotated-lb-%d-7c2d", i), 0)
+		})
 	}
 }
 

@@ -70,7 +70,7 @@ func NodeCertOptions(i int) certgen.Options {
 // pg_basebackup -R), each with a certificate issued by p for its own
 // address. It returns once every standby streams from the primary. Roles
 // and databases created on the primary reach the standbys through
-// replication (see WaitReplicated). Everything stops when t ends.
+// replication (see WaitStreaming). Everything stops when t ends.
 func (p *PKI) StartCluster(t testing.TB, o ClusterOptions) *Cluster {
 	t.Helper()
 	if o.Standbys == 0 {

@@ -21,7 +21,7 @@ fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "install-deps: PostgreSQL 15 server binaries or pgbouncer are missing and apt-get is not available;" >&2
-  echo "install PostgreSQL 15 and set PGSECURE_PG_BINDIR to its bin directory" >&2
+  echo "install PostgreSQL 15 (set PGSECURE_PG_BINDIR to its bin directory) and PgBouncer (pgbouncer on PATH)" >&2
   exit 1
 fi
 SUDO=""

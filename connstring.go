@@ -35,6 +35,7 @@ var envFor = map[string]string{
 	"host":                     "PGHOST",
 	"requirepeer":              "PGREQUIREPEER",
 	"gssdelegation":            "PGGSSDELEGATION",
+	"load_balance_hosts":       "PGLOADBALANCEHOSTS",
 }
 
 // refusedKeys are libpq settings pgsecure will not accept, with the reason.

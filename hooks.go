@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +29,8 @@ type poolState struct {
 	events     *eventSink
 	expiryWarn time.Duration
 	warned     sync.Map // certificate issuer/serial -> struct{}: expiry warnings already given
+
+	loadBalance bool // load_balance_hosts=random
 
 	// startup is set while Build opens and checks its first connection: a
 	// refusal then is returned by Build, so it is not logged as well.
@@ -87,6 +90,9 @@ func (s *poolState) beforeConnect(hooks []func(context.Context, *pgx.ConnConfig)
 		}
 		if err := s.checkTLS(cc, "a Builder.BeforeConnect hook"); err != nil {
 			return err
+		}
+		if s.loadBalance {
+			shuffleHosts(cc, rand.Shuffle) // load_balance_hosts=random: a fresh order per connection
 		}
 		s.install(cc)
 		return nil

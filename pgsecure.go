@@ -305,7 +305,8 @@ func (b *Builder) config(ctx context.Context) (*pgxpool.Config, *poolState, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	st := &poolState{tls: pol, sessions: tls.NewLRUClientSessionCache(64), log: b.log, events: &b.events, expiryWarn: b.expiryWarn}
+	st := &poolState{tls: pol, sessions: tls.NewLRUClientSessionCache(64), log: b.log, events: &b.events, expiryWarn: b.expiryWarn,
+		loadBalance: cs.get("load_balance_hosts").value == loadBalanceRandom}
 	st.policy = &connect.Policy{
 		TLS: st, MinVersion: pol.minVersion, Direct: pol.direct, Auth: auth,
 		QueryEveryConnection: b.queryEvery || pol.clientCert != nil, HostAddrs: hostAddrs, Observer: st,

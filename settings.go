@@ -22,7 +22,7 @@ var knownTLSKeys = []string{
 
 // consumedParams are settings pgsecure reads itself that pgx would otherwise
 // send to the server as run-time parameters.
-var consumedParams = []string{"ssl_min_protocol_version", "ssl_max_protocol_version", "gssencmode"}
+var consumedParams = []string{"ssl_min_protocol_version", "ssl_max_protocol_version", "gssencmode", "load_balance_hosts"}
 
 var sslmodeWeakness = map[string]string{
 	"disable":   "it turns encryption off",
@@ -93,7 +93,7 @@ func checkSettings(cs *connSettings) error {
 	if s := cs.get("sslcertmode"); s.set && !slices.Contains([]string{"disable", "allow", "require"}, s.value) {
 		return configErr("sslcertmode", s.from, fmt.Sprintf("%q is not valid", s.value), "use disable, allow or require")
 	}
-	return nil
+	return checkLoadBalance(cs)
 }
 
 // stripConsumedParams removes the settings pgsecure consumed from the

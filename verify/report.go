@@ -49,6 +49,13 @@ type Report struct {
 	BackendPID uint32
 	// VerifiedAt is when the server-side check completed.
 	VerifiedAt time.Time
+	// Pooler is non-empty when the peer is a connection pooler or proxy
+	// (such as PgBouncer) rather than the server, and says how that was
+	// recognised. The TLS fields and ServerChain then describe the client's
+	// hop to the pooler, Server (pg_stat_ssl) and BackendPID the pooler's
+	// connection to the server; whether the pooler verified the server's
+	// certificate is not visible to the client (see pooler.go).
+	Pooler string
 }
 
 // Proofs: how the server showed that it terminates the TLS connection the
@@ -160,6 +167,9 @@ func (r Report) String() string {
 	leaf := r.Leaf()
 	fmt.Fprintf(&b, "server:      %s (%s), backend pid %d\n", r.ServerName, r.Addr, r.BackendPID)
 	fmt.Fprintf(&b, "client TLS:  %s %s\n", r.TLSVersion, r.CipherSuite)
+	if r.Pooler != "" {
+		fmt.Fprintf(&b, "pooler:      %s\n", r.Pooler)
+	}
 	switch r.Proof {
 	case ProofServerQuery:
 		fmt.Fprintf(&b, "server says: ssl=%t version=%s cipher=%s bits=%d\n", r.Server.SSL, r.Server.Version, r.Server.Cipher, r.Server.Bits)
@@ -205,6 +215,9 @@ func (r Report) LogValue() slog.Value {
 	}
 	if r.Server.ClientDN != "" {
 		attrs = append(attrs, slog.String("client_dn", r.Server.ClientDN))
+	}
+	if r.Pooler != "" {
+		attrs = append(attrs, slog.String("pooler", r.Pooler))
 	}
 	return slog.GroupValue(attrs...)
 }

@@ -197,7 +197,7 @@ func newBuilder(ctx context.Context, o checkOptions, dsn string, env func(string
 	if pw, ok := env("PGPASSWORD"); ok {
 		sc.add(pw)
 	}
-	b = pgsecure.NewBuilder(rd.dsn)
+	b = pgsecure.NewBuilder(rd.dsn).QueryServerEveryConnection() // an audit wants the server's own words
 	if o.ca != "" {
 		b.RootCAFile(o.ca)
 	}

@@ -36,6 +36,8 @@ type checkReport struct {
 	User       string `json:"user,omitempty"`
 	Database   string `json:"database,omitempty"`
 	BackendPID uint32 `json:"backend_pid,omitempty"`
+	// Pooler is set when the peer is a connection pooler (verify.Report.Pooler).
+	Pooler string `json:"pooler,omitempty"`
 
 	TLS         *tlsInfo       `json:"tls,omitempty"`
 	ServerChain []certInfo     `json:"server_chain,omitempty"`
@@ -147,7 +149,7 @@ func (r *checkReport) add(check, sev, msg, fix string) {
 
 // setVerified copies what pgsecure verified about the connection.
 func (r *checkReport) setVerified(v verify.Report, now time.Time) {
-	r.Addr, r.ServerName, r.BackendPID = v.Addr, v.ServerName, v.BackendPID
+	r.Addr, r.ServerName, r.BackendPID, r.Pooler = v.Addr, v.ServerName, v.BackendPID, v.Pooler
 	r.setTLS(v.TLSVersion, v.CipherSuite, v.ALPN, v.ServerChain, now)
 	s := v.Server
 	r.PgStatSSL = &pgStatSSLInfo{SSL: s.SSL, Version: s.Version, Cipher: s.Cipher, Bits: s.Bits,
@@ -187,10 +189,20 @@ func (r *checkReport) judge(expiryDays int) {
 		r.Findings = append(r.Findings, later...)
 		r.finish()
 	}()
-	if r.TLS != nil {
+	switch {
+	case r.TLS != nil && r.Pooler != "":
+		r.add("tls", sevOK, fmt.Sprintf("TLS %s to the pooler verified (verify-full, pinned CA)", r.TLS.Version), "")
+		version := ""
+		if r.PgStatSSL != nil {
+			version = r.PgStatSSL.Version
+		}
+		r.add("pooler", sevWarning, fmt.Sprintf("the peer is %s; the server reports the pooler's own connection as TLS %s, "+
+			"but whether the pooler verifies the server's certificate cannot be seen from here", r.Pooler, version),
+			"for PgBouncer use server_tls_sslmode = verify-full with server_tls_ca_file")
+	case r.TLS != nil:
 		r.add("tls", sevOK, fmt.Sprintf("TLS %s verified (verify-full, pinned CA)", r.TLS.Version), "")
 	}
-	if r.PgStatSSL != nil {
+	if r.PgStatSSL != nil && r.Pooler == "" {
 		r.add("server_proof", sevOK, "the server's pg_stat_ssl confirms this session is encrypted", "")
 	}
 	r.judgeExpiry(expiryDays)

@@ -86,14 +86,16 @@ func prove(ctx context.Context, p *Policy, pgConn *pgconn.PgConn, forceQuery boo
 		if errors.As(err, &te) {
 			return te // the server did not answer in time: not a refusal
 		}
+		pooler := ""
 		if err == nil {
-			err = compare(row, r, tc)
+			pooler = detectPooler(pgConn, row.pid) // the server's row then describes the pooler's own hop
+			err = compare(row, r, tc, pooler)
 		}
 		if err != nil {
 			p.Observer.Refused(ctx, Refusal{Kind: RefusedServerProof, Host: r.ServerName, Addr: r.Addr, Stage: StageServerCheck, Err: err})
 			return err
 		}
-		r.Server, r.BackendPID, r.Proof = row.ssl, row.pid, verify.ProofServerQuery
+		r.Server, r.BackendPID, r.Proof, r.Pooler = row.ssl, row.pid, verify.ProofServerQuery, pooler
 		if r.TLSVersion == "" {
 			r.TLSVersion = row.ssl.Version
 		}
@@ -148,7 +150,10 @@ func clientReport(p *Policy, pgConn *pgconn.PgConn, a *attempt, tc *tls.Conn) (r
 }
 
 // compare checks the server's answer against the client's view.
-func compare(row serverRow, r verify.Report, tc *tls.Conn) error {
+func compare(row serverRow, r verify.Report, tc *tls.Conn, pooler string) error {
+	if !row.ssl.SSL && pooler != "" {
+		return poolerPlaintextError(r.Addr, pooler, row.pid, r.TLSVersion)
+	}
 	if !row.ssl.SSL {
 		local := "TLS"
 		if r.TLSVersion != "" {
@@ -158,7 +163,7 @@ func compare(row serverRow, r verify.Report, tc *tls.Conn) error {
 			Seen: fmt.Sprintf("the server reports ssl=false for backend pid %d although the client negotiated %s: "+
 				"TLS ends before the server (a TLS-terminating proxy or an interception device sits in between)", row.pid, local)}
 	}
-	if tc != nil && r.TLSVersion != "" && row.ssl.Version != r.TLSVersion {
+	if tc != nil && r.TLSVersion != "" && row.ssl.Version != r.TLSVersion && pooler == "" { // behind a pooler the versions describe different hops
 		return &verify.Error{Addr: r.Addr, Stage: "after authentication",
 			Seen: fmt.Sprintf("the server reports %s but the client negotiated %s: the client is not talking to this server's TLS endpoint directly", row.ssl.Version, r.TLSVersion)}
 	}

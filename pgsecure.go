@@ -294,14 +294,14 @@ func (b *Builder) config(ctx context.Context) (*pgxpool.Config, *poolState, erro
 	if err != nil {
 		return nil, nil, err
 	}
+	hostAddrs, err := cs.hostAddrs(cfg.ConnConfig)
+	if err != nil {
+		return nil, nil, err
+	}
 	if err := b.noUnixSockets(cfg.ConnConfig); err != nil {
 		return nil, nil, err
 	}
 	auth, err := b.authPolicy(cs, cfg.ConnConfig)
-	if err != nil {
-		return nil, nil, err
-	}
-	hostAddrs, err := cs.hostAddrs(cfg.ConnConfig)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -248,7 +248,7 @@ func (cs *connSettings) hostAddrs(cc *pgx.ConnConfig) (map[string]string, error)
 // (libpq escapes, percent-encoding), by one that names the setting pgx
 // refused without quoting any value.
 func (cs *connSettings) explainParseError() error {
-	const hidden = "pgx cannot parse its value (values are not quoted: they may be secret)"
+	const hidden = "pgx cannot parse its value (not shown: values may be passwords)"
 	keys := make([]string, 0, len(cs.raw))
 	for k := range cs.raw {
 		keys = append(keys, k)
@@ -260,10 +260,10 @@ func (cs *connSettings) explainParseError() error {
 		}
 	}
 	if cs.isURL {
-		return configErr("connection string", "", "pgx cannot parse the URL's user, host, port or database part (not quoted: it may hold a password)",
+		return configErr("connection string", "", "pgx cannot parse the URL's user, host, port or database part (not shown: it may hold a password)",
 			"check the URL's syntax: postgres://user@host:port/dbname, with special characters percent-encoded")
 	}
-	return configErr("connection string", "", "pgx cannot parse it (not quoted: it may hold a password)",
+	return configErr("connection string", "", "pgx cannot parse it (not shown: it may hold a password)",
 		"check each key=value pair against libpq's documentation; quote values with spaces in single quotes")
 }
 

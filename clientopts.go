@@ -106,6 +106,14 @@ func (b *Builder) clientCertificate(cs *connSettings) (*clientCert, error) {
 	var ce *ConfigError
 	if errors.As(err, &ce) && ce.From == "" {
 		ce.From = from
+		if from != "builder" { // name the setting the problem is about, from where it was set
+			switch ce.Setting {
+			case "sslkey":
+				ce.From = keyS.from
+			case "sslpassword":
+				ce.From = passS.from
+			}
+		}
 	}
 	return cc, err
 }

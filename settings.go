@@ -39,6 +39,12 @@ func checkSettings(cs *connSettings) error {
 		why, ok := sslmodeWeakness[s.value]
 		if !ok {
 			why = "it is not a valid sslmode"
+			if near := nearest(s.value, []string{"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}); near == "verify-full" {
+				return configErr("sslmode", s.from, fmt.Sprintf("%q is not a valid sslmode; did you mean verify-full?", s.value),
+					"write verify-full (with a hyphen), or remove sslmode: pgsecure always uses verify-full")
+			} else if near != "" {
+				why = fmt.Sprintf("it is not a valid sslmode (did you mean %s? that would be refused too)", near)
+			}
 		}
 		fix := "remove sslmode from the connection string or set sslmode=verify-full"
 		if strings.HasSuffix(s.from, "environment variable") {
@@ -270,4 +276,38 @@ func (cs *connSettings) explainParseError() error {
 // quoteValue quotes a value for libpq's keyword/value form.
 func quoteValue(v string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
+}
+
+// nearest returns the candidate closest to s (ignoring case, '-' and '_'),
+// or "" when none is close.
+func nearest(s string, candidates []string) string {
+	norm := func(v string) string { return strings.NewReplacer("-", "", "_", "").Replace(strings.ToLower(v)) }
+	best, bestDist := "", 3
+	for _, c := range candidates {
+		if d := editDistance(norm(s), norm(c)); d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }

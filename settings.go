@@ -2,6 +2,7 @@ package pgsecure
 
 import (
 	"fmt"
+	"github.com/pgsecure/pgsecure/internal/libpq"
 	"net"
 	"net/url"
 	"slices"
@@ -58,7 +59,7 @@ func checkSettings(cs *connSettings) error {
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		if _, refused := refusedKeys[k]; refused {
+		if lk, known := libpq.Lookup(k); known && lk.Refused != "" {
 			continue // reported below with its reason
 		}
 		if (strings.HasPrefix(k, "ssl") || strings.HasPrefix(k, "gss")) && !slices.Contains(knownTLSKeys, k) {
@@ -66,9 +67,9 @@ func checkSettings(cs *connSettings) error {
 				"check the spelling against libpq's list or remove it")
 		}
 	}
-	for key, why := range refusedKeys {
-		if s := cs.get(key); s.set {
-			return configErr(key, s.from, "not supported", why)
+	for _, k := range libpq.Keys {
+		if s := cs.get(k.Name); k.Refused != "" && s.set {
+			return configErr(k.Name, s.from, "not supported", k.Refused)
 		}
 	}
 	if s := cs.get("gssencmode"); s.set && s.value != "disable" && s.value != "prefer" {
@@ -261,7 +262,7 @@ func (cs *connSettings) explainParseError() error {
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		if _, err := pgconn.ParseConfig(k + "=" + quoteValue(cs.raw[k])); err != nil {
+		if _, err := pgconn.ParseConfig(k + "=" + libpq.QuoteValue(cs.raw[k])); err != nil {
 			return configErr(k, "connection string", hidden, fmt.Sprintf("check the value of %s against libpq's documentation", k))
 		}
 	}
@@ -271,11 +272,6 @@ func (cs *connSettings) explainParseError() error {
 	}
 	return configErr("connection string", "", "pgx cannot parse it (not shown: it may hold a password)",
 		"check each key=value pair against libpq's documentation; quote values with spaces in single quotes")
-}
-
-// quoteValue quotes a value for libpq's keyword/value form.
-func quoteValue(v string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
 }
 
 // nearest returns the candidate closest to s (ignoring case, '-' and '_'),

@@ -129,7 +129,7 @@ func (b *Builder) rootsFrom(cs *connSettings) string {
 		return "SystemRoots"
 	}
 	if s := cs.get("sslrootcert"); strings.HasSuffix(s.from, "environment variable") {
-		return envFor["sslrootcert"]
+		return "PGSSLROOTCERT"
 	}
 	return "sslrootcert"
 }

@@ -137,6 +137,13 @@ func (c Certificate) DaysUntilExpiry(now time.Time) int {
 // certificate the client trusts.
 func (r Report) ChannelBound() bool { return strings.HasSuffix(r.SASLMechanism, "-PLUS") }
 
+// ServerProven reports whether the server proved that it terminates TLS
+// itself: by channel binding, or by its own view of the connection
+// (ssl=true). Every report pgsecure attaches to a connection satisfies it.
+func (r Report) ServerProven() bool {
+	return r.Proof == ProofChannelBinding || (r.Proof == ProofServerQuery && r.Server.SSL)
+}
+
 // Leaf returns the server's leaf certificate summary.
 func (r Report) Leaf() Certificate {
 	if len(r.ServerChain) == 0 {

@@ -105,7 +105,7 @@ func verifiedNode(t *testing.T, c *testutil.Cluster, conn *pgxpool.Conn) int {
 	host, _, err := net.SplitHostPort(r.Addr)
 	require.NoError(t, err)
 	require.Equal(t, host, r.ServerName, "node %d was verified against its own name", i)
-	require.True(t, r.Server.SSL, "the server reports ssl=true")
+	require.True(t, r.ServerProven(), "the server proved it terminates TLS (channel binding or ssl=true)")
 	require.Contains(t, r.Leaf().IPAddresses, host, "the certificate names the node")
 	return i
 }

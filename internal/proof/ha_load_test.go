@@ -27,8 +27,11 @@ func newConns(t *testing.T, c *testutil.Cluster, pool *pgxpool.Pool, n int) []in
 	for range n {
 		conn, err := pool.Acquire(ctx)
 		require.NoError(t, err)
-		per[verifiedNode(t, c, conn)]++
-		require.NoError(t, conn.Hijack().Close(ctx))
+		func() {
+			// Hijacked and closed even when a check fails, so that the pool can close.
+			defer func() { _ = conn.Hijack().Close(ctx) }()
+			per[verifiedNode(t, c, conn)]++
+		}()
 	}
 	return per
 }
@@ -87,7 +90,7 @@ func TestFailoverUnderLoad(t *testing.T) {
 		RootCAFile(c.CAFile).Logger(quiet).MaxConns(4).
 		AfterConnect(func(_ context.Context, conn *pgx.Conn) error {
 			r, ok := verify.ReportOf(conn.PgConn())
-			if !ok || !r.Server.SSL {
+			if !ok || !r.ServerProven() {
 				return errors.New("connection handed to AfterConnect without a verified report")
 			}
 			n, _ := reports.LoadOrStore(r.Addr+" as "+r.ServerName, new(atomic.Int64))
@@ -226,7 +229,7 @@ func TestChurnAcrossCluster(t *testing.T) {
 	var verified atomic.Int64
 	pool, err := pgsecure.NewBuilder(multiHostURL(c.Nodes, "load_balance_hosts=random")).RootCAFile(c.CAFile).Logger(quiet).
 		MaxConns(4).AfterConnect(func(_ context.Context, conn *pgx.Conn) error {
-		if r, ok := verify.ReportOf(conn.PgConn()); ok && r.Server.SSL {
+		if r, ok := verify.ReportOf(conn.PgConn()); ok && r.ServerProven() {
 			verified.Add(1)
 		}
 		return nil

@@ -136,7 +136,7 @@ func TestLibpqParityTrustAnchors(t *testing.T) {
 		{"root CA", []string{"server.crt", "server_ca.crt"}, []string{"root_ca.crt"}, true, ""},
 		{"server CA and root CA", []string{"server.crt", "server_ca.crt"}, []string{"server_ca.crt", "root_ca.crt"}, true, ""},
 		{"server CA alone", []string{"server.crt", "server_ca.crt"}, []string{"server_ca.crt"}, false,
-			`sslrootcert holds only the intermediate CA "CN=Test server CA for pgsecure"`},
+			`RootCAFile holds only the intermediate CA "CN=Test server CA for pgsecure"`},
 		{"server CA alone, server sends the root too", []string{"server.crt", "server_ca.crt", "root_ca.crt"}, []string{"server_ca.crt"}, false,
 			`add the root CA certificate (subject "CN=Test root CA for pgsecure")`},
 		{"server certificate alone", []string{"server.crt", "server_ca.crt"}, []string{"server.crt"}, false,

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -95,9 +96,10 @@ var hostileRows = []proxyRow{
 	// check failed" (28000).
 	{name: "relay unchanged", chosen: testutil.SCRAMSHA256Plus, gs2: testutil.GS2Bound, sqlstate: "28000",
 		message: "SCRAM channel binding check failed"},
-	// The binding now matches the server's certificate, but c= is part of
-	// the AuthMessage the client's proof signs: the proof does not verify,
-	// "password authentication failed" (28P01).
+	// The binding now matches the server's certificate (the server gets
+	// past its binding check: no 28000), but c= is part of the AuthMessage
+	// the client's proof signs: the proof does not verify, "password
+	// authentication failed" (28P01).
 	{name: "binding replaced by the server's", opts: testutil.SCRAMProxyOptions{BindUpstream: true},
 		chosen: testutil.SCRAMSHA256Plus, gs2: testutil.GS2Bound, sqlstate: "28P01", message: "password authentication failed"},
 	// Not offered PLUS, the client says "y" (it could bind); a TLS server
@@ -193,7 +195,7 @@ func assertRewritten(t *testing.T, row proxyRow, e testutil.SCRAMExchange) {
 	o := row.opts
 	assert.Equal(t, row.chosen, e.Chosen, "the client's mechanism")
 	assert.Equal(t, row.gs2, e.GS2, "the client's GS2 header")
-	assert.Equal(t, o.StripPlus || o.AdvertisePlus, !equalStrings(e.Offered, e.Advertised), "mechanism list rewritten: %v -> %v", e.Offered, e.Advertised)
+	assert.Equal(t, o.StripPlus || o.AdvertisePlus, !slices.Equal(e.Offered, e.Advertised), "mechanism list rewritten: %v -> %v", e.Offered, e.Advertised)
 	if o.StripPlus {
 		assert.Contains(t, e.Offered, testutil.SCRAMSHA256Plus)
 		assert.NotContains(t, e.Advertised, testutil.SCRAMSHA256Plus)
@@ -205,7 +207,7 @@ func assertRewritten(t *testing.T, row proxyRow, e testutil.SCRAMExchange) {
 	assert.Equal(t, o.Mechanism != "", e.Chosen != e.Forwarded, "mechanism rewritten: %s -> %s", e.Chosen, e.Forwarded)
 	assert.Equal(t, o.GS2Header != "", e.GS2 != e.GS2Forwarded, "GS2 header rewritten: %s -> %s", e.GS2, e.GS2Forwarded)
 	assert.Equal(t, o.Binding != "" || o.BindUpstream, e.Binding != e.BindingForwarded, "c= rewritten: %s -> %s", e.Binding, e.BindingForwarded)
-	bound := base64.StdEncoding.EncodeToString([]byte(testutil.GS2Bound))[:16] // the header's whole base64 groups
+	bound := base64.StdEncoding.EncodeToString([]byte(testutil.GS2Bound)) // 24 bytes, whole base64 groups: a prefix of c=
 	if o.BindUpstream {
 		assert.True(t, strings.HasPrefix(e.Binding, bound) && strings.HasPrefix(e.BindingForwarded, bound), "both bind with tls-server-end-point")
 	}
@@ -216,8 +218,6 @@ func assertRewritten(t *testing.T, row proxyRow, e testutil.SCRAMExchange) {
 	assert.Equal(t, want, e.Outcome, "the server's answer: %s", e.Message)
 	assert.Contains(t, e.Message, row.message)
 }
-
-func equalStrings(a, b []string) bool { return strings.Join(a, "\x00") == strings.Join(b, "\x00") }
 
 // TestRequireChannelBindingRefusesStrippedPlus: with RequireChannelBinding
 // the client itself refuses a server that does not offer PLUS, before it

@@ -2,21 +2,17 @@ package pgsecure_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
 	"log/slog"
-	"net"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgsecure/pgsecure"
 	"github.com/pgsecure/pgsecure/internal/testutil"
 	"github.com/pgsecure/pgsecure/verify"
@@ -266,47 +262,6 @@ func TestReterminatingProxyPassesServerQuery(t *testing.T) {
 	assert.Equal(t, []string{testutil.SCRAMSHA256, testutil.GS2None, "ok"}, []string{ex[0].Chosen, ex[0].GS2, ex[0].Outcome})
 	assert.Equal(t, []string{testutil.SCRAMSHA256Plus, testutil.GS2Bound, "28000"}, []string{ex[1].Chosen, ex[1].GS2, ex[1].Outcome})
 	assertProxyLearnedNoPassword(t, p)
-}
-
-// opaqueConn hides the *tls.Conn it wraps (it has no NetConn method), as a
-// caller's instrumentation wrapper might.
-type opaqueConn struct{ net.Conn }
-
-// TestHiddenTLSConnFallsBackToServerQuery: a caller AfterNetConnect that
-// wraps the connection in a type hiding *tls.Conn keeps pgx from binding
-// (it binds only to a *tls.Conn); such connections get the server query as
-// their proof, never nothing. Without the hook the same pool's later
-// connections are proven by channel binding.
-func TestHiddenTLSConnFallsBackToServerQuery(t *testing.T) {
-	pg, pki := server(t, testutil.LocalServerOptions())
-	ctx := ctxT(t)
-	laterReport := func(t *testing.T, b *pgsecure.Builder) verify.Report {
-		t.Helper()
-		pool, err := b.RootCAFile(pki.CAFile).Build(ctx)
-		require.NoError(t, err)
-		defer pool.Close()
-		pool.Reset() // a new connection, not Build's startup one (always queried)
-		return report(t, ctx, pool)
-	}
-
-	var hidden atomic.Int32
-	r := laterReport(t, pgsecure.NewBuilder(dsn(pg, "localhost")).ConfigurePool(func(c *pgxpool.Config) {
-		c.ConnConfig.AfterNetConnect = func(_ context.Context, _ *pgconn.Config, nc net.Conn) (net.Conn, error) {
-			hidden.Add(1)
-			return opaqueConn{nc}, nil
-		}
-	}))
-	require.EqualValues(t, 2, hidden.Load(), "the caller's hook wrapped both connections")
-	assert.Equal(t, verify.ProofServerQuery, r.Proof)
-	assert.False(t, r.ChannelBound(), "pgx did not bind: it saw no *tls.Conn")
-	assert.True(t, r.Server.SSL, "the server was asked and said ssl=t")
-	assert.Equal(t, "TLSv1.3", r.Server.Version)
-	assert.NotZero(t, r.BackendPID)
-
-	r = laterReport(t, pgsecure.NewBuilder(dsn(pg, "localhost")))
-	assert.Equal(t, verify.ProofChannelBinding, r.Proof)
-	assert.Equal(t, testutil.SCRAMSHA256Plus, r.SASLMechanism)
-	assert.Equal(t, verify.ServerSSL{}, r.Server, "channel binding asks the server nothing")
 }
 
 // TestChannelBindingDisableCannotDetectReterminatingProxy pins what

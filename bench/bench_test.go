@@ -18,6 +18,7 @@ import (
 	"github.com/pgsecure/pgsecure/internal/certgen"
 	"github.com/pgsecure/pgsecure/internal/testutil"
 	"github.com/pgsecure/pgsecure/secrets"
+	"github.com/pgsecure/pgsecure/verify"
 )
 
 const (
@@ -97,10 +98,15 @@ func (e *env) dsn() string {
 	return fmt.Sprintf("postgres://%s:%s@localhost:%d/postgres", user, password, e.pg.Port)
 }
 
+// rawDSN is the connection string raw pgx uses: verify-full with the same CA.
+func (e *env) rawDSN(maxConns int) string {
+	return fmt.Sprintf("%s?sslmode=verify-full&sslrootcert=%s&pool_max_conns=%d", e.dsn(), e.caFile, maxConns)
+}
+
 // rawPool is plain pgxpool with sslmode=verify-full and the same CA, with
 // an optional AfterConnect hook.
 func (e *env) rawPool(b *testing.B, maxConns int, after func(context.Context, *pgx.Conn) error) *pgxpool.Pool {
-	cfg, err := pgxpool.ParseConfig(fmt.Sprintf("%s?sslmode=verify-full&sslrootcert=%s&pool_max_conns=%d", e.dsn(), e.caFile, maxConns))
+	cfg, err := pgxpool.ParseConfig(e.rawDSN(maxConns))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -118,60 +124,79 @@ func (e *env) builder() *pgsecure.Builder {
 	return pgsecure.NewBuilder(e.dsn()).RootCAFile(e.caFile).Logger(quiet)
 }
 
-func (e *env) securePool(b *testing.B, maxConns int32) *pgxpool.Pool {
-	pool, err := e.builder().MaxConns(maxConns).Build(context.Background())
+func (e *env) securePool(b *testing.B, maxConns int32, queryEvery bool) *pgxpool.Pool {
+	builder := e.builder().MaxConns(maxConns)
+	if queryEvery {
+		builder = builder.QueryServerEveryConnection()
+	}
+	pool, err := builder.Build(context.Background())
 	if err != nil {
 		b.Fatal(err)
 	}
 	return pool
 }
 
-// statSSL is the kind of query pgsecure's server-side check runs on every
-// new connection (in one round trip, with the simple query protocol).
-const statSSL = "SELECT ssl, version FROM pg_catalog.pg_stat_ssl WHERE pid = pg_catalog.pg_backend_pid()"
+// serverQuery is the query pgsecure's server-side proof runs when the
+// connection is not proven by channel binding (the same text as
+// internal/connect's, in one round trip with the simple query protocol).
+const serverQuery = `SELECT a.ssl, coalesce(a.sslversion, ''), coalesce(a.sslcipher, ''), coalesce(a.sslbits, 0),
+ coalesce(a.ssl_client_dn, ''), coalesce(a.ssl_client_serial::text, ''), coalesce(a.ssl_issuer_dn, ''), a.pid
+ FROM pg_catalog.pg_stat_get_activity(pg_catalog.pg_backend_pid()) a`
 
 // BenchmarkConnect measures opening one new connection through a pool
-// (TCP, TLS handshake, SCRAM, and for pgsecure its checks including the
-// pg_stat_ssl query) and closing it. impl=raw_statssl is raw pgx plus that
-// one query, to show what the server-side check costs on its own.
+// (TCP, TLS handshake, SCRAM, and for pgsecure its checks) and closing it,
+// one row per proof: impl=pgsecure is proven by channel binding
+// (SCRAM-SHA-256-PLUS, no query), impl=pgsecure_query queries the server
+// on every connection (QueryServerEveryConnection). impl=raw_query is raw
+// pgx plus that same query, to show what the query costs on its own.
 func BenchmarkConnect(b *testing.B) {
 	e := setup(b)
-	run := func(b *testing.B, pool *pgxpool.Pool) { connectLoop(b, pool, false) }
+	run := func(b *testing.B, pool *pgxpool.Pool, proof string) { connectLoop(b, pool, proof, false) }
 	runImpls(b, []impl{
-		{"raw", func(b *testing.B) { run(b, e.rawPool(b, 1, nil)) }},
-		{"raw_statssl", func(b *testing.B) {
+		{"raw", func(b *testing.B) { run(b, e.rawPool(b, 1, nil), "") }},
+		{"raw_query", func(b *testing.B) {
 			run(b, e.rawPool(b, 1, func(ctx context.Context, c *pgx.Conn) error {
-				_, err := c.PgConn().Exec(ctx, statSSL).ReadAll() // simple protocol: one round trip, as pgsecure
+				_, err := c.PgConn().Exec(ctx, serverQuery).ReadAll() // simple protocol: one round trip, as pgsecure
 				return err
-			}))
+			}), "")
 		}},
-		{"pgsecure", func(b *testing.B) { run(b, e.securePool(b, 1)) }},
+		{"pgsecure", func(b *testing.B) { run(b, e.securePool(b, 1, false), verify.ProofChannelBinding) }},
+		{"pgsecure_query", func(b *testing.B) { run(b, e.securePool(b, 1, true), verify.ProofServerQuery) }},
 	})
 }
 
 // BenchmarkConnectFirstQuery is BenchmarkConnect plus the application's
 // first query (SELECT 1) on the new connection: what a service sees when the
-// pool grows. A new backend's first query pays catalog warm-up either way;
-// pgsecure's check has paid part of it already.
+// pool grows.
 func BenchmarkConnectFirstQuery(b *testing.B) {
 	e := setup(b)
-	run := func(b *testing.B, pool *pgxpool.Pool) { connectLoop(b, pool, true) }
+	run := func(b *testing.B, pool *pgxpool.Pool, proof string) { connectLoop(b, pool, proof, true) }
 	runImpls(b, []impl{
-		{"raw", func(b *testing.B) { run(b, e.rawPool(b, 1, nil)) }},
-		{"pgsecure", func(b *testing.B) { run(b, e.securePool(b, 1)) }},
+		{"raw", func(b *testing.B) { run(b, e.rawPool(b, 1, nil), "") }},
+		{"pgsecure", func(b *testing.B) { run(b, e.securePool(b, 1, false), verify.ProofChannelBinding) }},
 	})
 }
 
 // connectLoop opens a new connection per iteration (taking it out of the
 // pool, so the next Acquire dials), optionally runs the application's first
-// query on it, and closes the pool at the end.
-func connectLoop(b *testing.B, pool *pgxpool.Pool, firstQuery bool) {
+// query on it, and closes the pool at the end. The pool is emptied first:
+// Build leaves its startup connection idle, which would make pgsecure's
+// first iteration a pool hit where raw pgx's dials. proof, when not empty,
+// is the proof every pgsecure connection must carry (a row measures the
+// proof it names, or fails).
+func connectLoop(b *testing.B, pool *pgxpool.Pool, proof string, firstQuery bool) {
 	defer pool.Close()
 	ctx := context.Background()
+	pool.Reset()
 	for b.Loop() {
 		c, err := pool.Acquire(ctx)
 		if err != nil {
 			b.Fatal(err)
+		}
+		if proof != "" {
+			if r, ok := verify.ReportOf(c.Conn().PgConn()); !ok || r.Proof != proof {
+				b.Fatalf("connection proven by %q, want %q", r.Proof, proof)
+			}
 		}
 		if firstQuery {
 			var one int
@@ -182,6 +207,9 @@ func connectLoop(b *testing.B, pool *pgxpool.Pool, firstQuery bool) {
 		if err := c.Hijack().Close(ctx); err != nil {
 			b.Fatal(err)
 		}
+	}
+	if n := pool.Stat().NewConnsCount(); n < int64(b.N) {
+		b.Fatalf("%d new connections for %d iterations: some iterations were pool hits", n, b.N)
 	}
 }
 
@@ -227,32 +255,56 @@ func BenchmarkQuery(b *testing.B) {
 	}
 	runImpls(b, []impl{
 		{"raw", func(b *testing.B) { run(b, e.rawPool(b, 4, nil)) }},
-		{"pgsecure", func(b *testing.B) { run(b, e.securePool(b, 4)) }},
+		{"pgsecure", func(b *testing.B) { run(b, e.securePool(b, 4, false)) }},
 	})
 }
 
-// BenchmarkPoolStart measures Build until the pool holds MinConns verified
-// connections, then Close.
+// BenchmarkPoolStart measures creating a pool until it holds MinConns
+// (16) established connections, then closing it: pgsecure's Build (which
+// also verifies its startup connection with the server query) against raw
+// pgxpool.NewWithConfig with the same MinConns.
 func BenchmarkPoolStart(b *testing.B) {
 	e := setup(b)
-	for _, min := range []int32{1, 16} {
-		b.Run(fmt.Sprintf("min=%d", min), func(b *testing.B) {
-			ctx := context.Background()
-			for b.Loop() {
-				pool, err := e.builder().MinConns(min).MaxConns(16).Build(ctx)
-				if err != nil {
-					b.Fatal(err)
-				}
-				deadline := time.Now().Add(30 * time.Second)
-				for pool.Stat().TotalConns() < min {
-					if time.Now().After(deadline) {
-						b.Fatalf("pool reached %d of %d connections", pool.Stat().TotalConns(), min)
-					}
-					time.Sleep(time.Millisecond)
-				}
-				pool.Close()
+	const minConns = 16
+	run := func(b *testing.B, open func(context.Context) (*pgxpool.Pool, error)) {
+		ctx := context.Background()
+		for b.Loop() {
+			pool, err := open(ctx)
+			if err != nil {
+				b.Fatal(err)
 			}
-		})
+			waitConns(b, pool, minConns)
+			pool.Close()
+		}
+	}
+	runImpls(b, []impl{
+		{"raw", func(b *testing.B) {
+			cfg, err := pgxpool.ParseConfig(e.rawDSN(16))
+			if err != nil {
+				b.Fatal(err)
+			}
+			cfg.MinConns = minConns
+			run(b, func(ctx context.Context) (*pgxpool.Pool, error) { return pgxpool.NewWithConfig(ctx, cfg) })
+		}},
+		{"pgsecure", func(b *testing.B) {
+			run(b, e.builder().MinConns(minConns).MaxConns(16).Build)
+		}},
+	})
+}
+
+// waitConns waits until pool holds n established connections (idle or
+// acquired; connections still being made do not count).
+func waitConns(b *testing.B, pool *pgxpool.Pool, n int32) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st := pool.Stat()
+		if st.IdleConns()+st.AcquiredConns() >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("pool reached %d of %d connections", st.IdleConns()+st.AcquiredConns(), n)
+		}
+		time.Sleep(100 * time.Microsecond)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/pgsecure/pgsecure"
 	"github.com/pgsecure/pgsecure/internal/testutil"
 	pgsecureotel "github.com/pgsecure/pgsecure/otel"
@@ -29,9 +30,10 @@ const (
 // telemetry is the real OpenTelemetry SDK with in-memory readers: a manual
 // metric reader and a span recorder, no exporter or collector.
 type telemetry struct {
-	reader *sdkmetric.ManualReader
-	spans  *tracetest.SpanRecorder
-	opts   []pgsecureotel.Option
+	reader         *sdkmetric.ManualReader
+	spans          *tracetest.SpanRecorder
+	tracerProvider *sdktrace.TracerProvider
+	opts           []pgsecureotel.Option
 }
 
 func newTelemetry(t *testing.T) *telemetry {
@@ -43,7 +45,7 @@ func newTelemetry(t *testing.T) *telemetry {
 		_ = mp.Shutdown(context.Background())
 		_ = tp.Shutdown(context.Background())
 	})
-	return &telemetry{reader: reader, spans: rec,
+	return &telemetry{reader: reader, spans: rec, tracerProvider: tp,
 		opts: []pgsecureotel.Option{pgsecureotel.WithMeterProvider(mp), pgsecureotel.WithTracerProvider(tp), pgsecureotel.WithPoolName(poolName)}}
 }
 
@@ -250,4 +252,26 @@ func assertSpans(t *testing.T, tm *telemetry) {
 			}
 		}
 	}
+}
+
+// TestRefusalBeforeDial: a refusal made before pgx dials (a BeforeConnect
+// hook removed the TLS configuration) has no connect span to join, and gets
+// a span of its own. No server is needed: nothing is dialled.
+func TestRefusalBeforeDial(t *testing.T) {
+	tm := newTelemetry(t)
+	ctx := ctxT(t)
+	b := tm.instrument(pgsecure.NewBuilder(dsn("localhost", 1)).RootCAFile(testutil.NewPKI(t).CAFile)).
+		BeforeConnect(func(_ context.Context, cc *pgx.ConnConfig) error { cc.TLSConfig = nil; return nil })
+	_, err := b.Build(ctx)
+	require.ErrorIs(t, err, pgsecure.ErrInsecureConfig)
+
+	assert.Equal(t, map[string]int64{"localhost|configuration": 1},
+		counts(t, tm.collect(t)["pgsecure.connections.refused"], "server.address", "pgsecure.refusal.kind"))
+	spans := tm.ended("pgsecure.connect")
+	require.Len(t, spans, 1)
+	a := spanAttrs(spans[0])
+	assert.Equal(t, "refused", a["pgsecure.outcome"].AsString())
+	assert.Equal(t, "configuration", a["pgsecure.refusal.kind"].AsString())
+	assert.Equal(t, poolName, a["db.client.connection.pool.name"].AsString())
+	assert.Equal(t, codes.Error, spans[0].Status().Code)
 }

@@ -12,21 +12,22 @@
 //
 // All carry db.client.connection.pool.name when WithPoolName is given.
 //
-//	pgsecure.connections.verified           counter    server.address, pgsecure.proof
-//	pgsecure.connections.refused            counter    server.address, pgsecure.refusal.kind, pgsecure.refusal.stage
-//	pgsecure.connection.handshake.duration  histogram  s: TCP connect to verified TLS handshake; server.address
-//	pgsecure.connection.server_check.duration histogram s: the server's view of the connection; server.address
-//	pgsecure.certificate.time_to_expiry     gauge      s until NotAfter (negative once expired); pgsecure.certificate.role,
-//	                                                   server.address (server), pgsecure.certificate.subject, pgsecure.certificate.serial
-//	pgsecure.secret.fetches                 counter    pgsecure.secret.source
-//	pgsecure.secret.failures                counter    pgsecure.secret.source
+//	pgsecure.connections.verified              counter    server.address, pgsecure.proof
+//	pgsecure.connections.refused               counter    server.address, pgsecure.refusal.kind, pgsecure.refusal.stage
+//	pgsecure.connection.handshake.duration     histogram  s, TCP connect to verified TLS handshake; server.address
+//	pgsecure.connection.server_check.duration  histogram  s, the server's view of the connection; server.address
+//	pgsecure.certificate.time_to_expiry        gauge      s until NotAfter (negative once expired); pgsecure.certificate.role,
+//	                                                      server.address (server role), pgsecure.certificate.subject,
+//	                                                      pgsecure.certificate.serial
+//	pgsecure.secret.fetches                    counter    pgsecure.secret.source
+//	pgsecure.secret.failures                   counter    pgsecure.secret.source
 //
 // pgsecure.refusal.kind is one of pgsecure's RefusalKind values: plaintext
 // (the connection would not have been encrypted: a server answering 'N', a
 // plaintext server or middlebox, a removed TLS configuration), tls,
 // certificate, auth_method, server_proof, configuration. Any increase of
 // pgsecure.connections.refused is worth an alert: a refused connection is a
-// misconfiguration or an attack, never load.
+// misconfiguration, an attack or a broken network path, not load.
 //
 // The server-check histogram records only connections the server was
 // queried for (Build's first connection, pools with a client certificate
@@ -43,11 +44,11 @@
 // and server certificate, and has a "pgsecure.server_check" child when the
 // server was queried. A refused connection's span has status Error,
 // pgsecure.refusal.kind and pgsecure.refusal.stage, and one
-// "pgsecure.refused" event per refused host. A refusal that happens before
-// pgx dials (kind configuration) gets a span of its own. When one host of a
-// multi-host connection string is refused and the next is verified, pgx
-// drops the first error: the refusal is counted in the metrics, and the
-// span describes the verified connection.
+// "pgsecure.refused" event per refused host. A refusal no connect span can
+// claim gets a "pgsecure.connect" span of its own, without a parent, at the
+// time of the refusal: one made before pgx dials (kind configuration), or
+// one of a host pgx gave up on before it verified the next host of a
+// multi-host connection string (pgx then drops the first host's error).
 //
 // The spans compose with a tracer the pool already has (such as otelpgx's,
 // set in Builder.ConfigurePool): it keeps tracing queries and connects, and

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgsecure/pgsecure"
+	"github.com/pgsecure/pgsecure/internal/certgen"
 	"github.com/pgsecure/pgsecure/internal/testutil"
 	pgsecureotel "github.com/pgsecure/pgsecure/otel"
 	"github.com/stretchr/testify/assert"
@@ -138,11 +139,17 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-// server starts a real PostgreSQL 15 with TLS and a scram-sha-256 role.
+// server starts a real PostgreSQL 15 with TLS, a certificate for
+// localhost and 127.0.0.1, and a scram-sha-256 role.
 func server(t *testing.T) (*testutil.Postgres, *testutil.PKI, time.Time) {
 	t.Helper()
+	return serverFor(t, testutil.LocalServerOptions())
+}
+
+func serverFor(t *testing.T, o certgen.Options) (*testutil.Postgres, *testutil.PKI, time.Time) {
+	t.Helper()
 	pki := testutil.NewPKI(t)
-	_, _, pair := pki.Server(t, testutil.LocalServerOptions())
+	_, _, pair := pki.Server(t, o)
 	pg := pki.StartPostgres(t, testutil.PGOptions{ServerCertPEM: pair.CertPEM, ServerKeyPEM: pair.KeyPEM})
 	pg.CreateRole(t, appUser, appPassword)
 	return pg, pki, pair.Cert.NotAfter
@@ -274,4 +281,40 @@ func TestRefusalBeforeDial(t *testing.T) {
 	assert.Equal(t, "configuration", a["pgsecure.refusal.kind"].AsString())
 	assert.Equal(t, poolName, a["db.client.connection.pool.name"].AsString())
 	assert.Equal(t, codes.Error, spans[0].Status().Code)
+}
+
+// TestRefusedHostThenVerified: with host=127.0.0.1,localhost and a
+// certificate naming only localhost, the first host is refused and the
+// second verified in one connect. pgx drops the first host's error, so the
+// refusal cannot join the connect span: it gets a span of its own.
+func TestRefusedHostThenVerified(t *testing.T) {
+	pg, pki, _ := serverFor(t, certgen.Options{CommonName: "localhost", DNSNames: []string{"localhost"}})
+	tm := newTelemetry(t)
+	ctx := ctxT(t)
+	url := fmt.Sprintf("postgres://%s:%s@127.0.0.1:%d,localhost:%d/postgres", appUser, appPassword, pg.Port, pg.Port)
+	pool, err := tm.instrument(pgsecure.NewBuilder(url).RootCAFile(pki.CAFile)).Build(ctx)
+	require.NoError(t, err)
+	pool.Close()
+
+	m := tm.collect(t)
+	assert.Equal(t, map[string]int64{"127.0.0.1|certificate": 1},
+		counts(t, m["pgsecure.connections.refused"], "server.address", "pgsecure.refusal.kind"))
+	assert.Equal(t, map[string]int64{"localhost": 1}, counts(t, m["pgsecure.connections.verified"], "server.address"))
+
+	var verified, refused []sdktrace.ReadOnlySpan
+	for _, s := range tm.ended("pgsecure.connect") {
+		switch spanAttrs(s)["pgsecure.outcome"].AsString() {
+		case "verified":
+			verified = append(verified, s)
+		case "refused":
+			refused = append(refused, s)
+		}
+	}
+	require.Len(t, verified, 1)
+	require.Len(t, refused, 1, "the refusal of the first host has a span")
+	a := spanAttrs(refused[0])
+	assert.Equal(t, "certificate", a["pgsecure.refusal.kind"].AsString())
+	assert.Equal(t, "127.0.0.1", a["server.address"].AsString())
+	assert.Equal(t, codes.Error, refused[0].Status().Code)
+	assert.False(t, refused[0].Parent().IsValid(), "no connect span could claim it")
 }

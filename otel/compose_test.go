@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -65,6 +66,10 @@ func TestComposesWithPoolTracer(t *testing.T) {
 			require.NoError(t, err)
 			_, err = pool.Exec(ctx, "SELECT 1")
 			require.NoError(t, err)
+			for pool.Stat().IdleConns() < 2 { // MinConns connects in the background; Close would cancel it
+				require.NoError(t, ctx.Err(), "the pool never opened its second connection")
+				time.Sleep(10 * time.Millisecond)
+			}
 			pool.Close() // every connect has ended
 
 			assert.Positive(t, caller.queries.Load(), "the caller's tracer still traces queries")

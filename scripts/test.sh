@@ -2,8 +2,9 @@
 # Runs every test of the repository, starting the servers they need itself:
 # formatting and vet, the race-enabled suite against real PostgreSQL 15
 # clusters (including the hostile matrix, libpq parity, faults and load in
-# internal/proof), brief fuzzing, a benchmark smoke run, and the Vault
-# integration module.
+# internal/proof), brief fuzzing, a benchmark smoke run, the suite again
+# with the oldest Go toolchain go.mod allows, the OpenTelemetry module, and
+# the Vault integration module.
 #
 #   scripts/test.sh          # everything
 #   scripts/test.sh -short   # skip the Vault module (its first build takes ~15 min)
@@ -25,6 +26,14 @@ scripts/matrix.sh 2>&1 | grep -v '^[0-9]\{4\}/[0-9][0-9]/'  # drop the refusal l
 # Each fuzz target briefly; benchmarks once each so they cannot rot.
 scripts/fuzz.sh
 go test -run '^$' -bench . -benchtime 1x ./bench >/dev/null
+# Again with the oldest toolchain go.mod allows (its go line), so that the
+# version consumers are told they may use really builds and passes.
+oldest="go$(awk '$1 == "go" { print $2; exit }' go.mod)"
+GOTOOLCHAIN="$oldest" go vet ./...
+GOTOOLCHAIN="$oldest" go test -count=1 ./...
+
+# The OpenTelemetry module (its own go.mod, so the root links no OTel code).
+(cd otel && go mod tidy -diff && go vet ./... && go test -race -count=1 ./...)
 
 if [ "${1:-}" != "-short" ] && [ -f internal/vaultit/go.mod ]; then
   (cd internal/vaultit && go vet ./... && go test -count=1 -timeout 30m ./...)

@@ -119,8 +119,8 @@ func File(path string, opts ...FileOption) Source {
 		cfg.logger = slog.New(slog.DiscardHandler)
 	}
 	s := &fileSource{named: named{"file:" + path}, path: path, cfg: cfg}
-	if e, ok := cfg.err.(*sourceError); ok {
-		e.source = s.name
+	if e, ok := cfg.err.(*Error); ok {
+		e.Source = s.name
 	}
 	return s
 }

@@ -241,7 +241,7 @@ func TestParseJSONErrors(t *testing.T) {
 			_, err := ParseJSON([]byte(tc.in))
 			require.ErrorIs(t, err, ErrInvalid)
 			assert.Contains(t, err.Error(), tc.says)
-			assert.True(t, strings.HasPrefix(err.Error(), "pgsecure/secrets: JSON secret: "), err.Error())
+			assert.True(t, strings.HasPrefix(err.Error(), "pgsecure: JSON secret: "), err.Error())
 			assert.NotContains(t, err.Error(), testSecret)
 		})
 	}

@@ -36,7 +36,7 @@ func TestChainAllNotFoundListsEverySource(t *testing.T) {
 	var pe interface{ Unwrap() []error }
 	require.ErrorAs(t, err, &pe)
 	for _, want := range []string{"no source has credentials", "[pgsecure: env: PGUSER is not set",
-		"file:" + dir + "/absent: not found", "[secrets.SourceFunc: pgsecure/secrets: secret not found]"} {
+		"file:" + dir + "/absent: read: not found", "[secrets.SourceFunc: pgsecure/secrets: secret not found]"} {
 		assert.Contains(t, err.Error(), want)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/pgsecure/pgsecure/internal/files"
 )
 
 // fileField indexes the credential fields a secret directory may hold.
@@ -80,7 +82,7 @@ type fileSource struct {
 	cfg  fileConfig
 
 	mu      sync.Mutex
-	stamp   string      // change stamp of what was last parsed; "" if nothing
+	stamp   files.Stamp // change stamp of what was last parsed; "" if nothing
 	good    Credentials // last good credentials; valid if hasGood
 	hasGood bool
 	bad     error  // the parse error for stamp when there is no last good
@@ -97,9 +99,12 @@ type fileSource struct {
 //   - a JSON file in the Amazon RDS secret shape (see ParseJSON).
 //
 // Every call checks cheaply whether the secret changed (modification time and
-// size of the files, and the target of Kubernetes' "..data" symlink, which it
-// swaps atomically) and re-reads only then. Version counts credential
-// generations: it changes exactly when the credentials read change.
+// size of the files, and the file each resolves to through Kubernetes'
+// "..data" symlink, which it swaps atomically) and re-reads only then, so a
+// rotation is picked up by the next call. The source therefore manages its
+// own lifetime (Cached does not wrap it) and reports that it rotates.
+// Version counts credential generations: it changes exactly when the
+// credentials read change.
 //
 // A rewrite that cannot be parsed (a JSON file caught mid-write, an empty
 // file) does not replace good credentials: File keeps returning the last good
@@ -165,6 +170,13 @@ func (s *fileSource) Credentials(ctx context.Context) (Credentials, error) {
 	s.good, s.hasGood, s.bad = c, true, nil
 	return c, nil
 }
+
+// ManagesLifetime implements LifetimeManager: File re-reads only what
+// changed, so a cache in front of it would only delay rotations.
+func (s *fileSource) ManagesLifetime() bool { return true }
+
+// Rotates implements Rotator.
+func (s *fileSource) Rotates() bool { return true }
 
 // ParseJSON parses a secret in the Amazon RDS JSON shape:
 //

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgsecure/pgsecure/internal/files"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -85,12 +86,13 @@ func TestFileDirectoryErrors(t *testing.T) {
 func TestFileUnreadable(t *testing.T) {
 	if os.Geteuid() == 0 {
 		// root reads files whatever their mode; a directory where a file is
-		// expected gives an I/O error as well.
+		// expected is a misconfiguration.
 		dir := t.TempDir()
 		writeFile(t, dir+"/username", "app")
 		require.NoError(t, os.Mkdir(dir+"/password", 0o700))
 		_, err := File(dir).Credentials(t.Context())
-		require.ErrorIs(t, err, ErrUnavailable)
+		require.ErrorIs(t, err, ErrInvalid)
+		assert.Contains(t, err.Error(), "password is not a regular file")
 		return
 	}
 	path := filepath.Join(t.TempDir(), "db.json")
@@ -190,7 +192,7 @@ func TestFileBrokenWithoutLastGood(t *testing.T) {
 
 func TestFileTooLarge(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "db.json")
-	writeFile(t, path, strings.Repeat(" ", maxSecretFile+1))
+	writeFile(t, path, strings.Repeat(" ", files.MaxSize+1))
 	_, err := File(path).Credentials(t.Context())
 	require.ErrorIs(t, err, ErrInvalid)
 	assert.Contains(t, err.Error(), "is larger than")
@@ -245,4 +247,39 @@ func TestParseJSONErrors(t *testing.T) {
 			assert.NotContains(t, err.Error(), testSecret)
 		})
 	}
+}
+
+// TestFileKubernetesDataSwap: Kubernetes updates a mounted secret by writing
+// a new timestamped directory and swapping the "..data" symlink; the next
+// call sees the new credentials even when the files keep size and time.
+func TestFileKubernetesDataSwap(t *testing.T) {
+	dir := t.TempDir()
+	mtime := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	generation := func(gen, password string) {
+		d := filepath.Join(dir, "..2030_01_01_"+gen)
+		require.NoError(t, os.Mkdir(d, 0o755))
+		for name, v := range map[string]string{"username": "app", "password": password} {
+			writeFile(t, filepath.Join(d, name), v)
+			require.NoError(t, os.Chtimes(filepath.Join(d, name), mtime, mtime))
+		}
+		require.NoError(t, os.Symlink(filepath.Base(d), filepath.Join(dir, "..data_tmp")))
+		require.NoError(t, os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")))
+	}
+	generation("a", testSecret+"A")
+	for _, name := range []string{"username", "password"} {
+		require.NoError(t, os.Symlink(filepath.Join("..data", name), filepath.Join(dir, name)))
+	}
+	src := File(dir)
+	c, err := src.Credentials(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, testSecret+"A", c.Password.Reveal())
+
+	generation("b", testSecret+"B")
+	c2, err := src.Credentials(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, testSecret+"B", c2.Password.Reveal(), "the swap is seen by the next call")
+	assert.NotEqual(t, c.Version, c2.Version)
+	_, cached := Cached(src, CacheOptions{}).(*Cache)
+	assert.False(t, cached, "a file source is not wrapped in a cache that would delay the rotation")
+	assert.True(t, src.(Rotator).Rotates())
 }

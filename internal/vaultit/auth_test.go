@@ -114,7 +114,7 @@ func TestAppRoleWrongSecretID(t *testing.T) {
 			src, err := vaultsrc.KV(c, "secret", "db")
 			require.NoError(t, err)
 			_, err = src.Credentials(context.Background())
-			require.ErrorIs(t, err, vaultsrc.ErrDenied)
+			require.ErrorIs(t, err, secrets.ErrAccessDenied)
 			require.ErrorIs(t, err, secrets.ErrInvalid)
 			var re *api.ResponseError
 			require.ErrorAs(t, err, &re)

@@ -101,7 +101,7 @@ func TestKVErrors(t *testing.T) {
 	src, err = vaultsrc.KV(limited, "secret", "deleted")
 	require.NoError(t, err)
 	_, err = src.Credentials(ctx)
-	require.ErrorIs(t, err, vaultsrc.ErrDenied)
+	require.ErrorIs(t, err, secrets.ErrAccessDenied)
 	var re *api.ResponseError
 	require.ErrorAs(t, err, &re, "errors.As reaches the Vault client's error")
 	assert.Equal(t, 403, re.StatusCode)

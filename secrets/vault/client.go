@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
+	"github.com/pgsecure/pgsecure/internal/refresh"
 	"github.com/pgsecure/pgsecure/secrets"
 )
 
@@ -30,8 +31,12 @@ type Client struct {
 	gen     uint64    // successful logins so far
 	expires time.Time // end of the token's lease; zero when unknown
 	ttl     time.Duration
-	logins  single[uint64]
+	logins  refresh.Group[uint64]
 }
+
+// requestTimeout bounds one shared login or lease read, which runs detached
+// from the caller that started it.
+const requestTimeout = 30 * time.Second
 
 // NewClient returns a Client for the Vault server at addr (VAULT_ADDR when
 // empty) that verifies the server's TLS certificate against the PEM CA file
@@ -103,9 +108,7 @@ func Wrap(c *api.Client, auth *Auth) (*Client, error) {
 }
 
 func newClient(c *api.Client, auth *Auth) *Client {
-	cl := &Client{api: c, auth: auth, now: time.Now}
-	cl.logins.mu = &cl.mu
-	return cl
+	return &Client{api: c, auth: auth, now: time.Now}
 }
 
 // API returns the underlying client, for requests this package does not
@@ -177,16 +180,18 @@ func (c *Client) ensureLogin(ctx context.Context) (uint64, error) {
 }
 
 // expiringLocked reports whether the token is within its safety margin
-// (see margin) of expiring.
+// (see refresh.Margin) of expiring.
 func (c *Client) expiringLocked() bool {
-	return !c.expires.IsZero() && !c.now().Before(c.expires.Add(-margin(c.ttl)))
+	return !c.expires.IsZero() && !c.now().Before(c.expires.Add(-refresh.Margin(c.ttl)))
 }
 
 // relogin logs in unless another caller already did since generation seen.
 func (c *Client) relogin(ctx context.Context, seen uint64) (uint64, error) {
-	return c.logins.do(ctx, func() (uint64, bool, error) {
+	return c.logins.Do(ctx, func() (uint64, bool, error) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
 		return c.gen, c.gen != seen && !c.expiringLocked(), nil
-	}, c.doLogin)
+	}, requestTimeout, c.doLogin)
 }
 
 // doLogin performs one login on a token-less copy of the client and installs

@@ -194,7 +194,8 @@ func TestUnreachableIsUnavailable(t *testing.T) {
 	_, err = src.Credentials(context.Background())
 	require.ErrorIs(t, err, secrets.ErrUnavailable)
 	assert.NotContains(t, err.Error(), "hvs.unreachable-token")
-	var e *Error
+	var e *secrets.Error
 	require.ErrorAs(t, err, &e)
-	assert.Equal(t, "secret/data/db", e.Path)
+	assert.Equal(t, "read secret/data/db", e.Op)
+	assert.Equal(t, "vault+http://"+addr+"/secret/data/db", e.Source, "named by its URI")
 }

@@ -53,10 +53,13 @@ func TestURIGrammar(t *testing.T) {
 			assert.Equal(t, tt.addr, s.client.api.Address())
 			assert.Equal(t, tt.path, s.path)
 			assert.Equal(t, tt.mount, s.mount)
-			assert.Equal(t, tt.name, s.name)
+			assert.Equal(t, tt.name, s.secret)
 			assert.Equal(t, tt.kind, s.kind)
 			assert.Equal(t, tt.auth, s.client.auth.String())
-			assert.Equal(t, "vault:"+tt.path, s.String())
+			scheme, _, _ := strings.Cut(tt.uri, "://")
+			want := scheme + "://" + strings.TrimPrefix(strings.TrimPrefix(tt.addr, "https://"), "http://") + "/" + tt.path
+			assert.Equal(t, want, s.Name(), "named by its URI without query")
+			assert.Equal(t, want, secrets.NameOf(s))
 		})
 	}
 }

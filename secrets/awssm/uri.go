@@ -2,7 +2,6 @@ package awssm
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/url"
 	"strings"
@@ -83,7 +82,8 @@ func loadConfig(ctx context.Context, scheme, region string) (aws.Config, error) 
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return aws.Config{}, fmt.Errorf("pgsecure/awssm: %s: loading the AWS configuration failed; check the AWS_* variables and shared config files: %w: %w", scheme, secrets.ErrInvalid, err)
+		return aws.Config{}, &secrets.Error{Kind: secrets.ErrInvalid, Source: scheme + " URI", Op: "load AWS configuration",
+			Hint: "check the AWS_* variables and shared config files", Err: err}
 	}
 	return cfg, nil
 }

@@ -115,10 +115,10 @@ func TestAppRoleWrongSecretID(t *testing.T) {
 			require.NoError(t, err)
 			_, err = src.Credentials(context.Background())
 			require.ErrorIs(t, err, secrets.ErrAccessDenied)
-			require.ErrorIs(t, err, secrets.ErrInvalid)
+			assert.NotErrorIs(t, err, secrets.ErrInvalid, "a refused login is not a malformed secret (issue 13 defect 2)")
 			var re *api.ResponseError
 			require.ErrorAs(t, err, &re)
-			assert.Contains(t, err.Error(), "login auth/approle/login: access denied")
+			assert.Contains(t, err.Error(), e.name("secret/data/db")+": login auth/approle/login: Vault refused the login")
 			assert.NotContains(t, err.Error(), wrong)
 			assert.NotContains(t, fmtAll(err), wrong)
 		})

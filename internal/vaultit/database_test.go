@@ -27,7 +27,7 @@ func TestDatabaseCredsAreRealRoles(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, strings.HasPrefix(first.Version, "database/creds/app/"), "Version is the lease ID: %s", first.Version)
 	assert.WithinDuration(t, time.Now().Add(time.Hour), first.Expires, time.Minute)
-	assert.Equal(t, "vault:database/creds/app", first.Source)
+	assert.Equal(t, e.name("database/creds/app"), first.Source)
 	user, err := e.login(ctx, first)
 	require.NoError(t, err)
 	assert.Equal(t, first.User, user)

@@ -33,7 +33,7 @@ func TestOpenURIAppRoleDatabase(t *testing.T) {
 	require.NoError(t, err)
 	creds, err := src.Credentials(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, "vault:database/creds/app", creds.Source)
+	assert.Equal(t, e.name("database/creds/app"), creds.Source)
 	_, err = e.login(ctx, creds)
 	require.NoError(t, err)
 

@@ -89,6 +89,8 @@ func classifyStatus(op string, code int) (string, error) {
 		return "access denied: the token's policy must allow this path, or the token expired", secrets.ErrAccessDenied
 	case code == http.StatusBadRequest && op == "login":
 		return "Vault refused the login: check the role and its credentials", secrets.ErrAccessDenied
+	case op == "renew" && code == http.StatusBadRequest:
+		return "Vault no longer knows the lease (revoked or expired)", secrets.ErrNotFound
 	case code == http.StatusTooManyRequests || code >= 500:
 		return "Vault is sealed, overloaded or failing; retry later", secrets.ErrUnavailable
 	default:

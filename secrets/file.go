@@ -10,8 +10,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pgsecure/pgsecure/internal/files"
+	"github.com/pgsecure/pgsecure/internal/refresh"
 )
 
 // fileField indexes the credential fields a secret directory may hold.
@@ -87,6 +89,8 @@ type fileSource struct {
 	hasGood bool
 	bad     error  // the parse error for stamp when there is no last good
 	gen     uint64 // credential generation, reported as Version
+
+	rejected atomic.Pointer[Credentials] // the database rejected these; the next call waits for newer ones
 }
 
 // File returns a Source reading path, which is either
@@ -102,7 +106,10 @@ type fileSource struct {
 // size of the files, and the file each resolves to through Kubernetes'
 // "..data" symlink, which it swaps atomically) and re-reads only then, so a
 // rotation is picked up by the next call. The source therefore manages its
-// own lifetime (Cached does not wrap it) and reports that it rotates.
+// own lifetime (Cached does not wrap it) and reports that it rotates. After
+// the database rejected its credentials (Invalidate), the next call waits a
+// few seconds for the rotation to write new ones (the database password is
+// often changed before the mounted secret is updated).
 // Version counts credential generations: it changes exactly when the
 // credentials read change.
 //
@@ -132,6 +139,20 @@ func File(path string, opts ...FileOption) Source {
 
 // Credentials implements Source.
 func (s *fileSource) Credentials(ctx context.Context) (Credentials, error) {
+	rejected := s.rejected.Swap(nil)
+	if rejected == nil {
+		return s.current(ctx)
+	}
+	return refresh.AwaitNewer(ctx, refresh.Rand, s.current, func(c Credentials) bool { return sameGeneration(c, *rejected) })
+}
+
+// Invalidate implements Invalidator: when the next call would return the
+// rejected credentials again, it re-checks the secret with jittered backoff
+// (about 0.5 s, 1 s, 2 s, 4 s, within the caller's deadline) until the
+// rotation writes new ones, then returns what it has.
+func (s *fileSource) Invalidate(rejected Credentials) { s.rejected.Store(&rejected) }
+
+func (s *fileSource) current(ctx context.Context) (Credentials, error) {
 	if ctx.Err() != nil {
 		return Credentials{}, ctxError(s.name, ctx)
 	}

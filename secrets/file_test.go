@@ -1,6 +1,7 @@
 package secrets
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -282,4 +283,31 @@ func TestFileKubernetesDataSwap(t *testing.T) {
 	_, cached := Cached(src, CacheOptions{}).(*Cache)
 	assert.False(t, cached, "a file source is not wrapped in a cache that would delay the rotation")
 	assert.True(t, src.(Rotator).Rotates())
+}
+
+// TestFileWaitsForRotationAfterRejection: the database password changed
+// before the mounted secret; after Invalidate the next call waits for the
+// rewrite instead of handing back the rejected password at once.
+func TestFileWaitsForRotationAfterRejection(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir+"/username", "app")
+	writeFile(t, dir+"/password", testSecret+"A")
+	src := File(dir)
+	old, err := src.Credentials(t.Context())
+	require.NoError(t, err)
+	src.(Invalidator).Invalidate(old)
+	go func() {
+		time.Sleep(100 * time.Millisecond) // the secret is updated while the source backs off
+		assert.NoError(t, os.WriteFile(dir+"/password", []byte(testSecret+"B2"), 0o600))
+	}()
+	c, err := src.Credentials(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, testSecret+"B2", c.Password.Reveal(), "the rotated password, not the rejected one")
+
+	src.(Invalidator).Invalidate(c)
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	again, err := src.Credentials(ctx)
+	require.NoError(t, err, "no rotation comes: the caller's deadline ends the wait, the database decides")
+	assert.Equal(t, c.Version, again.Version)
 }

@@ -13,6 +13,7 @@
 package refresh
 
 import (
+	"context"
 	"math/rand/v2"
 	"time"
 )
@@ -70,3 +71,29 @@ func Rand() float64 { return rand.Float64() }
 // installs it; it exists for tests in this module only, so that the clock
 // stays out of the public API.
 var SetCacheClock func(opts any, now func() time.Time)
+
+// RotationTries bounds how often a rotating source reads again after the
+// database rejected its credentials while nothing newer is published: with
+// Backoff between reads (about 0.5 s, 1 s, 2 s, 4 s), a rotation window of
+// several seconds is bridged.
+const RotationTries = 5
+
+// AwaitNewer calls read until stale reports false for its result, at most
+// RotationTries times, waiting Backoff between reads; it stops early on an
+// error or when ctx ends, and then returns the last result: the database
+// decides about it. r draws the jitter.
+func AwaitNewer[T any](ctx context.Context, r func() float64, read func(context.Context) (T, error), stale func(T) bool) (T, error) {
+	for try := 1; ; try++ {
+		v, err := read(ctx)
+		if err != nil || !stale(v) || try == RotationTries {
+			return v, err
+		}
+		t := time.NewTimer(Backoff(try, r()))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return v, nil
+		}
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"sync"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -81,11 +80,6 @@ type smSource struct {
 	lastPending string               // VersionId last served from AWSPENDING; "" outside a rotation
 }
 
-// rotationTries bounds how often a fetch after a rejection reads the secret
-// again, with jittered backoff (refresh.Backoff: about 0.5 s, 1 s, 2 s, 4 s),
-// while the rotation has not yet published usable credentials.
-const rotationTries = 5
-
 func (s *smSource) invalidate(rejected secrets.Credentials) {
 	if !s.rotates {
 		return
@@ -103,15 +97,9 @@ func (s *smSource) credentials(ctx context.Context) (secrets.Credentials, error)
 	if rejected == nil {
 		return s.current(ctx)
 	}
-	for try := 1; ; try++ {
-		c, err := s.afterRejection(ctx, *rejected)
-		if err != nil || !sameVersion(c, *rejected) || try == rotationTries {
-			return c, err
-		}
-		if !sleep(ctx, refresh.Backoff(try, s.jitter())) {
-			return c, nil // the caller's deadline: let the database decide
-		}
-	}
+	return refresh.AwaitNewer(ctx, s.jitter, func(ctx context.Context) (secrets.Credentials, error) {
+		return s.afterRejection(ctx, *rejected)
+	}, func(c secrets.Credentials) bool { return sameVersion(c, *rejected) })
 }
 
 // current reads the configured stage. Inside a rotation window, after
@@ -173,18 +161,6 @@ func sameVersion(c, rejected secrets.Credentials) bool {
 		return c.Version == rejected.Version
 	}
 	return c.Password.Equal(rejected.Password)
-}
-
-// sleep waits for d or until ctx ends; it reports whether d elapsed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 func (s *smSource) get(ctx context.Context, versionID, stage string) (secrets.Credentials, error) {

@@ -148,7 +148,7 @@ func (s *fileSource) Credentials(ctx context.Context) (Credentials, error) {
 
 // Invalidate implements Invalidator: when the next call would return the
 // rejected credentials again, it re-checks the secret with jittered backoff
-// (about 0.5 s, 1 s, 2 s, 4 s, within the caller's deadline) until the
+// (from 100 ms doubling, up to about 6 s, within the caller's deadline) until the
 // rotation writes new ones, then returns what it has.
 func (s *fileSource) Invalidate(rejected Credentials) { s.rejected.Store(&rejected) }
 

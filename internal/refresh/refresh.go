@@ -73,22 +73,23 @@ func Rand() float64 { return rand.Float64() }
 var SetCacheClock func(opts any, now func() time.Time)
 
 // RotationTries bounds how often a rotating source reads again after the
-// database rejected its credentials while nothing newer is published: with
-// Backoff between reads (about 0.5 s, 1 s, 2 s, 4 s), a rotation window of
-// several seconds is bridged.
-const RotationTries = 5
+// database rejected its credentials while nothing newer is published. The
+// waits between reads start at 100 ms and double (each scaled by a random
+// factor in [0.5, 1)), so a rotation window of up to about 6 s is bridged
+// while a short one costs little more than itself.
+const RotationTries = 7
 
 // AwaitNewer calls read until stale reports false for its result, at most
-// RotationTries times, waiting Backoff between reads; it stops early on an
-// error or when ctx ends, and then returns the last result: the database
-// decides about it. r draws the jitter.
+// RotationTries times, waiting as RotationTries describes between reads; it
+// stops early on an error or when ctx ends, and then returns the last
+// result: the database decides about it. r draws the jitter.
 func AwaitNewer[T any](ctx context.Context, r func() float64, read func(context.Context) (T, error), stale func(T) bool) (T, error) {
 	for try := 1; ; try++ {
 		v, err := read(ctx)
 		if err != nil || !stale(v) || try == RotationTries {
 			return v, err
 		}
-		t := time.NewTimer(Backoff(try, r()))
+		t := time.NewTimer(time.Duration(float64(100*time.Millisecond<<(try-1)) * (0.5 + r()/2)))
 		select {
 		case <-t.C:
 		case <-ctx.Done():

@@ -19,9 +19,9 @@
 // rotation lambda may already have set that password in the database) and,
 // while AWSCURRENT has not moved to it, keeps serving it. If there is no
 // usable AWSPENDING version, it reads AWSCURRENT; when that still holds the
-// rejected version, it reads again with jittered backoff (about 0.5 s, 1 s,
-// 2 s, 4 s; at most five reads, and never past the caller's deadline) across
-// the rotation window, then hands back what AWSCURRENT holds. A rejection of
+// rejected version, it reads again with jittered backoff (from 100 ms doubling,
+// up to about 6 s, and never past the caller's deadline) across the rotation
+// window, then hands back what AWSCURRENT holds. A rejection of
 // credentials that came from AWSPENDING sends the source back to AWSCURRENT.
 // Behind a secrets.Cache (which forwards Invalidate) the pending credentials
 // are cached like any others. A JSON secret must name its user; WithUser

@@ -158,10 +158,17 @@ func TestSecretsManagerBacksOffAcrossTheRotationWindow(t *testing.T) {
 func TestSecretsManagerRotationBackoffIsBounded(t *testing.T) {
 	srv, cfg := newServer(t)
 	src := SecretsManager(cfg, "prod/db")
+	src.impl.(*smSource).jitter = func() float64 { return 0 } // the first wait is 50 ms
 	old := mustFetch(t, src)
 	src.Invalidate(old)
-	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
+	go func() {
+		for len(srv.Requests()) < 3 { // AWSCURRENT, then AWSPENDING (absent) and AWSCURRENT
+			time.Sleep(time.Millisecond)
+		}
+		cancel() // the caller's deadline, while the source waits
+	}()
 	c, err := src.Credentials(ctx)
 	require.NoError(t, err, "the database decides about the credentials")
 	assert.Equal(t, "v1", c.Version)

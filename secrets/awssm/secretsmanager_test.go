@@ -158,7 +158,7 @@ func TestSecretsManagerBacksOffAcrossTheRotationWindow(t *testing.T) {
 func TestSecretsManagerRotationBackoffIsBounded(t *testing.T) {
 	srv, cfg := newServer(t)
 	src := SecretsManager(cfg, "prod/db")
-	src.impl.(*smSource).jitter = func() float64 { return 0 } // the first wait is 50 ms
+	src.impl.(*smSource).jitter = func() float64 { return 0.999 } // the first wait is about 100 ms
 	old := mustFetch(t, src)
 	src.Invalidate(old)
 	ctx, cancel := context.WithCancel(t.Context())
@@ -167,7 +167,8 @@ func TestSecretsManagerRotationBackoffIsBounded(t *testing.T) {
 		for len(srv.Requests()) < 3 { // AWSCURRENT, then AWSPENDING (absent) and AWSCURRENT
 			time.Sleep(time.Millisecond)
 		}
-		cancel() // the caller's deadline, while the source waits
+		time.Sleep(30 * time.Millisecond) // the third answer arrives; the source waits
+		cancel()                          // the caller's deadline, while the source waits
 	}()
 	c, err := src.Credentials(ctx)
 	require.NoError(t, err, "the database decides about the credentials")

@@ -90,12 +90,12 @@ func startVault(t *testing.T) *env {
 	return e
 }
 
-// client returns a pgsecure Vault client that logs in with the root token.
 // name is what a source reading path on this server is named (its URI).
 func (e *env) name(path string) string {
 	return "vault://" + strings.TrimPrefix(e.addr, "https://") + "/" + path
 }
 
+// client returns a pgsecure Vault client that logs in with the root token.
 func (e *env) client(t *testing.T) *vaultsrc.Client {
 	t.Helper()
 	c, err := vaultsrc.NewClient(e.addr, e.caFile, vaultsrc.TokenAuth(e.root.Token()))

@@ -241,9 +241,14 @@ func TestStaticRole(t *testing.T) {
 	_, err = e.login(ctx, second)
 	require.NoError(t, err)
 
-	src.Invalidate(second) // no effect: static sources hold nothing
-	_, err = src.Credentials(ctx)
+	// A rejection of the current password makes the next read wait for a
+	// rotation, within the caller's deadline; none comes here.
+	src.Invalidate(second)
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	again, err := src.Credentials(short)
 	require.NoError(t, err)
+	assert.Equal(t, second.Version, again.Version)
 
 	missing, err := vaultsrc.StaticRole(e.client(t), "database", "nope")
 	require.NoError(t, err)

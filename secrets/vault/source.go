@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pgsecure/pgsecure/internal/refresh"
@@ -49,6 +50,8 @@ type Source struct {
 	retryAt     time.Time // no background read before this, after a failure
 	closed      bool
 	wg          sync.WaitGroup // lease watchers
+
+	rejected atomic.Pointer[secrets.Credentials] // static roles: the database rejected these
 }
 
 // KV returns a Source that reads a KV version 2 secret at <mount>/data/<path>.
@@ -154,6 +157,14 @@ func (s *Source) Credentials(ctx context.Context) (secrets.Credentials, error) {
 	case kindKV:
 		creds, err = s.readKV(ctx)
 	case kindStatic:
+		if rejected := s.rejected.Swap(nil); rejected != nil {
+			// Vault changes the password in the database before it stores
+			// it: wait for the read to show the rotated one.
+			creds, err = refresh.AwaitNewer(ctx, s.jitter, s.readStatic, func(c secrets.Credentials) bool {
+				return c.Password.Equal(rejected.Password)
+			})
+			break
+		}
 		creds, err = s.readStatic(ctx)
 	default:
 		return s.leased(ctx)
@@ -161,11 +172,17 @@ func (s *Source) Credentials(ctx context.Context) (secrets.Credentials, error) {
 	return creds, secrets.Named(err, s.name)
 }
 
-// Invalidate tells a Database source that the database rejected
-// credentials it returned: if they are the current ones (same Version, or
-// rejected.Version is empty) the next Credentials call reads new ones. It has
-// no effect on KV and static-role sources, which never hold credentials.
+// Invalidate tells the source that the database rejected credentials it
+// returned. A Database source, if they are the current ones (same Version,
+// or rejected.Version is empty), reads new ones on the next call. A static
+// role's next call, if Vault still returns the rejected password (it is
+// rotating), reads again with jittered backoff from 100 ms for up to about
+// 6 s, within the caller's deadline. A KV source ignores the call.
 func (s *Source) Invalidate(rejected secrets.Credentials) {
+	if s.kind == kindStatic {
+		s.rejected.Store(&rejected)
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if l := s.cur; l != nil && (rejected.Version == "" || rejected.Version == l.id) {

@@ -87,13 +87,19 @@ func StampOf(paths ...string) Stamp {
 	var b strings.Builder
 	for _, p := range paths {
 		b.WriteString("|")
-		fi, err := os.Stat(p)
+		fi, err := os.Lstat(p)
+		if err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			// Kubernetes' files are symlinks through "..data": name the
+			// file they resolve to now.
+			var real string
+			if real, err = filepath.EvalSymlinks(p); err == nil {
+				b.WriteString(real)
+				fi, err = os.Stat(real)
+			}
+		}
 		if err != nil {
 			b.WriteString("-")
 			continue
-		}
-		if real, err := filepath.EvalSymlinks(p); err == nil && real != p {
-			b.WriteString(real)
 		}
 		fmt.Fprintf(&b, ":%d:%d", fi.Size(), fi.ModTime().UnixNano())
 	}

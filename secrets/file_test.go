@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pgsecure/pgsecure/internal/files"
+	"github.com/pgsecure/pgsecure/internal/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -254,28 +255,14 @@ func TestParseJSONErrors(t *testing.T) {
 // a new timestamped directory and swapping the "..data" symlink; the next
 // call sees the new credentials even when the files keep size and time.
 func TestFileKubernetesDataSwap(t *testing.T) {
-	dir := t.TempDir()
-	mtime := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	generation := func(gen, password string) {
-		d := filepath.Join(dir, "..2030_01_01_"+gen)
-		require.NoError(t, os.Mkdir(d, 0o755))
-		for name, v := range map[string]string{"username": "app", "password": password} {
-			writeFile(t, filepath.Join(d, name), v)
-			require.NoError(t, os.Chtimes(filepath.Join(d, name), mtime, mtime))
-		}
-		require.NoError(t, os.Symlink(filepath.Base(d), filepath.Join(dir, "..data_tmp")))
-		require.NoError(t, os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")))
-	}
-	generation("a", testSecret+"A")
-	for _, name := range []string{"username", "password"} {
-		require.NoError(t, os.Symlink(filepath.Join("..data", name), filepath.Join(dir, name)))
-	}
+	secret := testutil.NewKubeSecret(t, map[string]string{"username": "app", "password": testSecret + "A"})
+	dir := secret.Dir
 	src := File(dir)
 	c, err := src.Credentials(t.Context())
 	require.NoError(t, err)
 	assert.Equal(t, testSecret+"A", c.Password.Reveal())
 
-	generation("b", testSecret+"B")
+	secret.Update(t, map[string]string{"username": "app", "password": testSecret + "B"}) // same size and time
 	c2, err := src.Credentials(t.Context())
 	require.NoError(t, err)
 	assert.Equal(t, testSecret+"B", c2.Password.Reveal(), "the swap is seen by the next call")

@@ -7,8 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/pgsecure/pgsecure/internal/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -57,31 +57,17 @@ func TestReadTrimmed(t *testing.T) {
 	require.ErrorContains(t, err, "Vault token file "+p+" is empty")
 }
 
-// TestStampSeesKubernetesDataSwap: Kubernetes updates a secret volume by
-// writing a new timestamped directory and renaming the "..data" symlink to
-// it; the visible files are symlinks through "..data". The new file may have
-// the same size and modification time as the old one (same length password,
-// preserved mtime), and the stamp must still change.
+// TestStampSeesKubernetesDataSwap: the kubelet updates a secret volume by
+// swapping the "..data" symlink to a new directory; the new file may have the
+// same size and modification time as the old one (same length password),
+// and the stamp must still change.
 func TestStampSeesKubernetesDataSwap(t *testing.T) {
-	dir := t.TempDir()
-	mtime := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	writeGen := func(gen, password string) {
-		d := filepath.Join(dir, "..2030_01_01_"+gen)
-		require.NoError(t, os.Mkdir(d, 0o755))
-		p := filepath.Join(d, "password")
-		require.NoError(t, os.WriteFile(p, []byte(password), 0o600))
-		require.NoError(t, os.Chtimes(p, mtime, mtime))
-		tmp := filepath.Join(dir, "..data_tmp")
-		require.NoError(t, os.Symlink(filepath.Base(d), tmp))
-		require.NoError(t, os.Rename(tmp, filepath.Join(dir, "..data")))
-	}
-	writeGen("a", "password-A")
-	require.NoError(t, os.Symlink(filepath.Join("..data", "password"), filepath.Join(dir, "password")))
-	p := filepath.Join(dir, "password")
+	secret := testutil.NewKubeSecret(t, map[string]string{"password": "password-A"})
+	p := filepath.Join(secret.Dir, "password")
 	before := StampOf(p)
 	assert.Equal(t, before, StampOf(p), "unchanged files give equal stamps")
 
-	writeGen("b", "password-B") // same size, same time
+	secret.Update(t, map[string]string{"password": "password-B"}) // same size, same time
 	after := StampOf(p)
 	assert.NotEqual(t, before, after, "the ..data swap changes the stamp")
 	b, err := Read(p, nil)

@@ -213,11 +213,7 @@ func TestCloseStopsWatchersAndRevokes(t *testing.T) {
 func TestStaticRole(t *testing.T) {
 	e := startVault(t).withPostgres(t)
 	ctx := context.Background()
-	e.pg.CreateRole(t, "static_app", "initial-"+randomSuffix(t))
-	_, err := e.root.Logical().Write("database/static-roles/static_app", map[string]any{
-		"db_name": "pg", "username": "static_app", "rotation_period": "1h",
-	})
-	require.NoError(t, err)
+	e.staticRole(t, "static_app", "1h")
 
 	src, err := vaultsrc.StaticRole(e.client(t), "database", "static_app")
 	require.NoError(t, err)

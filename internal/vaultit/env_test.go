@@ -159,6 +159,17 @@ func (e *env) dynamicRole(t *testing.T, name, ttl, maxTTL string) {
 	require.NoError(t, err)
 }
 
+// staticRole creates PostgreSQL role name and the Vault static role of that
+// name, rotated every period.
+func (e *env) staticRole(t *testing.T, name, period string) {
+	t.Helper()
+	e.pg.CreateRole(t, name, "initial-"+randomSuffix(t))
+	_, err := e.root.Logical().Write("database/static-roles/"+name, map[string]any{
+		"db_name": "pg", "username": name, "rotation_period": period,
+	})
+	require.NoError(t, err)
+}
+
 // connString returns a verify-full connection string for the test server.
 func (e *env) connString(user, password string) string {
 	return e.pg.URL(user, password, "postgres") + "?sslmode=verify-full&sslrootcert=" + url.QueryEscape(e.pki.CAFile)

@@ -3,6 +3,7 @@ package vault
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -193,9 +194,17 @@ func (s *Source) watch(ctx context.Context, l *lease) {
 			}
 			failures++
 			wait = min(refresh.Backoff(failures, s.jitter()), remaining)
-			s.cfg.logger.Warn("pgsecure/vault: lease renewal failed; will retry",
+			level := slog.LevelDebug // one warning per outage
+			if failures == 1 {
+				level = slog.LevelWarn
+			}
+			s.cfg.logger.Log(ctx, level, "pgsecure/vault: lease renewal failed; will retry",
 				"source", s.name, "lease_id", l.id, "retry_in", wait, "error", err)
 			continue
+		}
+		if failures > 0 {
+			s.cfg.logger.Info("pgsecure/vault: lease renewed again after failures", "source", s.name,
+				"lease_id", l.id, "failed_renewals", failures)
 		}
 		failures = 0
 		ttl, granted = time.Duration(sec.LeaseDuration)*time.Second, now

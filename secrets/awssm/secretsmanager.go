@@ -124,25 +124,24 @@ func (s *smSource) current(ctx context.Context) (secrets.Credentials, error) {
 	return c, nil
 }
 
-// afterRejection reads AWSPENDING (unless the rejected credentials came from
-// there), then the configured stage.
+// afterRejection reads AWSPENDING and returns it unless it is the rejected
+// version (or absent); then it reads the configured stage. A pending
+// version accepted in an earlier rotation is not trusted on its own: only
+// what AWSPENDING holds now counts.
 func (s *smSource) afterRejection(ctx context.Context, rejected secrets.Credentials) (secrets.Credentials, error) {
+	c, err := s.get(ctx, "", StagePending)
+	switch {
+	case err == nil && !sameVersion(c, rejected):
+		s.mu.Lock()
+		s.lastPending = c.Version
+		s.mu.Unlock()
+		return c, nil
+	case err != nil && (ctx.Err() != nil || !errors.Is(err, secrets.ErrNotFound)):
+		return secrets.Credentials{}, err
+	}
 	s.mu.Lock()
-	fromPending := rejected.Version != "" && rejected.Version == s.lastPending
-	if fromPending {
-		s.lastPending = "" // the pending credentials were rejected too: back to AWSCURRENT
-	}
+	s.lastPending = "" // the pending credentials were rejected too, or there are none: AWSCURRENT
 	s.mu.Unlock()
-	if !fromPending {
-		c, err := s.get(ctx, "", StagePending)
-		if err == nil && !sameVersion(c, rejected) {
-			s.setPending("", c.Version)
-			return c, nil
-		}
-		if err != nil && (ctx.Err() != nil || !errors.Is(err, secrets.ErrNotFound)) {
-			return secrets.Credentials{}, err
-		}
-	}
 	return s.get(ctx, s.opts.versionID, s.opts.stage)
 }
 

@@ -111,7 +111,7 @@ func TestSecretsManagerRotation(t *testing.T) {
 
 	cur, pend, byID := awstest.Request{SecretID: "prod/db", VersionStage: StageCurrent},
 		awstest.Request{SecretID: "prod/db", VersionStage: StagePending}, awstest.Request{SecretID: "prod/db", VersionID: "v2"}
-	assert.Equal(t, []awstest.Request{cur, pend, cur, byID, cur, cur}, srv.Requests())
+	assert.Equal(t, []awstest.Request{cur, pend, cur, byID, pend, cur, cur}, srv.Requests())
 }
 
 // TestSecretsManagerRotationFinishes: once the rotation moves AWSCURRENT to
@@ -237,4 +237,23 @@ func TestSecretsManagerRotationThroughCache(t *testing.T) {
 	assert.Equal(t, "v2", mustFetch(t, cache).Version)
 	assert.Equal(t, []string{StageCurrent, StagePending}, stages(srv))
 	assert.True(t, cache.Rotates(), "the cache forwards Rotates")
+}
+
+// TestSecretsManagerSecondRotation: the version accepted from AWSPENDING in
+// one rotation becomes AWSCURRENT; when the next rotation's password is set,
+// its rejection leads straight to the new AWSPENDING, without backing off.
+func TestSecretsManagerSecondRotation(t *testing.T) {
+	srv, cfg := newServer(t)
+	src := SecretsManager(cfg, "prod/db")
+	src.Invalidate(mustFetch(t, src))
+	srv.Put("prod/db", awstest.Version{ID: "v2", Stages: []string{StagePending}, String: rdsJSON(testPending)})
+	v2 := mustFetch(t, src)
+	require.Equal(t, "v2", v2.Version)
+	srv.Put("prod/db", awstest.Version{ID: "v2", Stages: []string{StageCurrent}, String: rdsJSON(testPending)}) // finishSecret
+
+	srv.Put("prod/db", awstest.Version{ID: "v3", Stages: []string{StagePending}, String: rdsJSON("third-pw")}) // next rotation
+	src.Invalidate(v2)
+	n := len(srv.Requests())
+	assert.Equal(t, "v3", mustFetch(t, src).Version)
+	assert.Len(t, srv.Requests(), n+1, "one read of AWSPENDING, no backoff")
 }

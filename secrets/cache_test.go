@@ -81,11 +81,12 @@ func TestCacheServesValidCredentialsWhileRefreshing(t *testing.T) {
 	}
 	wg.Wait() // every caller returned while the fetch is blocked
 	assert.Zero(t, c.waiting.Load(), "nobody waited")
-	assert.Equal(t, int64(2), src.calls.Load(), "exactly one background fetch")
 	assert.True(t, c.group.InFlight())
+	waitFor(t, "the background fetch to reach the source", func() bool { return src.calls.Load() == 2 })
 
 	close(release)
 	settle(t, c)
+	assert.Equal(t, int64(2), src.calls.Load(), "exactly one background fetch")
 	got, err := c.Credentials(t.Context())
 	require.NoError(t, err)
 	assert.Equal(t, "v2", got.Version, "the refreshed credentials are served next")

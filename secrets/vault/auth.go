@@ -124,13 +124,13 @@ func (a Auth) validate() error {
 			missing = "a role"
 		}
 	default:
-		return fmt.Errorf("pgsecure/vault: no auth method configured; use TokenAuth, AppRoleAuth or KubernetesAuth: %w", secrets.ErrInvalid)
+		return configError("no auth method configured; use TokenAuth, AppRoleAuth or KubernetesAuth", nil)
 	}
 	if a.mount == "" && a.method != "token" {
 		missing = "a login mount"
 	}
 	if missing != "" {
-		return fmt.Errorf("pgsecure/vault: %s auth needs %s: %w", a.method, missing, secrets.ErrInvalid)
+		return configError(fmt.Sprintf("%s auth needs %s", a.method, missing), nil)
 	}
 	return nil
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/pgsecure/pgsecure/internal/refresh"
-	"github.com/pgsecure/pgsecure/secrets"
 )
 
 // Client is a Vault API client that keeps itself logged in: it logs in
@@ -51,7 +50,7 @@ func NewClient(addr, caFile string, auth Auth) (*Client, error) {
 	}
 	cfg := api.DefaultConfig()
 	if cfg.Error != nil {
-		return nil, fmt.Errorf("pgsecure/vault: reading VAULT_* environment: %w: %w", cfg.Error, secrets.ErrInvalid)
+		return nil, configError("the VAULT_* environment variables are not valid", cfg.Error)
 	}
 	cfg.AgentAddress = ""
 	if addr != "" {
@@ -65,17 +64,17 @@ func NewClient(addr, caFile string, auth Auth) (*Client, error) {
 	}
 	if caFile != "" {
 		if err := cfg.ConfigureTLS(&api.TLSConfig{CACert: caFile}); err != nil {
-			return nil, fmt.Errorf("pgsecure/vault: loading Vault CA file %s: %w: %w", caFile, err, secrets.ErrInvalid)
+			return nil, configError("cannot load the Vault CA file "+caFile+" (ca= or VAULT_CACERT)", err)
 		}
 	}
 	tr, ok := cfg.HttpClient.Transport.(*http.Transport)
 	if !ok || tr.TLSClientConfig == nil {
-		return nil, fmt.Errorf("pgsecure/vault: unexpected Vault HTTP transport %T: %w", cfg.HttpClient.Transport, secrets.ErrInvalid)
+		return nil, configError(fmt.Sprintf("unexpected Vault HTTP transport %T", cfg.HttpClient.Transport), nil)
 	}
 	tr.TLSClientConfig.InsecureSkipVerify = false
 	c, err := api.NewClient(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("pgsecure/vault: creating Vault client: %w: %w", err, secrets.ErrInvalid)
+		return nil, configError("cannot create the Vault client", err)
 	}
 	c.ClearToken() // api.NewClient picks up VAULT_TOKEN; auth decides instead
 	return newClient(c, &auth), nil
@@ -87,7 +86,7 @@ func NewClient(addr, caFile string, auth Auth) (*Client, error) {
 // TLS verification or talks plain http to a non-loopback address.
 func Wrap(c *api.Client, auth *Auth) (*Client, error) {
 	if c == nil {
-		return nil, fmt.Errorf("pgsecure/vault: Wrap needs a non-nil *api.Client: %w", secrets.ErrInvalid)
+		return nil, configError("Wrap needs a non-nil *api.Client", nil)
 	}
 	if auth != nil {
 		if err := auth.validate(); err != nil {
@@ -101,8 +100,8 @@ func Wrap(c *api.Client, auth *Auth) (*Client, error) {
 	}
 	if tr, ok := c.CloneConfig().HttpClient.Transport.(*http.Transport); ok &&
 		tr.TLSClientConfig != nil && tr.TLSClientConfig.InsecureSkipVerify {
-		return nil, fmt.Errorf("pgsecure/vault: the Vault client skips TLS verification; "+
-			"unset VAULT_SKIP_VERIFY and give it a CA file instead: %w", secrets.ErrInvalid)
+		return nil, configError("the Vault client skips TLS verification; "+
+			"unset VAULT_SKIP_VERIFY and give it a CA file instead", nil)
 	}
 	return newClient(c, auth), nil
 }
@@ -126,7 +125,7 @@ func (c *Client) Login(ctx context.Context) error {
 func checkAddress(addr string) error {
 	u, err := url.Parse(addr)
 	if err != nil || u.Host == "" {
-		return fmt.Errorf("pgsecure/vault: Vault address %q is not a URL like https://vault:8200: %w", addr, secrets.ErrInvalid)
+		return configError(fmt.Sprintf("Vault address %q is not a URL like https://vault:8200", addr), nil)
 	}
 	switch u.Scheme {
 	case "https":
@@ -136,8 +135,7 @@ func checkAddress(addr string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("pgsecure/vault: Vault address %s must use https (plain http only on loopback): %w",
-		u.Redacted(), secrets.ErrInvalid)
+	return configError(fmt.Sprintf("Vault address %s must use https (plain http only on loopback)", u.Redacted()), nil)
 }
 
 func isLoopback(host string) bool {

@@ -36,6 +36,12 @@ func describe(err error) string {
 	return err.Error()
 }
 
+// configError reports a configuration that can never work
+// (secrets.ErrInvalid); err, when set, is the cause.
+func configError(hint string, err error) error {
+	return &secrets.Error{Kind: secrets.ErrInvalid, Source: "vault", Op: "configure", Hint: hint, Err: err}
+}
+
 // vaultError builds the *secrets.Error of a failed Vault operation. op names
 // the operation and the Vault path ("read database/creds/app"); the source's
 // name is added by the Source (see secrets.Named). A Vault response is

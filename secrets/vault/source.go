@@ -80,14 +80,14 @@ func StaticRole(c *Client, mount, role string, opts ...Option) (*Source, error) 
 
 func newSource(c *Client, k kind, mount, name, segment string, opts []Option) (*Source, error) {
 	if c == nil {
-		return nil, fmt.Errorf("pgsecure/vault: a *Client is required (see NewClient): %w", secrets.ErrInvalid)
+		return nil, configError("a *Client is required (see NewClient)", nil)
 	}
 	mount, name = strings.Trim(mount, "/"), strings.Trim(name, "/")
 	if mount == "" || name == "" {
-		return nil, fmt.Errorf("pgsecure/vault: %s source needs a mount and a %s: %w", segment, nameKind(k), secrets.ErrInvalid)
+		return nil, configError(fmt.Sprintf("a %s source needs a mount and a %s", segment, nameKind(k)), nil)
 	}
 	if k != kindKV && strings.Contains(name, "/") {
-		return nil, fmt.Errorf("pgsecure/vault: role name %q must not contain '/': %w", name, secrets.ErrInvalid)
+		return nil, configError(fmt.Sprintf("role name %q must not contain '/'", name), nil)
 	}
 	cfg, err := buildConfig(k, opts)
 	if err != nil {

@@ -57,7 +57,7 @@ func Open(_ context.Context, u *url.URL) (secrets.Source, error) {
 }
 
 func uriError(format string, args ...any) error {
-	return fmt.Errorf("pgsecure/vault: URI: "+format+": %w", append(args, secrets.ErrInvalid)...)
+	return &secrets.Error{Kind: secrets.ErrInvalid, Source: "vault URI", Op: "open", Hint: fmt.Sprintf(format, args...)}
 }
 
 // uriQuery returns the query parameters, refusing user-info, fragments,

@@ -88,7 +88,7 @@ func TestURIRefused(t *testing.T) {
 		"secret_id param":         {"vault://vault:8200/database/creds/app?auth=approle&role_id=r&secret_id=" + secret, `"secret_id"`},
 		"password param":          {"vault://vault:8200/secret/data/db?password=" + secret, `"password"`},
 		"plain http remote":       {"vault+http://vault.example.com:8200/database/creds/app", "loopback"},
-		"unknown param":           {"vault://vault:8200/database/creds/app?tls_skip_verify=true", "unknown parameter"},
+		"unknown param":           {"vault://vault:8200/database/creds/app?tls_skip_verify=true", `parameter "tls_skip_verify" is not known`},
 		"repeated param":          {"vault://vault:8200/database/creds/app?ca=/a&ca=/b", "2 times"},
 		"no host":                 {"vault:///database/creds/app", "no Vault host"},
 		"bad path":                {"vault://vault:8200/database/roles/app", "must be <mount>/creds/<role>"},

@@ -7,11 +7,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/pgsecure/pgsecure/internal/awstest"
-	"github.com/pgsecure/pgsecure/internal/soak"
 	"github.com/pgsecure/pgsecure/internal/testutil"
 	"github.com/pgsecure/pgsecure/secrets/awssm"
 	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 )
 
 func rdsSecret(password string) string {
@@ -32,15 +30,7 @@ func TestRotationSoakSecretsManager(t *testing.T) {
 	srv := awstest.New(t, creds, "eu-west-1")
 	srv.Put("prod/db", awstest.Version{ID: "v0", Stages: []string{awstest.Current}, String: rdsSecret(appPassword)})
 	src := awssm.SecretsManager(srv.Config(creds), "prod/db")
-	ctx := ctxT(t, 2*time.Minute)
-
-	t0 := time.Now()
-	pool, err := rotatingPool(t, pki, pg.Port, src).Build(ctx)
-	require.NoError(t, err)
-	coldStart := time.Since(t0)
-	defer pool.Close()
-
-	res := soak.Run(ctx, pool, 4, 10*time.Millisecond, func() {
+	rotationSoak(t, pki, pg.Port, src, "awssm (AWSPENDING, 3 rotations)", func() {
 		for i := 1; i <= 3; i++ {
 			time.Sleep(500 * time.Millisecond)
 			pw := fmt.Sprintf("Rotated-%d-%s", i, appPassword)
@@ -53,9 +43,6 @@ func TestRotationSoakSecretsManager(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	})
-	t.Logf("SOAK awssm (AWSPENDING, 3 rotations): %s; cold start (Build) %s; GetSecretValue calls %d",
-		res, coldStart.Round(time.Millisecond), len(srv.Requests()))
-	assert.Zero(t, res.Failed, "failed queries: %v", res.FirstErrors)
-	assert.Greater(t, res.Queries, int64(100), "the load ran")
+	t.Logf("GetSecretValue calls: %d", len(srv.Requests()))
 	assert.True(t, src.Rotates())
 }

@@ -248,7 +248,7 @@ func TestUserHooksChained(t *testing.T) {
 		return dialer.DialContext(ctx, network, addr)
 	}
 	cfg.ConnConfig.AfterNetConnect = func(_ context.Context, _ *pgconn.Config, nc net.Conn) (net.Conn, error) {
-		st, isTLS := nc.(verify.TLSStater)
+		st, isTLS := nc.(interface{ ConnectionState() tls.ConnectionState })
 		require.True(t, isTLS, "the caller's AfterNetConnect sees the verified TLS connection")
 		assert.True(t, st.ConnectionState().HandshakeComplete)
 		netHook.Add(1)

@@ -121,18 +121,25 @@ func TestEveryHostGetsPgsecureTLS(t *testing.T) {
 		entries := hosts(cfg.ConnConfig)
 		require.NotEmpty(t, entries)
 		seen := map[string]bool{}
+		marker := (*entries[0].tls).ClientSessionCache
+		require.NotNil(t, marker)
 		for _, h := range entries {
 			tc := *h.tls
 			require.NotNil(t, tc, "host %s of %q has no TLS", h.host, dsn)
-			assert.Equal(t, verifierID, funcID(tc.VerifyConnection), "host %s: VerifyConnection is pgsecure's", h.host)
+			assert.NotNil(t, tc.VerifyConnection, "host %s: VerifyConnection verifies", h.host)
+			assert.True(t, tc.InsecureSkipVerify, "host %s: Go's own check is replaced by VerifyConnection (libpq's host rules)", h.host)
+			assert.Equal(t, marker, tc.ClientSessionCache, "host %s: marked as pgsecure's", h.host)
 			assert.GreaterOrEqual(t, tc.MinVersion, uint16(tls.VersionTLS12))
 			assert.Nil(t, tc.RootCAs, "trust comes only from the pinned roots checked in VerifyConnection")
 			seen[h.host] = true
 		}
 		assert.Equal(t, len(entries), len(seen), "one entry per host: no plaintext duplicate")
-		assert.Equal(t, guardID, funcID(cfg.ConnConfig.DialFunc))
-		assert.Equal(t, afterNetConnectID, funcID(cfg.ConnConfig.AfterNetConnect))
-		assert.Equal(t, validateID, funcID(cfg.ConnConfig.ValidateConnect))
+		for name, hook := range map[string]any{"LookupFunc": cfg.ConnConfig.LookupFunc, "DialFunc": cfg.ConnConfig.DialFunc,
+			"AfterNetConnect": cfg.ConnConfig.AfterNetConnect, "BuildFrontend": cfg.ConnConfig.BuildFrontend,
+			"ValidateConnect": cfg.ConnConfig.ValidateConnect, "AfterConnect": cfg.ConnConfig.AfterConnect,
+			"pool BeforeConnect": cfg.BeforeConnect, "pool AfterConnect": cfg.AfterConnect} {
+			assert.NotNil(t, hook, name)
+		}
 	}
 }
 

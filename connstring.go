@@ -30,6 +30,12 @@ var envFor = map[string]string{
 	"channel_binding":          "PGCHANNELBINDING",
 	"require_auth":             "PGREQUIREAUTH",
 	"target_session_attrs":     "PGTARGETSESSIONATTRS",
+	"connect_timeout":          "PGCONNECT_TIMEOUT",
+	"hostaddr":                 "PGHOSTADDR",
+	"host":                     "PGHOST",
+	"requirepeer":              "PGREQUIREPEER",
+	"gssdelegation":            "PGGSSDELEGATION",
+	"load_balance_hosts":       "PGLOADBALANCEHOSTS",
 }
 
 // refusedKeys are libpq settings pgsecure will not accept, with the reason.
@@ -42,6 +48,16 @@ var refusedKeys = map[string]string{
 	"service":        "pg_service.conf entries are not read because settings there would bypass pgsecure's checks; put the service's settings in the connection string",
 	"sslkeylogfile":  "writing TLS session keys to a file defeats encryption; remove it",
 	"gsslib":         "GSSAPI is not supported by pgsecure; remove it",
+	"gssdelegation":  "GSSAPI is not supported by pgsecure; remove it",
+	"requirepeer":    "requirepeer applies only to unix-socket connections, which pgsecure never makes; remove it",
+	"tcp_user_timeout": "pgx does not implement tcp_user_timeout (it would be sent to the server, which rejects it); remove it, " +
+		"and use keepalives_idle/keepalives_interval/keepalives_count or connect_timeout",
+	"scram_client_key":    "pre-computed SCRAM keys are not supported; remove it and give the password",
+	"scram_server_key":    "pre-computed SCRAM keys are not supported; remove it and give the password",
+	"oauth_issuer":        "OAuth authentication is not supported by pgsecure; remove it",
+	"oauth_client_id":     "OAuth authentication is not supported by pgsecure; remove it",
+	"oauth_client_secret": "OAuth authentication is not supported by pgsecure; remove it",
+	"oauth_scope":         "OAuth authentication is not supported by pgsecure; remove it",
 }
 
 // setting is one effective libpq value and where it came from.

@@ -3,7 +3,7 @@ package pgsecure
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -19,16 +19,17 @@ import (
 // refreshes before expiry, coalesces concurrent fetches into one backend
 // call, and keeps serving unexpired credentials while the backend is down.
 // Config fetches once, so a source that cannot be reached fails Build at
-// startup; when the credentials expire (a lease, a token), the pool's
-// MaxConnLifetime is lowered below their lifetime. When the server rejects
-// a password (SQLSTATE 28P01), the credentials are invalidated (a rotating
-// source may switch to its pending version) and the connection retries once
-// with freshly fetched ones, within the same Acquire (see retryState); if
-// the source returns the same credentials, or they are rejected again, the
+// startup. Each connection remembers when the credentials it was opened
+// with expire (a lease, a token) and the pool retires it shortly before
+// that, instead of shortening every connection's lifetime. When the server
+// rejects a password (SQLSTATE 28P01), the credentials are invalidated (a
+// rotating source may switch to its pending version) and the connection is
+// retried once with freshly fetched ones, within the same Acquire; if the
+// source has nothing newer, or the fresh ones are rejected too, the
 // server's error is returned.
 //
-// pgsecure does not close src: a source holding leases (secrets.Closer)
-// should be closed by the caller after the pool.
+// src stays the caller's: pgsecure never closes it. A source holding leases
+// (secrets.Closer) should be closed by the caller after the pool.
 func (b *Builder) Credentials(src secrets.Source) *Builder {
 	if src == nil {
 		b.errs = append(b.errs, configErr("Credentials", "builder", "nil source", "pass a secrets.Source, e.g. from secrets.Open"))
@@ -43,17 +44,23 @@ func (b *Builder) CredentialCache(o secrets.CacheOptions) *Builder {
 	return b
 }
 
-// credHook applies fetched credentials to each new connection.
-type credHook struct {
+// credStage is the first stage of every new connection when credentials
+// come from a source, and the pipeline's connect.Credentials: it is told
+// about rejected credentials and knows when each generation expires.
+type credStage struct {
 	cache  *secrets.Cache
 	name   string
-	e      *enforcer
 	events *eventSink
-	last   atomic.Pointer[secrets.Credentials]
-	retry  bool // add the retry addresses (see retryState)
+
+	mu      sync.Mutex
+	recent  []secrets.Credentials // the last generations handed out, newest last
+	retried []secrets.Credentials // generations handed out by a retry
 }
 
-func (b *Builder) credentialHook(ctx context.Context, cfg *pgxpool.Config) (*credHook, error) {
+// maxGenerations bounds what credStage remembers of earlier generations.
+const maxGenerations = 4
+
+func (b *Builder) credentialStage(ctx context.Context, cfg *pgxpool.Config) (*credStage, error) {
 	if b.creds == nil {
 		return nil, nil
 	}
@@ -61,38 +68,38 @@ func (b *Builder) credentialHook(ctx context.Context, cfg *pgxpool.Config) (*cre
 	if o.Logger == nil {
 		o.Logger = b.log()
 	}
-	cache := secrets.NewCache(b.creds, o)
-	h := &credHook{cache: cache, name: secrets.NameOf(b.creds), events: &b.events}
-	c, err := h.fetch(ctx)
+	s := &credStage{cache: secrets.NewCache(b.creds, o), name: secrets.NameOf(b.creds), events: &b.events}
+	c, err := s.fetch(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if err := h.useEndpoint(cfg.ConnConfig, c); err != nil {
+	if err := s.useEndpoint(cfg.ConnConfig, c); err != nil {
 		return nil, err
 	}
-	if !c.Expires.IsZero() {
-		if life := time.Until(c.Expires) * 3 / 4; life > time.Second && (cfg.MaxConnLifetime == 0 || cfg.MaxConnLifetime > life) {
-			cfg.MaxConnLifetime = life
-		}
-	}
-	return h, nil
+	return s, nil
 }
 
-func (h *credHook) fetch(ctx context.Context) (secrets.Credentials, error) {
-	c, err := h.cache.Credentials(ctx)
+func (s *credStage) fetch(ctx context.Context) (secrets.Credentials, error) {
+	c, err := s.cache.Credentials(ctx)
 	if err != nil {
-		h.events.emit(Event{Kind: EventSecretFailed, Source: h.name, Err: err})
-		return secrets.Credentials{}, fmt.Errorf("pgsecure: credentials from %s: %w", h.name, err)
+		s.events.emit(Event{Kind: EventSecretFailed, Source: s.name, Err: err})
+		return secrets.Credentials{}, fmt.Errorf("pgsecure: credentials from %s: %w", s.name, err)
 	}
-	if prev := h.last.Swap(&c); prev == nil || prev.Version != c.Version || !prev.Password.Equal(c.Password) {
-		h.events.emit(Event{Kind: EventSecretFetched, Source: h.name, Expires: c.Expires})
+	s.mu.Lock()
+	isNew := len(s.recent) == 0 || !same(s.recent[len(s.recent)-1], c)
+	if isNew {
+		s.recent = remember(s.recent, c)
+	}
+	s.mu.Unlock()
+	if isNew {
+		s.events.emit(Event{Kind: EventSecretFetched, Source: s.name, Expires: c.Expires})
 	}
 	return c, nil
 }
 
 // apply sets the credentials on the per-connection config (BeforeConnect).
-func (h *credHook) apply(ctx context.Context, cc *pgx.ConnConfig) error {
-	c, err := h.fetch(ctx)
+func (s *credStage) apply(ctx context.Context, cc *pgx.ConnConfig) error {
+	c, err := s.fetch(ctx)
 	if err != nil {
 		return err
 	}
@@ -101,22 +108,16 @@ func (h *credHook) apply(ctx context.Context, cc *pgx.ConnConfig) error {
 	if c.Database != "" {
 		cc.Database = c.Database
 	}
-	if err := h.useEndpoint(cc, c); err != nil {
-		return err
-	}
-	if h.retry {
-		h.e.addRetry(cc)
-	}
-	return nil
+	return s.useEndpoint(cc, c)
 }
 
 // useEndpoint puts the host and port the credentials name, if any, on cc
-// (a host replaces the whole host list; BeforeConnect's re-check then binds
-// the TLS configuration to it).
-func (h *credHook) useEndpoint(cc *pgx.ConnConfig, c secrets.Credentials) error {
+// (a host replaces the whole host list; BeforeConnect then binds the TLS
+// configuration to it).
+func (s *credStage) useEndpoint(cc *pgx.ConnConfig, c secrets.Credentials) error {
 	if c.Host != "" {
 		if isUnixSocket(c.Host) {
-			return unixSocketError(c.Host, "credentials from "+h.name, "store the server's TCP host name in the secret")
+			return unixSocketError(c.Host, "credentials from "+s.name, "store the server's TCP host name in the secret")
 		}
 		cc.Host = c.Host
 		cc.Fallbacks = nil
@@ -127,9 +128,84 @@ func (h *credHook) useEndpoint(cc *pgx.ConnConfig, c secrets.Credentials) error 
 	return nil
 }
 
-// rejected is called when the server answered 28P01 for user/password.
-func (h *credHook) rejected(user, password string) {
-	if c := h.last.Load(); c != nil && c.User == user && c.Password.Equal(secrets.NewSecret(password)) {
-		h.cache.Invalidate(*c)
+// Rejected implements connect.Credentials: the rejected generation is
+// invalidated and, unless it came from a retry already, fresh credentials
+// are fetched for one retry. SQLSTATE 28000 (how RDS Proxy answers rotated
+// credentials) counts as a rejection only for sources that rotate.
+func (s *credStage) Rejected(ctx context.Context, code, user, password string) (string, string, bool) {
+	if code == "28000" && !rotates(s.cache) {
+		return "", "", false
 	}
+	rejected := secrets.Credentials{User: user, Password: secrets.NewSecret(password)}
+	s.mu.Lock()
+	known := find(s.recent, rejected)
+	_, fromRetry := findIdx(s.retried, rejected)
+	s.mu.Unlock()
+	if known != nil {
+		s.cache.Invalidate(*known)
+	}
+	if fromRetry {
+		return "", "", false // fresh credentials were rejected too: the server's error stands
+	}
+	fresh, err := s.fetch(ctx)
+	if err != nil || same(fresh, rejected) {
+		return "", "", false
+	}
+	s.mu.Lock()
+	s.retried = remember(s.retried, fresh)
+	s.mu.Unlock()
+	return fresh.User, fresh.Password.Reveal(), true
+}
+
+// succeeded is told that a connection logged in with user/password: a
+// generation handed out by a retry has proven itself and may be retried
+// from again.
+func (s *credStage) succeeded(user, password string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i, ok := findIdx(s.retried, secrets.Credentials{User: user, Password: secrets.NewSecret(password)}); ok {
+		s.retried = append(s.retried[:i], s.retried[i+1:]...)
+	}
+}
+
+// Expiry implements connect.Credentials.
+func (s *credStage) Expiry(user, password string) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := find(s.recent, secrets.Credentials{User: user, Password: secrets.NewSecret(password)}); c != nil {
+		return c.Expires
+	}
+	return time.Time{}
+}
+
+// rotates reports whether a source's credentials change on a schedule.
+func rotates(src any) bool {
+	r, ok := src.(interface{ Rotates() bool })
+	return ok && r.Rotates()
+}
+
+func same(a, b secrets.Credentials) bool { return a.User == b.User && a.Password.Equal(b.Password) }
+
+func remember(list []secrets.Credentials, c secrets.Credentials) []secrets.Credentials {
+	list = append(list, c)
+	if len(list) > maxGenerations {
+		list = list[len(list)-maxGenerations:]
+	}
+	return list
+}
+
+func findIdx(list []secrets.Credentials, c secrets.Credentials) (int, bool) {
+	for i := len(list) - 1; i >= 0; i-- {
+		if same(list[i], c) {
+			return i, true
+		}
+	}
+	return -1, false
+}
+
+func find(list []secrets.Credentials, c secrets.Credentials) *secrets.Credentials {
+	if i, ok := findIdx(list, c); ok {
+		return &list[i]
+	}
+	return nil
 }

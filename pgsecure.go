@@ -6,15 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pgsecure/pgsecure/internal/connect"
 	"github.com/pgsecure/pgsecure/secrets"
-	"github.com/pgsecure/pgsecure/verify"
 )
 
 // Builder configures a verify-full pgx pool. Methods record their input and
@@ -33,6 +30,8 @@ type Builder struct {
 	logger             *slog.Logger
 	beforeConnect      []func(context.Context, *pgx.ConnConfig) error
 	afterConnect       []func(context.Context, *pgx.Conn) error
+	configurePool      []func(*pgxpool.Config)
+	queryEvery         bool
 
 	channelBinding bool
 	expiryWarn     time.Duration
@@ -128,6 +127,31 @@ func (b *Builder) MinConns(n int32) *Builder { b.minConns = &n; return b }
 // logged.
 func (b *Builder) Logger(l *slog.Logger) *Builder { b.logger = l; return b }
 
+// ConfigurePool lets the caller tune the pgxpool configuration before
+// pgsecure installs its checks: pool sizes, a tracer, ValidateConnect,
+// DialFunc, AfterNetConnect, pool hooks. fn runs when Build (or Config)
+// has parsed the connection string; pgsecure then installs its checks
+// around whatever fn set, so the caller's connect hooks run after
+// pgsecure's and cannot unhook them. This is the recommended way to
+// customise a pool. fn must not touch TLS settings: a TLS configuration it
+// sets or removes is refused.
+func (b *Builder) ConfigurePool(fn func(*pgxpool.Config)) *Builder {
+	b.configurePool = append(b.configurePool, fn)
+	return b
+}
+
+// QueryServerEveryConnection makes every new connection ask the server for
+// its own view of the connection (pg_stat_get_activity for its backend),
+// even when channel binding already proved it terminates TLS itself. By
+// default only Build's startup connection is queried; later connections
+// whose SCRAM exchange completed with SCRAM-SHA-256-PLUS are proven by it
+// (see verify.ProofChannelBinding). For auditors who want the server's own
+// words on every connection; it costs one round trip per new connection.
+// A pool that presents a client certificate always queries, so that every
+// report carries the client certificate the server saw
+// (verify.ServerSSL.ClientDN).
+func (b *Builder) QueryServerEveryConnection() *Builder { b.queryEvery = true; return b }
+
 // BeforeConnect adds a hook run before each new connection, after pgsecure
 // has set the credentials and before it re-checks the TLS policy, so the hook
 // may adjust the ConnConfig but cannot weaken it.
@@ -151,26 +175,27 @@ func (b *Builder) log() *slog.Logger {
 }
 
 // Build returns a pool that opens only verify-full, verified connections. It
-// returns after one connection has been opened and verified from both ends,
-// so a service that cannot reach its database securely fails at startup. The
-// error wraps ErrInsecureConfig (fix the configuration), ErrNotEncrypted /
-// ErrUntrustedServer (the server or the path to it is not what it should be)
-// or a connection error.
+// returns after one connection has been opened and verified from both ends
+// (the server is queried for its view of that connection whatever the
+// proof), so a service that cannot reach its database securely fails at
+// startup. The error wraps ErrInsecureConfig (fix the configuration),
+// ErrNotEncrypted / ErrUntrustedServer (the server or the path to it is not
+// what it should be) or a connection error. A start that takes longer than
+// a few seconds logs its progress (host and stage) at Info.
 func (b *Builder) Build(ctx context.Context) (*pgxpool.Pool, error) {
-	cfg, err := b.Config(ctx)
+	cfg, st, err := b.config(ctx)
 	if err != nil {
 		return nil, err
 	}
+	st.startup.Store(true)
+	defer st.startup.Store(false)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("pgsecure: creating the pool: %w", err)
 	}
-	err = pool.Ping(ctx)
-	if err != nil && isInvalidPassword(err) && b.creds != nil {
-		// The credential source may just have rotated: the rejected
-		// credentials were invalidated by the connection; try once more.
-		err = pool.Ping(ctx)
-	}
+	stop := b.logProgress(ctx, st)
+	err = startupCheck(ctx, pool, st)
+	stop()
 	if err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("pgsecure: startup check failed: %w", err)
@@ -178,266 +203,137 @@ func (b *Builder) Build(ctx context.Context) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
+// startupCheck opens one connection and has the server describe it.
+func startupCheck(ctx context.Context, pool *pgxpool.Pool, st *poolState) error {
+	c, err := pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Release()
+	return connect.QueryServer(ctx, st.policy, c.Conn().PgConn())
+}
+
+// progressEvery is how often a slow Build logs which host and stage it is
+// waiting for.
+const progressEvery = 3 * time.Second
+
+func (b *Builder) logProgress(ctx context.Context, st *poolState) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(progressEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if host, stage, elapsed, ok := st.policy.Progress(); ok {
+					b.log().LogAttrs(ctx, slog.LevelInfo, "pgsecure: still connecting", slog.String("host", host),
+						slog.String("stage", stage), slog.Duration("elapsed", elapsed.Round(time.Millisecond)))
+				}
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
 // Config returns the pgxpool configuration with pgsecure's TLS policy and
-// checks installed, for callers who tune the pool before creating it with
-// pgxpool.NewWithConfig.
+// checks installed, for callers who create the pool with
+// pgxpool.NewWithConfig. Prefer ConfigurePool and Build: Build also fails
+// at startup when no verified connection can be made.
 //
-// The checks live on the ConnConfig (TLSConfig of every host, DialFunc,
-// AfterNetConnect, ValidateConnect, BuildFrontend) and hold even if the pool-level
-// BeforeConnect/AfterConnect are replaced. A DialFunc, AfterNetConnect or
-// ValidateConnect you set on the returned ConnConfig is chained after
-// pgsecure's checks at connect time (your AfterNetConnect receives a
-// connection whose handshake is complete and verified; it implements
-// verify.TLSStater, and a wrapper you return must too); to add pool-level hooks, prefer
-// Builder.BeforeConnect/AfterConnect (or wrap the installed functions).
+// The checks live on the ConnConfig (every host's TLSConfig, LookupFunc,
+// DialFunc, AfterNetConnect, BuildFrontend, ValidateConnect, AfterConnect)
+// and on the pool (BeforeConnect, AfterConnect, PrepareConn). A
+// DialFunc, AfterNetConnect or ValidateConnect set on the returned
+// ConnConfig is chained after pgsecure's stages by the pool's BeforeConnect
+// on every new connection. If the pool's BeforeConnect is replaced too, each
+// single replacement is still neutralised or refused before any credential
+// is sent: the TLS configurations verify in the handshake, the dial stage
+// refuses to send anything but a TLS request, AfterNetConnect re-verifies
+// the handshake for the host, and the server-side proof runs in
+// ValidateConnect, ConnConfig.AfterConnect and the pool's AfterConnect.
+// Replacing all of them removes the checks: use ConfigurePool.
 func (b *Builder) Config(ctx context.Context) (*pgxpool.Config, error) {
+	cfg, _, err := b.config(ctx)
+	return cfg, err
+}
+
+func (b *Builder) config(ctx context.Context) (*pgxpool.Config, *poolState, error) {
 	if len(b.errs) > 0 {
-		return nil, errors.Join(b.errs...)
+		return nil, nil, errors.Join(b.errs...)
 	}
 	cs, err := parseConnSettings(b.connString, b.env)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	pol, err := b.policy(cs)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cfg, err := pgxpool.ParseConfig(cs.forPgx(b.connString))
 	if err != nil {
-		return nil, &ConfigError{Setting: "connection string", Problem: "rejected by pgx",
-			Err: errors.New(scrub(err.Error(), cs.secrets()...))}
+		return nil, nil, cs.explainParseError()
 	}
-	if err := stripConsumedParams(cfg.ConnConfig); err != nil {
-		return nil, err
+	if err := cs.applyConsumed(cfg.ConnConfig); err != nil {
+		return nil, nil, err
 	}
+	for _, h := range hosts(cfg.ConnConfig) {
+		*h.tls = nil // pgx's; pgsecure installs its own below
+	}
+	for _, fn := range b.configurePool {
+		fn(cfg)
+	}
+	if err := checkCallerTLS(cfg.ConnConfig); err != nil {
+		return nil, nil, err
+	}
+	cfg.ConnConfig.LookupFunc = libpqLookup(cfg.ConnConfig.LookupFunc) // dial 192.000.002.001 as libpq does
 	// Credentials are fetched once now: a source that cannot be reached fails
 	// at startup, and a host it names replaces the connection string's.
-	creds, err := b.credentialHook(ctx, cfg)
+	creds, err := b.credentialStage(ctx, cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := b.noUnixSockets(cfg.ConnConfig); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	auth, err := b.authPolicy(cs, cfg.ConnConfig)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	e := &enforcer{policy: pol, auth: auth, expiryWarn: b.expiryWarn, log: b.log, events: &b.events}
-	e.install(cfg.ConnConfig)
+	hostAddrs, err := cs.hostAddrs(cfg.ConnConfig)
+	if err != nil {
+		return nil, nil, err
+	}
+	st := &poolState{tls: pol, sessions: tls.NewLRUClientSessionCache(64), log: b.log, events: &b.events, expiryWarn: b.expiryWarn,
+		loadBalance: cs.get("load_balance_hosts").value == loadBalanceRandom}
+	st.policy = &connect.Policy{
+		TLS: st, MinVersion: pol.minVersion, Direct: pol.direct, Auth: auth,
+		QueryEveryConnection: b.queryEvery || pol.clientCert != nil, HostAddrs: hostAddrs, Observer: st,
+	}
 	if creds != nil {
-		creds.e = e
-		e.creds = creds
-		creds.retry = !isPreferStandby(cs)
+		st.creds = creds
+		st.policy.Credentials = creds
 	}
+	st.install(cfg.ConnConfig)
 	if b.maxConns != nil {
 		cfg.MaxConns = *b.maxConns
 	}
 	if b.minConns != nil {
 		cfg.MinConns = *b.minConns
 	}
-	before, after := b.beforeConnect, b.afterConnect
-	cfg.BeforeConnect = func(ctx context.Context, cc *pgx.ConnConfig) error {
-		if creds != nil {
-			if err := creds.apply(ctx, cc); err != nil {
-				return err
-			}
-		}
-		for _, fn := range before {
-			if err := fn(ctx, cc); err != nil {
-				return err
-			}
-		}
-		return e.recheck(cc)
-	}
-	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
-		for _, fn := range after {
-			if err := fn(ctx, c); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	return cfg, nil
+	st.hookPool(cfg, b.beforeConnect, b.afterConnect)
+	return cfg, st, nil
 }
 
-// policy decides the TLS policy from the builder and the connection settings.
-func (b *Builder) policy(cs *connSettings) (*tlsPolicy, error) {
-	if err := checkSettings(cs); err != nil {
-		return nil, err
-	}
-	pol := &tlsPolicy{minVersion: tls.VersionTLS12, sni: true, now: b.now}
-	if s := cs.get("sslsni"); s.set && s.value == "0" {
-		pol.sni = false
-	}
-	if s := cs.get("sslnegotiation"); s.set && s.value == "direct" {
-		pol.direct = true
-	}
-	if s := cs.get("ssl_min_protocol_version"); s.set {
-		pol.minVersion, _ = parseTLSVersion(s.value) // validated by checkSettings
-	}
-	if b.minVersion > pol.minVersion {
-		pol.minVersion = b.minVersion
-	}
-	if s := cs.get("ssl_max_protocol_version"); s.set {
-		pol.maxVersion, _ = parseTLSVersion(s.value)
-		if pol.maxVersion < pol.minVersion {
-			return nil, configErr("ssl_max_protocol_version", s.from,
-				fmt.Sprintf("%s is below the minimum %s", s.value, verify.VersionName(pol.minVersion)), "raise it or remove it")
-		}
-	}
-	r, err := b.rootSource(cs)
-	if err != nil {
-		return nil, err
-	}
-	pol.roots = r
-	cc, err := b.clientCertificate(cs)
-	if err != nil {
-		return nil, err
-	}
-	if cc != nil { // keep the interface nil when there is no certificate
-		pol.clientCert = cc
-	}
-	pol.pins = b.pins
-	return pol, nil
-}
-
-// rootSource picks the pinned CA: exactly one of the builder's RootCAFile /
-// RootCAPEM / SystemRoots and the sslrootcert setting (connection string or
-// PGSSLROOTCERT), unless they name the same file.
-func (b *Builder) rootSource(cs *connSettings) (rootSource, error) {
-	dsn := cs.get("sslrootcert")
-	var fromBuilder []string
-	if b.rootFile != "" {
-		fromBuilder = append(fromBuilder, "RootCAFile")
-	}
-	if len(b.rootPEM) > 0 {
-		fromBuilder = append(fromBuilder, "RootCAPEM")
-	}
-	if b.systemRoots {
-		fromBuilder = append(fromBuilder, "SystemRoots")
-	}
-	switch {
-	case len(fromBuilder) > 1:
-		return nil, configErr(fromBuilder[0], "builder", fmt.Sprintf("more than one trust anchor given (%v)", fromBuilder), "use exactly one")
-	case len(fromBuilder) == 1 && dsn.set && !(b.rootFile != "" && samePath(b.rootFile, dsn.value)):
-		return nil, configErr("sslrootcert", dsn.from,
-			fmt.Sprintf("conflicts with %s given to the builder; pgsecure will not guess which to trust", fromBuilder[0]),
-			"remove one of them")
-	}
-	switch {
-	case b.systemRoots || dsn.value == "system":
-		r, err := systemRoots()
-		if err != nil {
-			return nil, &ConfigError{Setting: "sslrootcert", From: dsn.from, Problem: "cannot load the system CA store", Err: err}
-		}
-		return r, nil
-	case len(b.rootPEM) > 0:
-		r, err := parseRoots(b.rootPEM, "RootCAPEM")
-		if err != nil {
-			return nil, &ConfigError{Setting: "RootCAPEM", From: "builder", Problem: "unusable", Err: err}
-		}
-		return staticRoots{r: r}, nil
-	}
-	path, from := b.rootFile, "builder"
-	if path == "" {
-		path, from = dsn.value, dsn.from
-	}
-	if path == "" {
-		fix := "pin the CA that issued the server certificate: NewBuilder(...).RootCAFile(\"/path/ca.crt\"), sslrootcert=/path/ca.crt or PGSSLROOTCERT; use SystemRoots() (sslrootcert=system) only for publicly-issued server certificates"
-		if home, err := os.UserHomeDir(); err == nil {
-			if p := filepath.Join(home, ".postgresql", "root.crt"); fileExists(p) {
-				fix = fmt.Sprintf("%s exists but pgsecure does not trust it implicitly; pass it explicitly with sslrootcert=%s if it is the right CA", p, p)
-			}
-		}
-		return nil, configErr("sslrootcert", "", "no CA certificate given, so the server cannot be verified", fix)
-	}
-	r, err := newFileRoots(path, b.log)
-	if err != nil {
-		return nil, &ConfigError{Setting: "sslrootcert", From: from, Problem: "cannot load the CA file", Err: err,
-			Fix: "check the path and that the file holds PEM CERTIFICATE blocks"}
-	}
-	return r, nil
-}
-
-// noUnixSockets refuses unix-socket hosts: they cannot carry TLS.
-func (b *Builder) noUnixSockets(cc *pgx.ConnConfig) error {
+// checkCallerTLS refuses TLS settings a ConfigurePool function put on the
+// configuration: TLS is pgsecure's to configure.
+func checkCallerTLS(cc *pgx.ConnConfig) error {
 	for _, h := range hosts(cc) {
-		if isUnixSocket(h.host) {
-			return unixSocketError(h.host, "", "connect over TCP: set host= (or PGHOST) to the server's name as it appears in its certificate")
+		if *h.tls != nil {
+			return configErr("TLSConfig", "ConfigurePool", fmt.Sprintf("a TLS configuration was set for host %q", h.host),
+				"configure TLS with the Builder's options (RootCAFile, ClientCertFiles, MinTLSVersion, PinSPKI) instead")
 		}
 	}
 	return nil
-}
-
-// hostEntry is one place pgx may connect to, with its TLS configuration.
-type hostEntry struct {
-	host string
-	port uint16
-	tls  **tls.Config
-}
-
-func hosts(cc *pgx.ConnConfig) []hostEntry {
-	out := []hostEntry{{host: cc.Host, port: cc.Port, tls: &cc.TLSConfig}}
-	for _, fb := range cc.Fallbacks {
-		out = append(out, hostEntry{host: fb.Host, port: fb.Port, tls: &fb.TLSConfig})
-	}
-	return out
-}
-
-// unixSocketError refuses a unix-socket host, saying where it came from.
-func unixSocketError(host, from, fix string) error {
-	return configErr("host", from, fmt.Sprintf("%q is a unix-socket directory, which cannot carry TLS", host), fix)
-}
-
-func isUnixSocket(host string) bool {
-	return filepath.IsAbs(host) || (len(host) > 0 && host[0] == '@')
-}
-
-func samePath(a, b string) bool {
-	ca, err1 := filepath.Abs(a)
-	cb, err2 := filepath.Abs(b)
-	return err1 == nil && err2 == nil && ca == cb
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
-}
-
-// authPolicy decides which authentication methods are allowed: by default
-// only scram-sha-256; require_auth (connection string or PGREQUIREAUTH) may
-// widen it, with a warning. channel_binding is honoured; the builder's
-// RequireChannelBinding forces require.
-func (b *Builder) authPolicy(cs *connSettings, cc *pgx.ConnConfig) (authPolicy, error) {
-	pol := authPolicy{allowed: []string{AuthSCRAM}}
-	if s := cs.get("require_auth"); s.set {
-		p, err := parseRequireAuth(s.value)
-		if err != nil {
-			return authPolicy{}, err // checkSettings reported it already
-		}
-		pol = p
-		if pol.weakerThanSCRAM() {
-			b.log().Warn("pgsecure: require_auth allows more than scram-sha-256; a server asking for these methods will receive the password or a hash of it (inside TLS)",
-				slog.String("require_auth", pol.String()), slog.String("from", s.from))
-		}
-	}
-	if b.channelBinding {
-		cc.ChannelBinding = "require"
-	}
-	if cc.ChannelBinding == "disable" {
-		b.log().Warn("pgsecure: channel_binding=disable: SCRAM will not be bound to the TLS channel")
-	}
-	return pol, nil
-}
-
-func isInvalidPassword(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "28P01"
-}
-
-// isPreferStandby reports target_session_attrs=prefer-standby, whose
-// end-of-list re-dial would collide with the credential retry's addresses.
-func isPreferStandby(cs *connSettings) bool {
-	return cs.get("target_session_attrs").value == "prefer-standby"
 }

@@ -1,8 +1,6 @@
 package pgsecure
 
 import (
-	"crypto/x509"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -84,88 +82,4 @@ func TestParsePins(t *testing.T) {
 			assert.Contains(t, err.Error(), "SPKIPin")
 		})
 	}
-}
-
-// pinChain is a root, an intermediate and a server leaf, verified.
-type pinChain struct {
-	root, inter *certgen.CA
-	leaf        *certgen.Pair
-	verified    [][]*x509.Certificate
-}
-
-func newPinChain(t *testing.T) pinChain {
-	t.Helper()
-	root := testCA(t)
-	inter, err := certgen.NewIntermediate(root, "pin intermediate", certgen.ECDSAP256)
-	require.NoError(t, err)
-	leaf, err := inter.Issue(certgen.Options{CommonName: "db", DNSNames: []string{"db.example"}})
-	require.NoError(t, err)
-	return pinChain{root: root, inter: inter, leaf: leaf,
-		verified: verifyFor(t, []*x509.Certificate{leaf.Cert, inter.Cert}, root.Cert)}
-}
-
-// verifyFor verifies a presented chain (leaf first) against roots, as
-// tlsPolicy.verifyChain does, and returns the verified chains.
-func verifyFor(t *testing.T, presented []*x509.Certificate, roots ...*x509.Certificate) [][]*x509.Certificate {
-	t.Helper()
-	opts := x509.VerifyOptions{Roots: x509.NewCertPool(), Intermediates: x509.NewCertPool()}
-	for _, r := range roots {
-		opts.Roots.AddCert(r)
-	}
-	for _, c := range presented[1:] {
-		opts.Intermediates.AddCert(c)
-	}
-	chains, err := presented[0].Verify(opts)
-	require.NoError(t, err)
-	return chains
-}
-
-func TestCheckPinsMatchesAnyCertificateOfTheVerifiedChain(t *testing.T) {
-	c := newPinChain(t)
-	other := certgen.SPKIPin(testCA(t).Cert)
-	for name, pin := range map[string]string{
-		"leaf":                         certgen.SPKIPin(c.leaf.Cert),
-		"intermediate":                 certgen.SPKIPin(c.inter.Cert),
-		"root the server did not send": certgen.SPKIPin(c.root.Cert),
-	} {
-		t.Run(name, func(t *testing.T) {
-			assert.NoError(t, checkPins(c.verified, []string{pin}))
-			assert.NoError(t, checkPins(c.verified, []string{other, pin}), "current and next pin")
-		})
-	}
-	assert.NoError(t, checkPins(c.verified, nil), "no pins, no pinning")
-}
-
-func TestCheckPinsMismatch(t *testing.T) {
-	c := newPinChain(t)
-	pinned := []string{certgen.SPKIPin(testCA(t).Cert), "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="}
-	err := checkPins(c.verified, pinned)
-	require.ErrorIs(t, err, ErrUntrustedServer)
-	require.ErrorIs(t, err, ErrNotEncrypted)
-	var ce *CertificateError
-	require.ErrorAs(t, err, &ce)
-	assert.Equal(t, "CN=db", ce.Subject)
-	assert.Equal(t, []string{"db.example"}, ce.Names)
-	for _, want := range []string{
-		certgen.SPKIPin(c.leaf.Cert), certgen.SPKIPin(c.inter.Cert), certgen.SPKIPin(c.root.Cert),
-		pinned[0], pinned[1], "add the new pin with PinSPKI before rotating keys",
-	} {
-		assert.Contains(t, err.Error(), want)
-	}
-}
-
-// TestCheckPinsIgnoresCertificatesOffThePath shows why pins are checked
-// against the verified chain: a server holding a certificate from a trusted
-// CA must not pass by also sending the pinned certificate, which is public.
-func TestCheckPinsIgnoresCertificatesOffThePath(t *testing.T) {
-	trusted, pinnedCA := testCA(t), testCA(t)
-	impostor, err := trusted.Issue(certgen.Options{CommonName: "db", DNSNames: []string{"db.example"}})
-	require.NoError(t, err)
-	presented := []*x509.Certificate{impostor.Cert, pinnedCA.Cert}
-	pins := []string{certgen.SPKIPin(pinnedCA.Cert)}
-	require.Equal(t, pins[0], certgen.SPKIPin(presented[1]), "the pinned certificate is in what the server sent")
-
-	err = checkPins(verifyFor(t, presented, trusted.Cert, pinnedCA.Cert), pins)
-	require.ErrorIs(t, err, ErrUntrustedServer)
-	assert.True(t, errors.As(err, new(*CertificateError)))
 }

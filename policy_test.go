@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -80,7 +81,9 @@ func TestExpiryWarningOncePerPool(t *testing.T) {
 }
 
 // TestEventsAndLogsCarryNoSecret: refused and verified connections are
-// reported to the callback and at debug level, never with the password.
+// reported to the callback and at debug level, never with the password. A
+// refusal Build returns is not logged as well (the caller has it); one on a
+// later connection, which only the log and the callback see, is.
 func TestEventsAndLogsCarryNoSecret(t *testing.T) {
 	pg, pki := server(t, testutil.LocalServerOptions())
 	ctx := ctxT(t)
@@ -98,6 +101,18 @@ func TestEventsAndLogsCarryNoSecret(t *testing.T) {
 	assert.Contains(t, kinds, pgsecure.EventConnectionVerified)
 	assert.Contains(t, kinds, pgsecure.EventConnectionRefused)
 	assert.Contains(t, logs.String(), "connection verified")
-	assert.Contains(t, logs.String(), "connection refused")
+	assert.NotContains(t, logs.String(), "connection refused", "Build returned the refusal: not said twice")
+
+	pool, err = pgsecure.NewBuilder(dsn(pg, "localhost")).RootCAFile(pki.CAFile).Logger(logger).MaxConns(2).Build(ctx)
+	require.NoError(t, err)
+	defer pool.Close()
+	held, err := pool.Acquire(ctx)
+	require.NoError(t, err)
+	defer held.Release()
+	_, _, pair := other.Server(t, testutil.LocalServerOptions())
+	pg.SetServerCert(t, pair.CertPEM, pair.KeyPEM)
+	_, err = pool.Acquire(ctx)
+	require.ErrorIs(t, err, pgsecure.ErrUntrustedServer)
+	assert.Equal(t, 1, strings.Count(logs.String(), "connection refused"), "a later refusal is logged, once")
 	assert.NotContains(t, logs.String(), appPassword)
 }

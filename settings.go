@@ -2,11 +2,16 @@ package pgsecure
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgsecure/pgsecure/internal/connect"
 )
 
 // knownTLSKeys are the ssl*/gss* settings pgsecure understands.
@@ -17,7 +22,7 @@ var knownTLSKeys = []string{
 
 // consumedParams are settings pgsecure reads itself that pgx would otherwise
 // send to the server as run-time parameters.
-var consumedParams = []string{"ssl_min_protocol_version", "ssl_max_protocol_version", "gssencmode"}
+var consumedParams = []string{"ssl_min_protocol_version", "ssl_max_protocol_version", "gssencmode", "load_balance_hosts"}
 
 var sslmodeWeakness = map[string]string{
 	"disable":   "it turns encryption off",
@@ -77,7 +82,7 @@ func checkSettings(cs *connSettings) error {
 		return configErr("sslnegotiation", s.from, fmt.Sprintf("%q is not valid", s.value), "use postgres (default) or direct (PostgreSQL 17+)")
 	}
 	if s := cs.get("require_auth"); s.set {
-		if _, err := parseRequireAuth(s.value); err != nil {
+		if _, err := connect.ParseRequireAuth(s.value); err != nil {
 			return &ConfigError{Setting: "require_auth", From: s.from, Problem: fmt.Sprintf("%q is not valid", s.value), Err: err,
 				Fix: "use a comma-separated list such as scram-sha-256"}
 		}
@@ -88,7 +93,7 @@ func checkSettings(cs *connSettings) error {
 	if s := cs.get("sslcertmode"); s.set && !slices.Contains([]string{"disable", "allow", "require"}, s.value) {
 		return configErr("sslcertmode", s.from, fmt.Sprintf("%q is not valid", s.value), "use disable, allow or require")
 	}
-	return nil
+	return checkLoadBalance(cs)
 }
 
 // stripConsumedParams removes the settings pgsecure consumed from the
@@ -135,4 +140,134 @@ func scrub(msg string, secrets ...string) string {
 		}
 	}
 	return msg
+}
+
+// DefaultConnectTimeout limits each host's connection attempt (TCP, TLS,
+// authentication and the server-side check) when neither connect_timeout
+// nor PGCONNECT_TIMEOUT is set. libpq waits forever by default; a service
+// that cannot reach its database should learn it. connect_timeout=0 keeps
+// libpq's unlimited wait.
+const DefaultConnectTimeout = 10 * time.Second
+
+// applyConsumed applies the libpq settings pgsecure implements itself and
+// removes them, and every consumed setting, from the run-time parameters
+// pgx would send to the server.
+func (cs *connSettings) applyConsumed(cc *pgx.ConnConfig) error {
+	if err := stripConsumedParams(cc); err != nil {
+		return err
+	}
+	if s := cs.get("connect_timeout"); !s.set {
+		cc.ConnectTimeout = DefaultConnectTimeout
+	}
+	if v, ok := cc.RuntimeParams["fallback_application_name"]; ok {
+		delete(cc.RuntimeParams, "fallback_application_name")
+		if _, set := cc.RuntimeParams["application_name"]; !set {
+			cc.RuntimeParams["application_name"] = v
+		}
+	}
+	return cs.keepalives(cc)
+}
+
+// keepalives implements libpq's keepalives, keepalives_idle,
+// keepalives_interval and keepalives_count on the dialler (pgx would send
+// them to the server, which rejects them).
+func (cs *connSettings) keepalives(cc *pgx.ConnConfig) error {
+	ka := net.KeepAliveConfig{Enable: true, Idle: 5 * time.Minute}
+	set := false
+	for _, k := range []string{"keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count"} {
+		s := cs.get(k)
+		delete(cc.RuntimeParams, k)
+		if !s.set {
+			continue
+		}
+		set = true
+		n, err := strconv.Atoi(s.value)
+		if err != nil || n < 0 {
+			return configErr(k, s.from, fmt.Sprintf("%q is not a non-negative whole number", s.value), "use a number of seconds (or 0/1 for keepalives)")
+		}
+		switch k {
+		case "keepalives":
+			ka.Enable = n != 0
+		case "keepalives_idle":
+			ka.Idle = time.Duration(n) * time.Second
+		case "keepalives_interval":
+			ka.Interval = time.Duration(n) * time.Second
+		case "keepalives_count":
+			ka.Count = n
+		}
+	}
+	if set {
+		if !ka.Enable {
+			ka = net.KeepAliveConfig{Enable: false}
+		}
+		d := &net.Dialer{KeepAliveConfig: ka}
+		cc.DialFunc = d.DialContext
+	}
+	return nil
+}
+
+// hostAddrs implements libpq's hostaddr (and PGHOSTADDR): the address to
+// connect to for each host, while the certificate is still checked against
+// the host name. pgx does not implement it and would send it to the server.
+func (cs *connSettings) hostAddrs(cc *pgx.ConnConfig) (map[string]string, error) {
+	delete(cc.RuntimeParams, "hostaddr")
+	s := cs.get("hostaddr")
+	if !s.set {
+		return nil, nil
+	}
+	if h := cs.get("host"); !h.set {
+		if _, env := cs.env("PGHOST"); !env {
+			return nil, configErr("hostaddr", s.from, "hostaddr is set without host",
+				"also set host= (or PGHOST) to the name the server certificate carries; hostaddr only says where to connect")
+		}
+	}
+	addrs := strings.Split(s.value, ",")
+	entries := hosts(cc)
+	if len(addrs) != len(entries) {
+		return nil, configErr("hostaddr", s.from, fmt.Sprintf("%d addresses for %d hosts", len(addrs), len(entries)), "give one hostaddr per host, in the same order")
+	}
+	out := map[string]string{}
+	for i, a := range addrs {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			continue // resolve this host normally
+		}
+		if net.ParseIP(a) == nil {
+			return nil, configErr("hostaddr", s.from, fmt.Sprintf("entry %d is not a numeric IP address", i+1), "hostaddr takes addresses such as 192.0.2.10; put names in host=")
+		}
+		if prev, dup := out[entries[i].host]; dup && prev != a {
+			return nil, configErr("hostaddr", s.from, fmt.Sprintf("host %q is listed twice with different addresses", entries[i].host), "list each host once")
+		}
+		out[entries[i].host] = a
+	}
+	return out, nil
+}
+
+// explainParseError replaces pgx's parse error, which quotes the connection
+// string and cannot be relied on to redact every spelling of a password
+// (libpq escapes, percent-encoding), by one that names the setting pgx
+// refused without quoting any value.
+func (cs *connSettings) explainParseError() error {
+	const hidden = "pgx cannot parse its value (values are not quoted: they may be secret)"
+	keys := make([]string, 0, len(cs.raw))
+	for k := range cs.raw {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if _, err := pgconn.ParseConfig(k + "=" + quoteValue(cs.raw[k])); err != nil {
+			return configErr(k, "connection string", hidden, fmt.Sprintf("check the value of %s against libpq's documentation", k))
+		}
+	}
+	if cs.isURL {
+		return configErr("connection string", "", "pgx cannot parse the URL's user, host, port or database part (not quoted: it may hold a password)",
+			"check the URL's syntax: postgres://user@host:port/dbname, with special characters percent-encoded")
+	}
+	return configErr("connection string", "", "pgx cannot parse it (not quoted: it may hold a password)",
+		"check each key=value pair against libpq's documentation; quote values with spaces in single quotes")
+}
+
+// quoteValue quotes a value for libpq's keyword/value form.
+func quoteValue(v string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
 }

@@ -3,20 +3,16 @@ package pgsecure
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"slices"
 	"strings"
 	"time"
+
+	"github.com/pgsecure/pgsecure/internal/x509check"
 )
 
 // roots is the set of CA certificates the server's chain must lead to.
-type roots struct {
-	pool     *x509.CertPool
-	subjects []string // for error messages
-}
+type roots = x509check.Roots
 
 // rootSource yields the current pinned roots (a file is re-read when it
 // changes, so a renewed CA bundle is used by the next new connection).
@@ -37,12 +33,12 @@ func parseRoots(pemBytes []byte, origin string) (*roots, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", origin, err)
 	}
-	r := &roots{pool: x509.NewCertPool()}
+	r := &roots{Pool: x509.NewCertPool()}
 	for _, c := range certs {
-		r.pool.AddCert(c)
-		r.subjects = append(r.subjects, c.Subject.String())
+		r.Pool.AddCert(c)
+		r.Subjects = append(r.Subjects, c.Subject.String())
 	}
-	if len(r.subjects) == 0 {
+	if len(r.Subjects) == 0 {
 		return nil, fmt.Errorf("%s contains no PEM \"CERTIFICATE\" block (a DER file can be converted with: openssl x509 -inform der -in FILE -out FILE.pem)", origin)
 	}
 	return r, nil
@@ -69,7 +65,7 @@ func systemRoots() (rootSource, error) {
 	if err != nil {
 		return nil, err
 	}
-	return staticRoots{r: &roots{pool: pool, subjects: []string{"the operating system's trusted CAs"}}}, nil
+	return staticRoots{r: &roots{Pool: pool, Subjects: []string{"the operating system's trusted CAs"}}}, nil
 }
 
 // tlsPolicy builds every tls.Config pgsecure hands to pgx and verifies
@@ -123,7 +119,7 @@ func (p *tlsPolicy) configFor(host string) *tls.Config {
 		MinVersion:         p.minVersion,
 		MaxVersion:         p.maxVersion,
 	}
-	if p.sni && net.ParseIP(host) == nil {
+	if p.sni && x509check.UseSNI(host) { // libpq's rule: no SNI for address-like hosts
 		c.ServerName = host
 	}
 	if p.direct {
@@ -150,93 +146,35 @@ func (v *hostVerifier) verifyConnection(cs tls.ConnectionState) error {
 	return v.policy.verifyPeer(v.host, cs.PeerCertificates)
 }
 
-// verifyPeer is the complete server certificate check.
+// verifyPeer is the complete server certificate check: the chain and pins
+// (verifyChain), libpq's host-name rules and the leaf's key usage. A failure
+// is a *CertificateError for host.
 func (p *tlsPolicy) verifyPeer(host string, chain []*x509.Certificate) error {
-	if len(chain) == 0 {
-		return &CertificateError{Host: host, Problem: "the server presented no certificate"}
+	err := p.checkChain(chain)
+	if err == nil {
+		err = x509check.MatchHostname(chain[0], host)
 	}
-	if err := p.verifyChain(chain); err != nil {
-		var ce *CertificateError
-		if errors.As(err, &ce) {
-			ce.Host = host
-		}
-		return err
+	if err == nil {
+		err = x509check.CheckKeyUsage(chain[0])
 	}
-	leaf := chain[0]
-	if err := matchHostname(leaf, host); err != nil {
-		return err
-	}
-	const tlsUsages = x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment | x509.KeyUsageKeyAgreement
-	if leaf.KeyUsage != 0 && leaf.KeyUsage&tlsUsages == 0 {
-		return &CertificateError{Host: host, Subject: leaf.Subject.String(),
-			Problem: "the certificate's key usage does not allow TLS (needs digitalSignature or keyEncipherment)",
-			Fix:     "reissue it with keyUsage=digitalSignature,keyEncipherment"}
-	}
-	return nil
+	return certificateError(host, err)
 }
 
 // verifyChain verifies the chain against the pinned roots (signatures,
-// validity periods, CA constraints and extended key usage serverAuth) and the
-// SPKI pins, if any.
+// validity periods, CA constraints, extended key usage serverAuth, and
+// libpq's rule that the chain ends in a self-signed root: see
+// x509check.VerifyChain) and the SPKI pins, if any. It does not check the
+// host name. A failure is a *CertificateError whose Host is empty.
 func (p *tlsPolicy) verifyChain(chain []*x509.Certificate) error {
-	chains, err := p.verifyChains(chain)
+	return certificateError("", p.checkChain(chain))
+}
+
+func (p *tlsPolicy) checkChain(chain []*x509.Certificate) error {
+	chains, err := x509check.VerifyChain(chain, *p.roots.current(), p.now())
 	if err == nil {
-		err = checkPins(chains, p.pins)
+		err = x509check.CheckPins(chains, p.pins)
 	}
 	return err
-}
-
-// verifyChains is verifyChain returning the verified chains.
-func (p *tlsPolicy) verifyChains(chain []*x509.Certificate) ([][]*x509.Certificate, error) {
-	leaf := chain[0]
-	r := p.roots.current()
-	opts := x509.VerifyOptions{
-		Roots:         r.pool,
-		Intermediates: x509.NewCertPool(),
-		CurrentTime:   p.now(),
-		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	for _, c := range chain[1:] {
-		opts.Intermediates.AddCert(c)
-	}
-	chains, err := leaf.Verify(opts)
-	if err != nil {
-		return nil, p.explainChainError(leaf, r, err)
-	}
-	return chains, nil
-}
-
-func (p *tlsPolicy) explainChainError(leaf *x509.Certificate, r *roots, err error) error {
-	e := &CertificateError{Subject: leaf.Subject.String(), Err: err}
-	var unknown x509.UnknownAuthorityError
-	var invalid x509.CertificateInvalidError
-	now := p.now()
-	switch {
-	case errors.As(err, &unknown) && slices.Contains(r.subjects, leaf.Issuer.String()):
-		e.Problem = fmt.Sprintf("it was issued by a CA named %q, but not by the pinned CA of that name (same name, different key: was the CA regenerated?)",
-			leaf.Issuer.String())
-		e.Fix = "pin the CA certificate that actually signed the server certificate, or reissue the server certificate from the pinned CA"
-	case errors.As(err, &unknown):
-		e.Problem = fmt.Sprintf("it was issued by %q, which does not lead to the pinned CA (%s)",
-			leaf.Issuer.String(), strings.Join(r.subjects, "; "))
-		e.Fix = fmt.Sprintf("set sslrootcert (or RootCAFile) to the CA certificate that issued the server certificate (its subject is %q)", leaf.Issuer.String())
-	case errors.As(err, &invalid) && invalid.Reason == x509.Expired && now.After(leaf.NotAfter):
-		e.Problem = fmt.Sprintf("it expired on %s", leaf.NotAfter.UTC().Format(time.RFC3339))
-		e.Fix = "renew the server certificate (ssl_cert_file) and reload PostgreSQL with SELECT pg_reload_conf()"
-	case errors.As(err, &invalid) && invalid.Reason == x509.Expired && now.Before(leaf.NotBefore):
-		e.Problem = fmt.Sprintf("it is not valid until %s", leaf.NotBefore.UTC().Format(time.RFC3339))
-		e.Fix = "check this machine's clock, or wait until the certificate becomes valid"
-	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
-		e.Problem = "a certificate in its chain is outside its validity period"
-		e.Fix = "renew the expired CA or intermediate certificate"
-	case errors.As(err, &invalid) && invalid.Reason == x509.IncompatibleUsage:
-		e.Problem = "it is not valid for TLS server authentication (extended key usage)"
-		e.Fix = "reissue it with extendedKeyUsage=serverAuth"
-	default:
-		e.Problem = "its chain does not verify"
-		e.Fix = "check that the server sends its intermediate certificates and that sslrootcert is the issuing CA"
-	}
-	return e
 }
 
 // parseTLSVersion reads libpq's ssl_min_protocol_version spellings.

@@ -1,21 +1,25 @@
 package verify
 
 import (
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"math"
 	"strings"
 	"time"
+
+	"github.com/pgsecure/pgsecure/internal/x509check"
 )
 
 // Report describes one verified connection: what the client saw of the TLS
-// session and what the server said about it in pg_stat_ssl. It holds no
-// secrets and may be logged as is.
+// session, how the server proved that it terminates TLS itself (Proof), and,
+// when the server was queried, what it said. It holds no secrets and may be
+// logged as is.
 type Report struct {
+	// Proof is how the server-side check was made: ProofChannelBinding or
+	// ProofServerQuery.
+	Proof string
 	// Addr is the server's network address (ip:port) as dialled.
 	Addr string
 	// ServerName is the host name the certificate was checked against.
@@ -31,7 +35,9 @@ type Report struct {
 	ServerChain []Certificate
 	// ClientCertificate is the certificate this client presented, if any.
 	ClientCertificate *Certificate
-	// Server is the server's own view of the connection (pg_stat_ssl).
+	// Server is the server's own view of the connection (its pg_stat_ssl
+	// row). It is filled only when Proof is ProofServerQuery: channel
+	// binding proves the same without asking (see ProofChannelBinding).
 	Server ServerSSL
 	// AuthMethod is how the server authenticated the client, in libpq's
 	// require_auth spelling ("scram-sha-256", "md5", "password", "none").
@@ -43,7 +49,39 @@ type Report struct {
 	BackendPID uint32
 	// VerifiedAt is when the server-side check completed.
 	VerifiedAt time.Time
+	// Pooler is non-empty when the peer is a connection pooler or proxy
+	// (such as PgBouncer) rather than the server, and says how that was
+	// recognised. The TLS fields and ServerChain then describe the client's
+	// hop to the pooler, Server (pg_stat_ssl) and BackendPID the pooler's
+	// connection to the server; whether the pooler verified the server's
+	// certificate is not visible to the client (see pooler.go).
+	Pooler string
 }
+
+// Proofs: how the server showed that it terminates the TLS connection the
+// client verified.
+const (
+	// ProofChannelBinding: authentication completed with
+	// SCRAM-SHA-256-PLUS. PostgreSQL offers PLUS only on a backend whose own
+	// connection is TLS and checks the client's binding (the hash of the
+	// certificate the client verified) against its own certificate inside
+	// the proof both sides sign. A relay that re-terminates TLS, even with a
+	// trusted certificate, fails it. The report then carries no server-side
+	// row (Server is empty): cipher, bits and the server-observed client DN
+	// are not known.
+	ProofChannelBinding = "channel binding"
+	// ProofServerQuery: the server was asked for its view of this backend
+	// (pg_stat_get_activity for its pid): ssl must be true and its TLS
+	// version must equal the client's. Used when channel binding did not
+	// happen (certificate authentication, a server that does not offer PLUS,
+	// a hook that hides the TLS connection), for Build's startup
+	// connection, and on every connection with
+	// Builder.QueryServerEveryConnection.
+	//
+	// Neither proof holds against a party that has the server's private
+	// key: it can terminate TLS and run PostgreSQL itself.
+	ProofServerQuery = "server query"
+)
 
 // Certificate is the loggable summary of an X.509 certificate.
 type Certificate struct {
@@ -76,7 +114,6 @@ func Describe(c *x509.Certificate) Certificate {
 	for _, ip := range c.IPAddresses {
 		ips = append(ips, ip.String())
 	}
-	sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
 	return Certificate{
 		Subject:      c.Subject.String(),
 		Issuer:       c.Issuer.String(),
@@ -85,7 +122,7 @@ func Describe(c *x509.Certificate) Certificate {
 		SerialNumber: c.SerialNumber.String(),
 		NotBefore:    c.NotBefore,
 		NotAfter:     c.NotAfter,
-		SPKIPin:      base64.StdEncoding.EncodeToString(sum[:]),
+		SPKIPin:      x509check.SPKIPin(c),
 	}
 }
 
@@ -130,12 +167,24 @@ func (r Report) String() string {
 	leaf := r.Leaf()
 	fmt.Fprintf(&b, "server:      %s (%s), backend pid %d\n", r.ServerName, r.Addr, r.BackendPID)
 	fmt.Fprintf(&b, "client TLS:  %s %s\n", r.TLSVersion, r.CipherSuite)
-	fmt.Fprintf(&b, "server says: ssl=%t version=%s cipher=%s bits=%d\n", r.Server.SSL, r.Server.Version, r.Server.Cipher, r.Server.Bits)
+	if r.Pooler != "" {
+		fmt.Fprintf(&b, "pooler:      %s\n", r.Pooler)
+	}
+	switch r.Proof {
+	case ProofServerQuery:
+		fmt.Fprintf(&b, "server says: ssl=%t version=%s cipher=%s bits=%d\n", r.Server.SSL, r.Server.Version, r.Server.Cipher, r.Server.Bits)
+	case ProofChannelBinding:
+		fmt.Fprintf(&b, "server proof: channel binding (SCRAM-SHA-256-PLUS bound to this certificate)\n")
+	}
 	if r.AuthMethod != "" {
 		fmt.Fprintf(&b, "auth:        %s %s (channel binding: %t)\n", r.AuthMethod, r.SASLMechanism, r.ChannelBound())
 	}
 	fmt.Fprintf(&b, "certificate: %s (issuer %s)\n", leaf.Subject, leaf.Issuer)
-	fmt.Fprintf(&b, "  names:     DNS %v IP %v\n", leaf.DNSNames, leaf.IPAddresses)
+	if len(leaf.DNSNames)+len(leaf.IPAddresses) == 0 {
+		fmt.Fprintf(&b, "  names:     none in subjectAltName; matched by Common Name (as libpq does)\n")
+	} else {
+		fmt.Fprintf(&b, "  names:     DNS %v IP %v\n", leaf.DNSNames, leaf.IPAddresses)
+	}
 	fmt.Fprintf(&b, "  expires:   %s (%d days)\n", leaf.NotAfter.UTC().Format(time.RFC3339), leaf.DaysUntilExpiry(r.VerifiedAt))
 	fmt.Fprintf(&b, "  spki pin:  %s\n", leaf.SPKIPin)
 	if r.Server.ClientDN != "" {
@@ -152,19 +201,23 @@ func (r Report) LogValue() slog.Value {
 		slog.String("addr", r.Addr),
 		slog.String("tls_version", r.TLSVersion),
 		slog.String("cipher", r.CipherSuite),
-		slog.Bool("server_ssl", r.Server.SSL),
-		slog.String("server_tls_version", r.Server.Version),
-		slog.Int("bits", r.Server.Bits),
+		slog.String("proof", r.Proof),
 		slog.String("cert_subject", leaf.Subject),
 		slog.Time("cert_not_after", leaf.NotAfter),
 		slog.Int("cert_days_left", leaf.DaysUntilExpiry(r.VerifiedAt)),
 		slog.Any("backend_pid", r.BackendPID),
+	}
+	if r.Proof == ProofServerQuery {
+		attrs = append(attrs, slog.Bool("server_ssl", r.Server.SSL), slog.String("server_tls_version", r.Server.Version), slog.Int("bits", r.Server.Bits))
 	}
 	if r.AuthMethod != "" {
 		attrs = append(attrs, slog.String("auth", r.AuthMethod), slog.Bool("channel_binding", r.ChannelBound()))
 	}
 	if r.Server.ClientDN != "" {
 		attrs = append(attrs, slog.String("client_dn", r.Server.ClientDN))
+	}
+	if r.Pooler != "" {
+		attrs = append(attrs, slog.String("pooler", r.Pooler))
 	}
 	return slog.GroupValue(attrs...)
 }

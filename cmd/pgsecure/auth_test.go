@@ -34,15 +34,18 @@ func TestCheckReportsWeakAuthentication(t *testing.T) {
 		user, method, requireAuth, severity, finding string
 		widenedExit                                  int
 	}{
-		{"md5user", "md5", "md5", sevWarning, "md5 password authentication, which is deprecated", exitOK},
-		{"pwuser", "password", "password", sevWarning, "the password in cleartext", exitOK},
-		{"trustuser", "trust", "none", sevInsecure, `the server let user "trustuser" in without any authentication`, exitInsecure},
+		// md5: the login itself proves the password is stored as an MD5 hash.
+		{"md5user", "md5", "md5", sevWarning, "md5 password authentication, which is deprecated", exitInsecure},
+		// cleartext: the storage cannot be read without superuser.
+		{"pwuser", "password", "password", sevWarning, "the password in cleartext", exitWarning},
+		{"trustuser", "none", "none", sevInsecure, `the server let user "trustuser" in without any authentication`, exitInsecure},
 	} {
 		t.Run(tc.user, func(t *testing.T) {
 			dsn := pg.URL(tc.user, appPassword, "postgres")
 			r, res := checkJSON(t, noEnv, "--ca", pki.CAFile, dsn)
 			assert.Equal(t, exitInsecure, res.code, res.all())
 			assert.Contains(t, r.Error, "authentication method not allowed")
+			assert.Contains(t, r.Hint, "require_auth="+tc.method)
 			require.NotNil(t, r.Auth, "the request was observed before pgsecure refused it")
 			assert.Equal(t, tc.method, r.Auth.Method)
 			assert.Contains(t, findings(r, tc.severity), tc.finding)
@@ -57,4 +60,14 @@ func TestCheckReportsWeakAuthentication(t *testing.T) {
 			assert.NotContains(t, res.all(), appPassword)
 		})
 	}
+	r, _ := checkJSON(t, noEnv, "--ca", pki.CAFile, pg.URL("md5user", appPassword, "postgres")+"?require_auth=md5")
+	rp := findingsOf(t, r, "role_password")
+	assert.Equal(t, sevInsecure, rp[0].Severity)
+	assert.Contains(t, rp[0].Message, `the password of role "md5user" is stored as an MD5 hash (shown by the md5 login)`)
+	assert.Contains(t, rp[0].Fix, "password_encryption = 'scram-sha-256'")
+
+	r, _ = checkJSON(t, noEnv, "--ca", pki.CAFile, pg.URL("pwuser", appPassword, "postgres")+"?require_auth=password")
+	rp = findingsOf(t, r, "role_password")
+	assert.Equal(t, sevUnchecked, rp[0].Severity)
+	assert.Contains(t, rp[0].Message, "not checked (needs superuser, to read pg_authid)")
 }

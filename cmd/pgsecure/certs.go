@@ -24,9 +24,12 @@ type certsOptions struct {
 	days                          int
 }
 
-func runCerts(args []string, stdout, stderr io.Writer) int {
+func runCerts(args []string, stdout, stderr io.Writer, env func(string) (string, bool)) int {
+	if len(args) > 0 && args[0] == "renew" {
+		return runRenew(args[1:], stdout, stderr, env)
+	}
 	if len(args) == 0 || (args[0] != "ca" && args[0] != "server" && args[0] != "client") {
-		fmt.Fprint(stderr, "usage: pgsecure certs ca|server|client [flags]\n\n"+usage)
+		fmt.Fprint(stderr, "usage: pgsecure certs ca|server|client|renew [flags]\n\n"+usage)
 		return exitUsage
 	}
 	kind := args[0]
@@ -46,22 +49,19 @@ func runCerts(args []string, stdout, stderr io.Writer) int {
 		set.StringVar(&o.user, "user", "", "database role the certificate authenticates (becomes its CN)")
 	}
 	if kind != "ca" {
-		set.StringVar(&o.caDir, "ca-dir", "", "directory holding ca.crt and ca.key from `certs ca` (required)")
+		set.StringVar(&o.caDir, "ca-dir", "", "directory holding ca.crt and private/ca.key from `certs ca` (required)")
 		set.IntVar(&o.days, "days", 365, "validity in days")
 	}
-	pos, err := parseArgs(set, args[1:])
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		return exitOK
-	case err != nil:
-		return exitUsage
-	case len(pos) > 0:
-		return certsError(stderr, kind, "unexpected argument %q", pos[0])
+	if code, done := parseCertsFlags(set, kind, args[1:], stderr); done {
+		return code
 	}
 	if err := o.validate(kind); err != nil {
 		return certsError(stderr, kind, "%v", err)
 	}
-	var msg string
+	var (
+		msg string
+		err error
+	)
 	switch kind {
 	case "ca":
 		msg, err = writeCA(o)
@@ -79,6 +79,22 @@ func runCerts(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprint(stdout, msg)
 	return exitOK
+}
+
+// parseCertsFlags parses the flags of `certs KIND`, which takes no
+// positional argument; done is true when the command ends with code (help
+// shown, or a usage error reported).
+func parseCertsFlags(set *flag.FlagSet, kind string, args []string, stderr io.Writer) (code int, done bool) {
+	pos, err := parseArgs(set, args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK, true
+	case err != nil:
+		return exitUsage, true // the flag package printed the problem and the usage
+	case len(pos) > 0:
+		return certsError(stderr, kind, "unexpected argument %q", pos[0]), true
+	}
+	return exitOK, false
 }
 
 func certsError(stderr io.Writer, kind, format string, args ...any) int {
@@ -114,29 +130,50 @@ func (o *certsOptions) keyType() certgen.KeyType {
 	return certgen.ECDSAP256
 }
 
+// caKeyDir is where `certs ca` puts the CA key, under --out: a directory of
+// its own (mode 0700) so that copying the server files never takes it along.
+const caKeyDir = "private"
+
 func writeCA(o certsOptions) (string, error) {
-	if err := refuseExisting(o.force, filepath.Join(o.out, "ca.crt"), filepath.Join(o.out, "ca.key")); err != nil {
+	crt, key := absPath(filepath.Join(o.out, "ca.crt")), absPath(filepath.Join(o.out, caKeyDir, "ca.key"))
+	if err := refuseExisting(o.force, crt, key); err != nil {
 		return "", err
 	}
 	ca, err := certgen.NewCA(o.cn, o.keyType())
 	if err != nil {
 		return "", err
 	}
-	crt, key, err := certgen.WriteKeyPair(o.out, "ca", ca.CertPEM, ca.KeyPEM, o.force)
-	if err != nil {
+	if err := os.MkdirAll(filepath.Dir(key), 0o700); err != nil {
+		return "", fmt.Errorf("pgsecure: cannot create %s: %w", filepath.Dir(key), err)
+	}
+	if err := os.Chmod(filepath.Dir(key), 0o700); err != nil { // an existing directory may be looser
+		return "", fmt.Errorf("pgsecure: cannot restrict %s to its owner: %w", filepath.Dir(key), err)
+	}
+	if err := writeNewFile(key, ca.KeyPEM, certgen.KeyFileMode, o.force); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("wrote %s (CA certificate: give it to clients as sslrootcert)\nwrote %s (CA key, mode 0600: keep it offline)\n", crt, key), nil
+	if err := writeNewFile(crt, ca.CertPEM, certgen.CertFileMode, o.force); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("wrote %s (CA certificate: give it to clients as sslrootcert, and to servers as ssl_ca_file for client certificates)\n"+
+		"wrote %s (CA private key, mode 0600 in a 0700 directory: it signs certificates for your servers;\n"+
+		"  never copy it with the server files; keep it offline, or on the machine that runs `certs renew`)\n", crt, key), nil
 }
 
+// loadCA reads DIR/ca.crt and DIR/private/ca.key (or DIR/ca.key, where
+// earlier versions wrote it).
 func loadCA(dir string) (*certgen.CA, error) {
 	certPEM, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
 	if err != nil {
 		return nil, fmt.Errorf("pgsecure: reading the CA certificate: %w; run `pgsecure certs ca --out %s` first", err, dir)
 	}
-	keyPEM, err := os.ReadFile(filepath.Join(dir, "ca.key"))
+	keyPath := filepath.Join(dir, caKeyDir, "ca.key")
+	keyPEM, err := os.ReadFile(keyPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		keyPEM, err = os.ReadFile(filepath.Join(dir, "ca.key"))
+	}
 	if err != nil {
-		return nil, fmt.Errorf("pgsecure: reading the CA key: %w", err)
+		return nil, fmt.Errorf("pgsecure: reading the CA key %s: %w", absPath(keyPath), err)
 	}
 	return certgen.LoadCA(certPEM, keyPEM)
 }
@@ -157,7 +194,7 @@ func issue(o certsOptions, name string, opts certgen.Options) (ca *certgen.CA, c
 		return nil, "", "", err
 	}
 	crt, key, err = certgen.WriteKeyPair(o.out, name, pair.CertPEM, pair.KeyPEM, o.force)
-	return ca, crt, key, err
+	return ca, absPath(crt), absPath(key), err
 }
 
 func writeServer(o certsOptions) (string, error) {

@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/pgsecure/pgsecure/internal/testutil"
@@ -29,11 +30,15 @@ func TestCertsThenCheck(t *testing.T) {
 		"ssl_min_protocol_version = 'TLSv1.2'", "ssl_ca_file = '" + filepath.Join(dir, "ca.crt") + "'",
 		"hostnossl all all 0.0.0.0/0 reject", "hostnossl all all ::/0      reject", "hostssl   all all 0.0.0.0/0 scram-sha-256",
 		"clientcert=verify-full", "postgres://USER@localhost:5432/DBNAME?sslrootcert=" + filepath.Join(dir, "ca.crt"),
+		"ssl_ciphers = '" + goodCiphers + "'", "password_encryption = 'scram-sha-256'", "log_connections = on",
+		"pgsecure certs renew --ca-dir " + dir + " --cert " + filepath.Join(dir, "server.crt") + " --key " + filepath.Join(dir, "server.key"),
 	} {
 		assert.Contains(t, res.stdout, want)
 	}
 	assertMode(t, filepath.Join(dir, "server.key"), 0o600)
-	assertMode(t, filepath.Join(dir, "ca.key"), 0o600)
+	assertMode(t, filepath.Join(dir, "private", "ca.key"), 0o600)
+	assertMode(t, filepath.Join(dir, "private"), 0o700)
+	assert.NoFileExists(t, filepath.Join(dir, "ca.key"), "the CA key is not among the files shipped to the server")
 	assertMode(t, filepath.Join(dir, "server.crt"), 0o644)
 	leaf := readCert(t, filepath.Join(dir, "server.crt"))
 	assert.Equal(t, []string{"localhost"}, leaf.DNSNames)
@@ -45,7 +50,7 @@ func TestCertsThenCheck(t *testing.T) {
 	certPEM, keyPEM := readFile(t, filepath.Join(dir, "server.crt")), readFile(t, filepath.Join(dir, "server.key"))
 	pg := testutil.StartPostgres(t, testutil.PGOptions{ServerCertPEM: certPEM, ServerKeyPEM: keyPEM})
 	pg.CreateRole(t, "app", appPassword)
-	res = runCLI(t, noEnv, "check", "--ca", filepath.Join(dir, "ca.crt"), pg.URL("app", appPassword, "postgres"))
+	res = runCLI(t, noEnv, "check", "--audit=off", "--ca", filepath.Join(dir, "ca.crt"), pg.URL("app", appPassword, "postgres"))
 	assert.Equal(t, exitOK, res.code, res.all())
 	assert.Contains(t, res.stdout, "issuer        CN=My Test CA")
 
@@ -57,11 +62,11 @@ func TestCertsThenCheck(t *testing.T) {
 	assert.Contains(t, res.stderr, "--force")
 	assert.Equal(t, certPEM, readFile(t, filepath.Join(dir, "server.crt")))
 	assert.Equal(t, keyPEM, readFile(t, filepath.Join(dir, "server.key")))
-	caPEM := readFile(t, filepath.Join(dir, "ca.key"))
+	caPEM := readFile(t, filepath.Join(dir, "private", "ca.key"))
 	res = runCLI(t, noEnv, "certs", "ca", "--out", dir)
 	assert.Equal(t, exitUsage, res.code)
 	assert.Contains(t, res.stderr, filepath.Join(dir, "ca.crt"))
-	assert.Equal(t, caPEM, readFile(t, filepath.Join(dir, "ca.key")))
+	assert.Equal(t, caPEM, readFile(t, filepath.Join(dir, "private", "ca.key")))
 
 	res = runCLI(t, noEnv, "certs", "server", "--ca-dir", dir, "--out", dir, "--dns", "db.example.com", "--days", "30", "--force")
 	require.Equal(t, exitOK, res.code, res.all())
@@ -84,6 +89,32 @@ func TestCertsClient(t *testing.T) {
 	ca := readCert(t, filepath.Join(dir, "ca.crt"))
 	require.NoError(t, crt.CheckSignatureFrom(ca))
 	assert.Contains(t, res.stdout, "--cert "+filepath.Join(dir, "client-app_reader.crt"))
+}
+
+// TestCertsPrintAbsolutePaths: relative --out and --ca-dir give absolute
+// paths in every message, so the printed configuration works from anywhere.
+func TestCertsPrintAbsolutePaths(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	res := runCLI(t, noEnv, "certs", "ca", "--out", "pki")
+	require.Equal(t, exitOK, res.code, res.all())
+	assert.Contains(t, res.stdout, "wrote "+filepath.Join(dir, "pki", "ca.crt"))
+	assert.Contains(t, res.stdout, "wrote "+filepath.Join(dir, "pki", "private", "ca.key"))
+	assert.Contains(t, res.stdout, "never copy it with the server files")
+	for _, args := range [][]string{
+		{"certs", "server", "--ca-dir", "pki", "--out", "srv", "--dns", "localhost"},
+		{"certs", "client", "--ca-dir", "pki", "--out", "cli", "--user", "app"},
+	} {
+		res = runCLI(t, noEnv, args...)
+		require.Equal(t, exitOK, res.code, res.all())
+		for _, line := range strings.Split(res.stdout, "\n") {
+			if strings.HasPrefix(line, "wrote ") {
+				assert.True(t, filepath.IsAbs(strings.Fields(line)[1]), line)
+			}
+		}
+		assert.Contains(t, res.stdout, filepath.Join(dir, "pki", "ca.crt"))
+		assert.NotContains(t, res.stdout, " pki/")
+	}
 }
 
 func TestCertsRSA(t *testing.T) {

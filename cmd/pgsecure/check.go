@@ -10,6 +10,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/pgsecure/pgsecure"
 	"github.com/pgsecure/pgsecure/cmd/pgsecure/internal/pgwire"
+	"github.com/pgsecure/pgsecure/internal/x509check"
 	"github.com/pgsecure/pgsecure/secrets"
 	_ "github.com/pgsecure/pgsecure/secrets/awssm" // awssm:// and rdsiam:// for --credentials
 	_ "github.com/pgsecure/pgsecure/secrets/vault" // vault:// for --credentials
@@ -24,10 +26,12 @@ import (
 )
 
 type checkOptions struct {
-	dsn, ca, cert, key, credentials string
-	systemRoots, json               bool
-	timeout                         time.Duration
-	pins                            listFlag
+	ca, cert, key, credentials, targetsFile, audit string
+	systemRoots, json                              bool
+	noProbe                                        bool // certs renew: only the certificate matters
+	timeout, probeTimeout                          time.Duration
+	parallel, expiryDays                           int
+	pins                                           listFlag
 }
 
 func runCheck(args []string, stdout, stderr io.Writer, env func(string) (string, bool)) int {
@@ -40,11 +44,18 @@ func runCheck(args []string, stdout, stderr io.Writer, env func(string) (string,
 	fs.StringVar(&o.key, "key", "", "client private key `FILE` (with --cert)")
 	fs.Var(&o.pins, "pin", "also require this SPKI pin (base64 SHA-256) in the server's chain; repeatable")
 	fs.StringVar(&o.credentials, "credentials", "", "secret source `URI` for user and password (env:, file:/run/secrets/db, vault://..., awssm://...)")
-	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
-	fs.DurationVar(&o.timeout, "timeout", 15*time.Second, "give up after this long")
+	fs.StringVar(&o.targetsFile, "targets", "", "`FILE` of DSNs to check, one a line (blank lines and lines starting with # are skipped)")
+	fs.StringVar(&o.audit, "audit", "auto", "server audit: auto (everything the role may read; the rest is reported as not checked) or off")
+	fs.BoolVar(&o.json, "json", false, "print the report as JSON (schema: SCHEMA.md)")
+	fs.DurationVar(&o.timeout, "timeout", 15*time.Second, "give up on a target after this long")
+	fs.DurationVar(&o.probeTimeout, "probe-timeout", 5*time.Second, "time allowed to the plaintext probe, on top of --timeout")
+	fs.IntVar(&o.parallel, "parallel", 4, "check up to `N` targets at once")
+	fs.IntVar(&o.expiryDays, "expiry-days", 30, "warn when a certificate expires in fewer than `N` days")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "usage: pgsecure check [flags] [DSN]\n\nDSN is a libpq connection string or URL; missing keys come from the PG* environment variables.\n\n")
+		fmt.Fprint(stderr, "usage: pgsecure check [flags] [DSN ...]\n\nEach DSN is a libpq connection string or URL; missing keys come from the PG* environment variables.\n"+
+			"Without DSN or --targets, the PG* environment variables alone name the server.\n\n")
 		fs.PrintDefaults()
+		fmt.Fprint(stderr, "\n"+exitCodeHelp)
 	}
 	pos, err := parseArgs(fs, args)
 	switch {
@@ -52,36 +63,49 @@ func runCheck(args []string, stdout, stderr io.Writer, env func(string) (string,
 		return exitOK
 	case err != nil:
 		return exitUsage // the flag package printed the problem and the usage
-	case len(pos) > 1:
-		return usageError(stderr, "more than one DSN given (%d arguments); quote the DSN if it contains spaces", len(pos))
 	case (o.cert == "") != (o.key == ""):
 		return usageError(stderr, "--cert and --key go together")
-	case o.timeout <= 0:
-		return usageError(stderr, "--timeout must be positive")
+	case o.timeout <= 0 || o.probeTimeout <= 0:
+		return usageError(stderr, "--timeout and --probe-timeout must be positive")
+	case o.parallel < 1:
+		return usageError(stderr, "--parallel must be at least 1")
+	case o.expiryDays < 0:
+		return usageError(stderr, "--expiry-days must not be negative")
+	case o.audit != "auto" && o.audit != "off":
+		return usageError(stderr, "--audit is auto or off, not %q", o.audit)
 	}
-	if len(pos) == 1 {
-		o.dsn = pos[0]
+	dsns := pos
+	if o.targetsFile != "" {
+		more, err := readTargets(o.targetsFile)
+		if err != nil {
+			return usageError(stderr, "%v", err)
+		}
+		dsns = append(dsns, more...)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
-	defer cancel()
+	if len(dsns) == 0 {
+		dsns = []string{""}
+	}
 
 	sc := &scrubber{}
-	r := inspect(ctx, o, env, sc)
-	var out strings.Builder
+	out := &checkOutput{Targets: checkAll(o, dsns, env, sc)}
+	out.summarize()
+	var b strings.Builder
 	if o.json {
-		err = renderJSON(&out, r)
+		err = renderJSON(&b, out)
 	} else {
-		err = renderTable(&out, r)
+		err = renderTable(&b, out)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "pgsecure check: cannot print the report:", err)
 		return exitUsage
 	}
-	fmt.Fprint(stdout, sc.scrub(out.String()))
-	if r.Error != "" {
-		fmt.Fprintln(stderr, sc.scrub("pgsecure check: "+r.Error))
+	fmt.Fprint(stdout, sc.scrub(b.String()))
+	for _, r := range out.Targets {
+		if r.Error != "" {
+			fmt.Fprintln(stderr, sc.scrub("pgsecure check: "+r.Target+": "+r.Error))
+		}
 	}
-	return r.ExitCode
+	return out.ExitCode
 }
 
 func usageError(stderr io.Writer, format string, args ...any) int {
@@ -89,23 +113,91 @@ func usageError(stderr io.Writer, format string, args ...any) int {
 	return exitUsage
 }
 
-// inspect connects through the pgsecure builder exactly as an application
-// would, then probes the server's plaintext policy, and reports.
-func inspect(ctx context.Context, o checkOptions, env func(string) (string, bool), sc *scrubber) *checkReport {
-	r := &checkReport{Findings: []finding{}}
-	fail := func(err error) *checkReport {
-		r.Error, r.ExitCode = err.Error(), exitCode(err)
-		r.judge()
+// checkAll checks every target, o.parallel at a time, each within its own
+// timeout, and returns the reports in the order of dsns.
+func checkAll(o checkOptions, dsns []string, env func(string) (string, bool), sc *scrubber) []*checkReport {
+	reports := make([]*checkReport, len(dsns))
+	sem := make(chan struct{}, o.parallel)
+	var wg sync.WaitGroup
+	for i, dsn := range dsns {
+		sc.add(dsnSecrets(dsn)...)
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			reports[i] = inspect(context.Background(), o, dsn, env, sc)
+		}()
+	}
+	wg.Wait()
+	return reports
+}
+
+// inspect connects to one target through the pgsecure builder exactly as an
+// application would, audits the server, probes its plaintext policy, and
+// reports.
+func inspect(parent context.Context, o checkOptions, dsn string, env func(string) (string, bool), sc *scrubber) *checkReport {
+	r := &checkReport{Target: targetLabel(dsn), Findings: []finding{}}
+	ctx, cancel := context.WithTimeout(parent, o.timeout)
+	defer cancel()
+	failConfig := func(err error) *checkReport {
+		attributeFlags(err)
+		r.recordFailure(err, &progress{}, o.timeout, time.Now())
+		r.finish()
 		return r
 	}
-	rd := resolveDSN(o.dsn, env)
-	sc.add(dsnSecrets(o.dsn)...)
+	b, rd, closeSource, err := newBuilder(ctx, o, dsn, env, sc)
+	if err != nil {
+		return failConfig(err)
+	}
+	defer closeSource()
+	warnings := &warnCollector{}
+	b.Logger(slog.New(warnings))
+	cfg, err := b.Config(ctx)
+	if err != nil {
+		rd.attribute(err)
+		return failConfig(err)
+	}
+	sc.add(cfg.ConnConfig.Password)
+	r.User, r.Database = cfg.ConnConfig.User, cfg.ConnConfig.Database
+	probeAddr := net.JoinHostPort(cfg.ConnConfig.Host, strconv.Itoa(int(cfg.ConnConfig.Port)))
+
+	connErr := connect(ctx, cfg, r, o)
+	if connErr != nil {
+		if why := x509check.ExplainHandshakeFailure(ctx, probeAddr, connErr); why != "" {
+			r.add("tls", sevInfo, why, "") // an RSA-PSS server key: a Go limit, not an attack
+		}
+	}
+	switch {
+	case connErr == nil:
+		probeAddr = r.Addr
+	case o.audit != "off":
+		r.add("audit", sevUnchecked, "server audit not checked: it needs a successful login", "")
+	}
+	// The probe has its own time: a target that used up --timeout still
+	// gets a fair plaintext probe.
+	if !o.noProbe {
+		r.Probe = probe(context.WithoutCancel(parent), o.probeTimeout, probeAddr, r.User, r.Database)
+	}
+	for _, w := range warnings.messages() {
+		r.add("configuration", sevWarning, cliWording(w), "")
+	}
+	r.judge(o.expiryDays)
+	return r
+}
+
+// newBuilder returns a pgsecure builder for dsn completed from the PG*
+// variables of env, with the command-line trust anchors, client certificate,
+// pins and credentials of o; every secret it sees goes to sc. The caller
+// calls closeSource when done.
+func newBuilder(ctx context.Context, o checkOptions, dsn string, env func(string) (string, bool), sc *scrubber) (
+	b *pgsecure.Builder, rd resolvedDSN, closeSource func(), err error) {
+	closeSource = func() {}
+	rd = resolveDSN(dsn, env)
 	sc.add(dsnSecrets(rd.dsn)...)
 	if pw, ok := env("PGPASSWORD"); ok {
 		sc.add(pw)
 	}
-	warnings := &warnCollector{}
-	b := pgsecure.NewBuilder(rd.dsn).Logger(slog.New(warnings))
+	b = pgsecure.NewBuilder(rd.dsn).QueryServerEveryConnection() // an audit wants the server's own words
 	if o.ca != "" {
 		b.RootCAFile(o.ca)
 	}
@@ -116,10 +208,10 @@ func inspect(ctx context.Context, o checkOptions, env func(string) (string, bool
 	if o.credentials != "" {
 		src, err := secrets.Open(ctx, o.credentials)
 		if err != nil {
-			return fail(fmt.Errorf("--credentials: %w", err))
+			return nil, rd, closeSource, fmt.Errorf("--credentials: %w", err)
 		}
 		if c, ok := src.(secrets.Closer); ok {
-			defer c.Close(context.WithoutCancel(ctx))
+			closeSource = func() { c.Close(context.WithoutCancel(ctx)) }
 		}
 		b.Credentials(&recordingSource{Source: src, sc: sc})
 	}
@@ -130,82 +222,74 @@ func inspect(ctx context.Context, o checkOptions, env func(string) (string, bool
 		sc.add(cc.Password)
 		return nil
 	})
-	cfg, err := b.Config(ctx)
-	if err != nil {
-		rd.attribute(err)
-		return fail(err)
-	}
-	sc.add(cfg.ConnConfig.Password)
-	r.User, r.Database = cfg.ConnConfig.User, cfg.ConnConfig.Database
-	probeAddr := net.JoinHostPort(cfg.ConnConfig.Host, strconv.Itoa(int(cfg.ConnConfig.Port)))
-
-	obs := &pgwire.Observer{}
-	connErr := connect(ctx, cfg, obs, r)
-	if connErr == nil {
-		probeAddr = r.Addr
-	}
-	r.Probe = probe(ctx, probeAddr, r.User, r.Database)
-	for _, w := range warnings.messages() {
-		r.add(sevWarning, "%s", w)
-	}
-	if connErr != nil {
-		return fail(connErr)
-	}
-	r.judge()
-	if !r.Secure {
-		r.ExitCode = exitInsecure
-	}
-	return r
+	return b, rd, closeSource, nil
 }
 
 // connect opens one connection with cfg, the way pgxpool does (BeforeConnect
-// on a copy of the ConnConfig, pgx.ConnectConfig, AfterConnect), and records
-// what pgsecure verified and what the observer saw of the authentication.
+// on a copy of the ConnConfig, pgx.ConnectConfig, AfterConnect), records what
+// pgsecure verified and what the observer saw of the authentication, and
+// audits the server over it.
 //
 // The observer is installed after BeforeConnect, outermost, so that it sees
 // the server's authentication request even when pgsecure's policy refuses it
 // (pgsecure re-wraps frontends set before BeforeConnect inside its own).
-func connect(ctx context.Context, cfg *pgxpool.Config, obs *pgwire.Observer, r *checkReport) error {
-	cc := cfg.ConnConfig.Copy()
-	if cfg.BeforeConnect != nil {
-		if err := cfg.BeforeConnect(ctx, cc); err != nil {
-			return err
-		}
-	}
-	cc.BuildFrontend = obs.BuildFrontend(cc.BuildFrontend)
-	conn, err := pgx.ConnectConfig(ctx, cc)
-	if err != nil {
+func connect(ctx context.Context, cfg *pgxpool.Config, r *checkReport, o checkOptions) error {
+	obs, prog := &pgwire.Observer{}, &progress{}
+	fail := func(err error) error {
 		if a, ok := obs.Last(); ok {
 			r.setAuth(a)
 			r.User, r.Database = orElse(a.User, r.User), orElse(a.Database, r.Database)
 		}
+		r.recordFailure(err, prog, o.timeout, time.Now())
 		return err
+	}
+	cc := cfg.ConnConfig.Copy()
+	if cfg.BeforeConnect != nil {
+		if err := cfg.BeforeConnect(ctx, cc); err != nil {
+			return fail(err)
+		}
+	}
+	cc.BuildFrontend = obs.BuildFrontend(cc.BuildFrontend)
+	prog.install(&cc.Config)
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	if err != nil {
+		return fail(err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	if cfg.AfterConnect != nil {
 		if err := cfg.AfterConnect(ctx, conn); err != nil {
-			return err
+			return fail(err)
 		}
 	}
 	pgc := conn.PgConn()
 	v, ok := verify.ReportOf(pgc)
 	if !ok {
-		return errors.New("pgsecure: the connection carries no verification report")
+		return fail(errors.New("pgsecure: the connection carries no verification report"))
 	}
+	r.Stages = passedStages()
 	r.setVerified(v, time.Now())
 	a, _ := obs.Auth(pgc.PID())
 	r.setAuth(a)
 	r.User, r.Database = conn.Config().User, conn.Config().Database
+	if o.audit != "off" {
+		r.auditServer(ctx, conn)
+	}
 	return nil
 }
 
-// probe runs the plaintext probe with at most 5 s of the remaining time.
-func probe(ctx context.Context, addr, user, database string) *probeInfo {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+// probe runs the plaintext probe within its own timeout.
+func probe(ctx context.Context, timeout time.Duration, addr, user, database string) *probeInfo {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	res, err := pgwire.ProbePlaintext(ctx, addr, user, database)
-	if err != nil {
-		return &probeInfo{Result: "failed", Message: err.Error()}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		return &probeInfo{Result: "unknown", Message: fmt.Sprintf(
+			"the plaintext probe got no answer from %s within --probe-timeout %s: whether the server accepts connections without TLS is unknown", addr, timeout)}
+	case err != nil:
+		return &probeInfo{Result: "unknown", Message: fmt.Sprintf(
+			"the plaintext probe could not complete (%s): whether the server accepts connections without TLS is unknown",
+			strings.TrimPrefix(err.Error(), "pgsecure: plaintext probe: "))}
 	}
 	p := &probeInfo{Result: string(res.Verdict), SQLState: res.SQLState, Message: res.Message}
 	if res.Verdict == pgwire.Accepted {
@@ -215,12 +299,9 @@ func probe(ctx context.Context, addr, user, database string) *probeInfo {
 	return p
 }
 
-// exitCode maps an error to 2 for configuration mistakes, 1 otherwise.
-func exitCode(err error) int {
-	if errors.Is(err, pgsecure.ErrInsecureConfig) || errors.Is(err, secrets.ErrInvalid) || errors.Is(err, secrets.ErrUnknownScheme) {
-		return exitUsage
-	}
-	return exitInsecure
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func orElse(s, def string) string {

@@ -1,16 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
-
-	"context"
-	"github.com/pgsecure/pgsecure/cmd/pgsecure/internal/pgwire"
 	"testing"
 	"time"
 
+	"github.com/pgsecure/pgsecure/cmd/pgsecure/internal/pgwire"
 	"github.com/pgsecure/pgsecure/internal/certgen"
 	"github.com/pgsecure/pgsecure/internal/testutil"
+	"github.com/pgsecure/pgsecure/secrets"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -20,8 +20,9 @@ const appPassword = "Ch3ck-s3cret-pw"
 func TestCheckSecureCluster(t *testing.T) {
 	isolate(t)
 	pki := testutil.NewPKI(t)
-	pg := pki.StartPostgres(t, testutil.PGOptions{})
+	pg := pki.StartPostgres(t, testutil.PGOptions{Conf: testutil.GuideConf()})
 	pg.CreateRole(t, "app", appPassword)
+	pg.Exec(t, "GRANT pg_read_all_settings TO app")
 	dsn := pg.URL("app", appPassword, "postgres")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -30,17 +31,23 @@ func TestCheckSecureCluster(t *testing.T) {
 
 	t.Run("json", func(t *testing.T) {
 		r, res := checkJSON(t, noEnv, "--ca", pki.CAFile, dsn)
-		require.Equal(t, exitOK, res.code, res.all())
-		assert.True(t, r.Secure)
+		require.Equal(t, exitUnchecked, res.code, "pg_hba_file_rules is not readable by app: %s", res.all())
+		assert.Equal(t, "incomplete", r.Verdict)
 		assert.Equal(t, pg.Addr(), r.Addr)
 		assert.Equal(t, "app", r.User)
 		assert.Equal(t, "postgres", r.Database)
+		assert.Equal(t, "postgres://app:"+secrets.Redacted+"@"+pg.Addr()+"/postgres", r.Target)
+		for _, s := range r.Stages {
+			assert.Equal(t, stagePassed, s.Result, s.Name)
+		}
+		assert.Len(t, r.Stages, 6)
 		require.NotNil(t, r.TLS)
 		assert.Equal(t, "TLSv1.3", r.TLS.Version)
 		assert.NotEmpty(t, r.TLS.Cipher)
 		require.Len(t, r.ServerChain, 1)
 		assert.Equal(t, []string{"localhost"}, r.ServerChain[0].DNSNames)
 		assert.Equal(t, []string{"127.0.0.1", "::1"}, r.ServerChain[0].IPAddresses)
+		assert.Equal(t, chain[0].SerialNumber.String(), r.ServerChain[0].Serial)
 		assert.InDelta(t, 365, r.ServerChain[0].ExpiresInDays, 1)
 		assert.Equal(t, certgen.SPKIPin(chain[0]), r.LeafSPKIPin)
 		require.NotNil(t, r.PgStatSSL)
@@ -48,24 +55,38 @@ func TestCheckSecureCluster(t *testing.T) {
 		assert.Equal(t, r.TLS.Version, r.PgStatSSL.Version)
 		assert.NotZero(t, r.BackendPID)
 		require.NotNil(t, r.Auth)
-		assert.Equal(t, "scram-sha-256-plus", r.Auth.Method, "pgx binds SCRAM to TLS when the server offers it")
-		assert.True(t, r.Auth.ChannelBinding)
+		assert.Equal(t, "scram-sha-256", r.Auth.Method, "libpq's require_auth spelling")
+		assert.True(t, r.Auth.ChannelBinding, "pgx binds SCRAM to TLS when the server offers it")
+		assert.Equal(t, "SCRAM-SHA-256-PLUS", r.Auth.SASLMechanism)
 		assert.Equal(t, []uint32{10, 11, 12, 0}, r.Auth.Requests)
 		require.NotNil(t, r.Probe)
 		assert.Equal(t, "refused", r.Probe.Result)
 		assert.Equal(t, "28000", r.Probe.SQLState)
 		assert.Empty(t, r.ClientDN)
+		for _, check := range []string{"tls", "server_proof", "certificate_expiry", "authentication", "plaintext",
+			"password_encryption", "ssl_min_protocol_version", "tls_versions", "ssl_ciphers", "log_connections", "role_password"} {
+			for _, f := range findingsOf(t, r, check) {
+				assert.Equal(t, sevOK, f.Severity, "%s: %s", check, f.Message)
+			}
+		}
+		hba := findingsOf(t, r, "pg_hba")
+		require.Len(t, hba, 1)
+		assert.Equal(t, sevUnchecked, hba[0].Severity)
+		assert.Contains(t, hba[0].Message, "not checked (needs superuser, or GRANT SELECT ON pg_hba_file_rules")
 		assert.NotContains(t, res.all(), appPassword)
 	})
 
 	t.Run("table", func(t *testing.T) {
-		res := runCLI(t, noEnv, "check", dsn, "--ca", pki.CAFile)
+		res := runCLI(t, noEnv, "check", dsn, "--ca", pki.CAFile, "--audit=off")
 		require.Equal(t, exitOK, res.code, res.all())
 		for _, want := range []string{"TLS version", "TLSv1.3", "DNS names", "localhost", "IP addresses", "127.0.0.1, ::1",
-			"SPKI pin", certgen.SPKIPin(chain[0]), "pg_stat_ssl", "ssl ", "true", "method", "scram-sha-256-plus",
-			"client DN", "plaintext refused (good)", "result: SECURE (exit 0)"} {
+			"SPKI pin", certgen.SPKIPin(chain[0]), "pg_stat_ssl", "ssl ", "true", "method           scram-sha-256\n",
+			"channel binding  yes (SASL mechanism SCRAM-SHA-256-PLUS", "client DN", "plaintext refused (good)",
+			"result: SECURE (exit 0)"} {
 			assert.Contains(t, res.stdout, want)
 		}
+		assert.Regexp(t, `server_proof +passed`, res.stdout)
+		assert.NotContains(t, res.stdout, "password_encryption", "--audit=off")
 		assert.Empty(t, res.stderr)
 		t.Log("\n" + res.stdout)
 	})
@@ -82,27 +103,27 @@ func TestCheckFindsPlaintextAccepted(t *testing.T) {
 
 	r, res := checkJSON(t, noEnv, "--ca", pki.CAFile, dsn)
 	require.Equal(t, exitInsecure, res.code, res.all())
-	assert.False(t, r.Secure)
+	assert.Equal(t, "insecure", r.Verdict)
 	assert.Empty(t, r.Error, "the TLS connection itself is fine")
 	require.NotNil(t, r.Probe)
 	assert.Equal(t, "accepted", r.Probe.Result)
 	require.NotNil(t, r.Probe.AuthCode)
 	assert.Equal(t, 10, *r.Probe.AuthCode, "the server offered SASL in plaintext")
 	assert.Contains(t, findings(r, sevInsecure), `server accepts plaintext connections for user "app" database "postgres"`)
-	assert.Contains(t, findings(r, sevInsecure), "`hostnossl all all 0.0.0.0/0 reject` (and `hostnossl all all ::/0 reject`) before other host lines")
+	assert.Contains(t, findingsOf(t, r, "plaintext")[0].Fix, "`hostnossl all all 0.0.0.0/0 reject` (and `hostnossl all all ::/0 reject`) before other host lines")
 
 	// What crossed the network: the probe's StartupMessage in the clear, and
 	// never the password, in any connection.
 	wire := tap.Wire()
 	assert.Contains(t, string(wire), string(pgwire.StartupMessage("app", "postgres")))
 	assert.NotContains(t, string(wire), appPassword)
-	assert.Equal(t, 2, tap.Conns(), "one TLS connection and one plaintext probe")
+	assert.Equal(t, 4, tap.Conns(), "one TLS connection, the TLS 1.0/1.1 and weak-cipher probes (handshakes only, nothing sent after them) and one plaintext probe")
 	assert.NotContains(t, res.all(), appPassword)
 
 	table := runCLI(t, noEnv, "check", "--ca", pki.CAFile, dsn)
 	assert.Equal(t, exitInsecure, table.code)
-	assert.Contains(t, table.stdout, "INSECURE  server accepts plaintext connections")
-	assert.Contains(t, table.stdout, "result: NOT SECURE (exit 1)")
+	assert.Regexp(t, `INSECURE +server accepts plaintext connections`, table.stdout)
+	assert.Contains(t, table.stdout, "result: INSECURE (exit 1)")
 }
 
 func TestCheckWrongCA(t *testing.T) {
@@ -114,10 +135,14 @@ func TestCheckWrongCA(t *testing.T) {
 
 	r, res := checkJSON(t, noEnv, "--ca", other.CAFile, pg.URL("app", appPassword, "postgres"))
 	assert.Equal(t, exitInsecure, res.code, res.all())
-	assert.False(t, r.Secure)
+	assert.Equal(t, "insecure", r.Verdict)
 	assert.Contains(t, r.Error, "server certificate")
+	assert.NotContains(t, r.Error, "RootCAFile", "a command-line user is told about flags, not builder methods")
+	assert.Contains(t, r.Hint, "--ca FILE")
 	assert.Contains(t, res.stderr, "pgsecure check: ")
 	assert.Contains(t, res.stderr, "server certificate")
+	assert.Equal(t, map[string]string{stageTCP: stagePassed, stageTLS: stageFailed, stageChain: stageFailed, stageHost: stageNotReached,
+		stageAuth: stageNotReached, stageServer: stageNotReached}, stageResults(r))
 	assert.Nil(t, r.TLS, "nothing verified, nothing reported as verified")
 	assert.Nil(t, r.Auth, "no credentials were offered to an unverified server")
 	assert.NotContains(t, res.all(), appPassword)
@@ -127,7 +152,10 @@ func TestCheckUsageErrors(t *testing.T) {
 	isolate(t)
 	for name, args := range map[string][]string{
 		"unknown flag":      {"check", "--bogus"},
-		"two DSNs":          {"check", "host=a", "host=b"},
+		"bad audit":         {"check", "--audit", "maybe", "host=a"},
+		"bad parallel":      {"check", "--parallel", "0", "host=a"},
+		"bad expiry days":   {"check", "--expiry-days", "-1", "host=a"},
+		"no targets file":   {"check", "--targets", "/nonexistent/targets"},
 		"cert without key":  {"check", "--cert", "c.pem", "host=a"},
 		"bad timeout":       {"check", "--timeout", "-1s", "host=a"},
 		"unknown command":   {"frobnicate"},
@@ -154,12 +182,14 @@ func TestCheckRefusesWeakConfiguration(t *testing.T) {
 		"sslmode in env":      {[]string{"postgres://app@127.0.0.1:1/db"}, map[string]string{"PGSSLMODE": "disable", "PGPASSWORD": appPassword}, "sslmode (from PGSSLMODE environment variable)"},
 		"keyword DSN":         {[]string{"host=127.0.0.1 port=1 user=app password='" + appPassword + "' sslmode=allow"}, nil, `"allow" is weaker than verify-full`},
 		"ca and system roots": {[]string{"--system-roots", "host=127.0.0.1 port=1 password=" + appPassword}, nil, "more than one trust anchor"},
+		"missing CA file":     {[]string{"--ca", "/nonexistent/ca.crt", "host=127.0.0.1 port=1 password=" + appPassword}, nil, "--ca (from the command line)"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			args := append([]string{"check", "--ca", ca}, tc.args...)
 			res := runCLI(t, envOf(tc.env), args...)
 			assert.Equal(t, exitUsage, res.code, res.all())
 			assert.Contains(t, res.stderr, tc.want)
+			assert.NotContains(t, res.stderr, "RootCAFile", "a command-line user is told about flags")
 			assert.NotContains(t, res.all(), appPassword)
 		})
 	}
@@ -181,7 +211,7 @@ func TestCheckNeverPrintsPasswords(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			for _, mode := range []string{"--json=false", "--json"} {
 				res := runCLI(t, envOf(tc.env), "check", mode, "--ca", pki.CAFile, tc.dsn)
-				assert.Equal(t, exitInsecure, res.code, res.all())
+				assert.Equal(t, exitNoLogin, res.code, "refused correctly: not insecure: %s", res.all())
 				assert.Contains(t, res.stderr, "28P01", "the wrong password was sent and rejected")
 				assert.NotContains(t, res.all(), appPassword)
 			}
@@ -197,14 +227,14 @@ func TestCheckTakesSettingsFromEnvironment(t *testing.T) {
 	env := map[string]string{"PGHOST": "127.0.0.1", "PGPORT": fmt.Sprint(pg.Port), "PGUSER": "envuser",
 		"PGPASSWORD": appPassword, "PGDATABASE": "postgres", "PGSSLROOTCERT": pki.CAFile}
 
-	r, res := checkJSON(t, envOf(env))
+	r, res := checkJSON(t, envOf(env), "--audit=off")
 	require.Equal(t, exitOK, res.code, res.all())
 	assert.Equal(t, "envuser", r.User)
 	assert.Equal(t, "postgres", r.Database)
 
 	// The DSN wins over the environment, key by key.
 	pg.CreateRole(t, "dsnuser", appPassword)
-	r, res = checkJSON(t, envOf(env), fmt.Sprintf("postgres://dsnuser@127.0.0.1:%d", pg.Port))
+	r, res = checkJSON(t, envOf(env), "--audit=off", fmt.Sprintf("postgres://dsnuser@127.0.0.1:%d", pg.Port))
 	require.Equal(t, exitOK, res.code, res.all())
 	assert.Equal(t, "dsnuser", r.User)
 	assert.Equal(t, "postgres", r.Database, "database from PGDATABASE")
@@ -219,7 +249,7 @@ func TestCheckCredentialsFromSecretSource(t *testing.T) {
 	writeFile(t, dir, "username", "fromfile\n")
 	writeFile(t, dir, "password", appPassword+"\n")
 
-	r, res := checkJSON(t, noEnv, "--ca", pki.CAFile, "--credentials", "file:"+dir, pg.URL("", "", "postgres"))
+	r, res := checkJSON(t, noEnv, "--ca", pki.CAFile, "--audit=off", "--credentials", "file:"+dir, pg.URL("", "", "postgres"))
 	require.Equal(t, exitOK, res.code, res.all())
 	assert.Equal(t, "fromfile", r.User)
 	assert.NotContains(t, res.all(), appPassword)
@@ -238,4 +268,80 @@ func findings(r checkReport, severity string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestCheckWrongPasswordIsNotInsecure: a server that refuses a wrong
+// password did its job; the report keeps what was verified before it.
+func TestCheckWrongPasswordIsNotInsecure(t *testing.T) {
+	isolate(t)
+	pki := testutil.NewPKI(t)
+	pg := pki.StartPostgres(t, testutil.PGOptions{})
+	pg.CreateRole(t, "app", "the-right-one")
+
+	r, res := checkJSON(t, noEnv, "--ca", pki.CAFile, pg.URL("app", appPassword, "postgres"))
+	assert.Equal(t, exitNoLogin, res.code, res.all())
+	assert.Equal(t, "cannot-log-in", r.Verdict)
+	assert.Equal(t, map[string]string{stageTCP: stagePassed, stageTLS: stagePassed, stageChain: stagePassed, stageHost: stagePassed,
+		stageAuth: stageFailed, stageServer: stageNotReached}, stageResults(r))
+	for _, s := range r.Stages {
+		if s.Name == stageAuth {
+			assert.Equal(t, `refused by the server: password authentication failed for user "app" (SQLSTATE 28P01)`, s.Detail)
+		}
+	}
+	assert.Equal(t, pg.Addr(), r.Addr)
+	require.NotNil(t, r.TLS, "the verified TLS session is reported although the login failed")
+	assert.Equal(t, "TLSv1.3", r.TLS.Version)
+	require.Len(t, r.ServerChain, 1)
+	assert.Equal(t, []string{"localhost"}, r.ServerChain[0].DNSNames)
+	require.NotNil(t, r.Auth)
+	assert.Equal(t, "scram-sha-256", r.Auth.Method)
+	assert.Contains(t, r.Hint, `the server rejected the password of user "app"`)
+	assert.Equal(t, "refused", r.Probe.Result)
+	assert.NotContains(t, res.all(), appPassword)
+}
+
+// TestCheckServerWithoutTLS: a real server with ssl=off answers 'N'.
+func TestCheckServerWithoutTLS(t *testing.T) {
+	isolate(t)
+	pki := testutil.NewPKI(t)
+	pg := testutil.StartPostgres(t, testutil.PGOptions{SSLOff: true})
+	pg.CreateRole(t, "app", appPassword)
+
+	r, res := checkJSON(t, noEnv, "--ca", pki.CAFile, pg.URL("app", appPassword, "postgres"))
+	assert.Equal(t, exitInsecure, res.code, res.all())
+	assert.Equal(t, stagePassed, stageResults(r)[stageTCP])
+	assert.Equal(t, stageFailed, stageResults(r)[stageTLS])
+	assert.Nil(t, r.TLS)
+	assert.Equal(t, "accepted", r.Probe.Result, "the same server takes plaintext")
+	assert.Contains(t, findings(r, sevInsecure), "server accepts plaintext connections")
+	assert.NotContains(t, res.all(), appPassword)
+}
+
+// TestCheckHintsNameFlags: without any trust anchor the fix names the
+// command's flags, not the library's builder methods.
+func TestCheckHintsNameFlags(t *testing.T) {
+	isolate(t)
+	res := runCLI(t, noEnv, "check", "host=127.0.0.1 port=1 user=app")
+	assert.Equal(t, exitUsage, res.code, res.all())
+	assert.Contains(t, res.stderr, "--ca /path/ca.crt")
+	assert.Contains(t, res.stderr, "--system-roots")
+	for _, builder := range []string{"NewBuilder", "RootCAFile", "SystemRoots()"} {
+		assert.NotContains(t, res.all(), builder)
+	}
+}
+
+// TestCheckCNOnlyCertificate: a certificate naming the host only in its
+// Common Name (the guide's openssl command) says so instead of empty lists.
+func TestCheckCNOnlyCertificate(t *testing.T) {
+	isolate(t)
+	pki := testutil.NewPKI(t)
+	pair, err := pki.CA.Issue(certgen.Options{CommonName: "localhost"})
+	require.NoError(t, err)
+	pg := pki.StartPostgres(t, testutil.PGOptions{ServerCertPEM: pair.CertPEM, ServerKeyPEM: pair.KeyPEM})
+	pg.CreateRole(t, "app", appPassword)
+
+	res := runCLI(t, noEnv, "check", "--audit=off", "--ca", pki.CAFile, fmt.Sprintf("postgres://app:%s@localhost:%d/postgres", appPassword, pg.Port))
+	require.Equal(t, exitOK, res.code, res.all())
+	assert.Contains(t, res.stdout, "none: the host was matched against the subject's Common Name")
+	assert.NotContains(t, res.stdout, "DNS names")
 }

@@ -47,13 +47,46 @@ func runCLI(t *testing.T, env func(string) (string, bool), args ...string) resul
 	return result{code: code, stdout: out.String(), stderr: errOut.String()}
 }
 
-// checkJSON runs check --json and decodes the report.
+// checkJSON runs check --json on one target and decodes its report.
 func checkJSON(t *testing.T, env func(string) (string, bool), args ...string) (checkReport, result) {
 	t.Helper()
+	out, res := checkOutputJSON(t, env, args...)
+	require.Len(t, out.Targets, 1)
+	require.Equal(t, out.ExitCode, out.Targets[0].ExitCode, "one target: its exit code is the command's")
+	return *out.Targets[0], res
+}
+
+// checkOutputJSON runs check --json and decodes the whole document.
+func checkOutputJSON(t *testing.T, env func(string) (string, bool), args ...string) (checkOutput, result) {
+	t.Helper()
 	res := runCLI(t, env, append([]string{"check", "--json"}, args...)...)
-	var r checkReport
-	require.NoError(t, json.Unmarshal([]byte(res.stdout), &r), "stdout: %s\nstderr: %s", res.stdout, res.stderr)
-	return r, res
+	var out checkOutput
+	require.NoError(t, json.Unmarshal([]byte(res.stdout), &out), "stdout: %s\nstderr: %s", res.stdout, res.stderr)
+	require.Equal(t, res.code, out.ExitCode, "the JSON exit_code is the process's")
+	require.Equal(t, verdicts[out.ExitCode], out.Verdict)
+	return out, res
+}
+
+// finding returns the findings of one check, failing t when there is none.
+func findingsOf(t *testing.T, r checkReport, check string) []finding {
+	t.Helper()
+	var out []finding
+	for _, f := range r.Findings {
+		if f.Check == check {
+			out = append(out, f)
+		}
+	}
+	require.NotEmpty(t, out, "no finding for check %q in %+v", check, r.Findings)
+	return out
+}
+
+// stageResults maps each stage to its result.
+func stageResults(r checkReport) map[string]string {
+	out := map[string]string{}
+	for _, s := range r.Stages {
+		out[s.Name] = s.Result
+	}
+	return out
 }
 
 func writeFile(t *testing.T, dir, name, content string) string {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 )
 
@@ -16,6 +17,9 @@ func serverInstructions(crt, key, caFile, host string) string {
   ssl_cert_file = '%s'
   ssl_key_file = '%s'
   ssl_min_protocol_version = 'TLSv1.2'
+  ssl_ciphers = '%s'
+  password_encryption = 'scram-sha-256'
+  log_connections = on
   # for client certificates (clientcert=verify-full below):
   ssl_ca_file = '%s'
 
@@ -33,9 +37,12 @@ pg_hba.conf, before any other host line:
 Reload PostgreSQL (SELECT pg_reload_conf();), then connect and check:
   pgsecure check --ca %s "postgres://USER@%s:5432/DBNAME"
 
+Renew it before it expires, e.g. nightly from cron (a run with nothing due does nothing):
+  pgsecure certs renew --ca-dir %s --cert %s --key %s --reload "postgres://SUPERUSER@%s:5432/postgres"
+
 Connection string for pgsecure (sslmode=verify-full is implied):
   postgres://USER@%s:5432/DBNAME?sslrootcert=%s
-`, crt, key, caFile, key, caFile, hostForURL(host), hostForURL(host), caFile)
+`, crt, key, goodCiphers, caFile, key, caFile, hostForURL(host), filepath.Dir(caFile), crt, key, hostForURL(host), hostForURL(host), caFile)
 	return b.String()
 }
 

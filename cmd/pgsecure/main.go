@@ -1,14 +1,11 @@
-// Command pgsecure checks and prepares TLS for PostgreSQL connections made
-// with the pgsecure library.
+// Command pgsecure checks PostgreSQL servers against the TLS guide and
+// prepares and renews their certificates.
 //
-//	pgsecure check [flags] [DSN]     connect as package pgsecure does and report what was verified
-//	pgsecure certs ca|server|client  create a CA, a server or a client certificate
+//	pgsecure check [flags] [DSN ...]   connect as package pgsecure does, audit the server, report
+//	pgsecure certs ca|server|client    create a CA, a server or a client certificate
+//	pgsecure certs renew               renew a certificate close to expiry
 //
-// Run "pgsecure check -h" or "pgsecure certs -h" for the flags.
-//
-// Exit codes: 0 the check passed (or the certificates were written); 1 the
-// connection was refused or the check found something insecure; 2 a usage or
-// configuration error.
+// Run "pgsecure help" for the flags and the exit codes.
 package main
 
 import (
@@ -17,23 +14,42 @@ import (
 	"os"
 )
 
-// Exit codes.
-const (
-	exitOK       = 0
-	exitInsecure = 1
-	exitUsage    = 2
-)
-
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv))
 }
 
 const usage = `usage:
   pgsecure check [--ca FILE | --system-roots] [--pin SPKI] [--cert FILE --key FILE]
-                 [--credentials URI] [--json] [--timeout D] [DSN]
+                 [--credentials URI] [--targets FILE] [--audit auto|off] [--json]
+                 [--timeout D] [--probe-timeout D] [--parallel N] [--expiry-days N] [DSN ...]
   pgsecure certs ca     --out DIR [--cn NAME] [--rsa] [--force]
   pgsecure certs server --ca-dir DIR --out DIR --dns a,b --ip 1.2.3.4 [--rsa] [--days N] [--force]
   pgsecure certs client --ca-dir DIR --out DIR --user ROLE [--rsa] [--days N] [--force]
+  pgsecure certs renew  --ca-dir DIR --cert FILE --key FILE [--within N] [--days N] [--new-key]
+                        [--reload DSN] [--force]
+
+` + exitCodeHelp
+
+// exitCodeHelp documents the exit codes (README.md repeats it).
+const exitCodeHelp = `exit codes of check (with several findings or targets, the lowest non-zero one wins):
+  0  secure: every check passed
+  1  insecure: something is insecure, or the server certificate failed verification
+  2  usage error: fix the command line, DSN or environment
+  3  cannot log in: TLS was verified, but the server refused the login
+     (password, client certificate, pg_hba.conf)
+  4  unreachable: no answer, timeout, or the server is not accepting connections
+  5  warning: weaker than the guide asks (md5, weak ciphers, log_connections off,
+     a certificate expiring soon)
+  6  incomplete: everything checked passed, but something could not be checked
+     (privileges; see the "not checked (needs ...)" findings)
+exit codes of certs:
+  0  done; for renew also: nothing due (and, with --reload, the server presents
+     the certificate on disk)
+  1  failed: nothing written, or renewed but the server does not present the new
+     certificate after the reload
+  2  usage error: flags, files, a certificate not issued by --ca-dir's CA
+  3  --reload: the server refused the login or pg_reload_conf() (permission)
+  4  --reload: the server could not be reached
 `
 
 // run is the whole command: args without the program name, PG* variables
@@ -47,7 +63,7 @@ func run(args []string, stdout, stderr io.Writer, env func(string) (string, bool
 	case "check":
 		return runCheck(args[1:], stdout, stderr, env)
 	case "certs":
-		return runCerts(args[1:], stdout, stderr)
+		return runCerts(args[1:], stdout, stderr, env)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

@@ -28,6 +28,12 @@
 // goroutines through one pool and checks for errors, goroutine leaks and heap
 // growth.
 //
+// # High availability and poolers
+//
+// TestTargetSessionAttrs*, TestLoadBalanceHosts*, TestFailoverUnderLoad,
+// TestChurnAcrossCluster and TestPgBouncer* run against a real primary with
+// streaming standbys and a real PgBouncer (ha_*_test.go).
+//
 // With CI=true a test fails when PostgreSQL (or psql) cannot be run; without
 // it such a test is skipped.
 package proof

@@ -87,11 +87,17 @@ func newBackend(password, version string, lifetime time.Duration) (*backend, *fa
 // credsBuilder is a pgsecure builder for pg whose credentials come from src
 // through a cache on clock. The connection string has no password.
 func credsBuilder(pki *testutil.PKI, port int, src secrets.Source, clock *fakeClock) *pgsecure.Builder {
-	o := secrets.CacheOptions{TTL: time.Minute}
-	refresh.SetCacheClock(&o, clock.Now)
 	return pgsecure.NewBuilder(fmt.Sprintf("postgres://%s@localhost:%d/postgres", appUser, port)).
 		RootCAFile(pki.CAFile).Logger(quiet).MaxConns(2).
-		Credentials(src).CredentialCache(o)
+		Credentials(src).CredentialCache(cacheOn(clock, time.Minute))
+}
+
+// cacheOn returns cache options with ttl whose clock is clock (and whose
+// jitter draws 0), through the module's test hook.
+func cacheOn(clock *fakeClock, ttl time.Duration) secrets.CacheOptions {
+	o := secrets.CacheOptions{TTL: ttl}
+	refresh.SetCacheClock(&o, clock.Now)
+	return o
 }
 
 // TestFaultSecretUnreachableAtStartup: Build fails, clearly, without

@@ -32,7 +32,7 @@ func (v *verifications) hook(_ context.Context, c *pgx.Conn) error {
 	r, ok := verify.ReportOf(c.PgConn())
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if !ok || !r.Server.SSL || r.BackendPID != c.PgConn().PID() {
+	if !ok || (r.Proof != verify.ProofChannelBinding && !r.Server.SSL) || r.BackendPID != c.PgConn().PID() {
 		v.unverified++
 		return nil
 	}

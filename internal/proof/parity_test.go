@@ -14,6 +14,7 @@ import (
 	"github.com/pgsecure/pgsecure"
 	"github.com/pgsecure/pgsecure/internal/certgen"
 	"github.com/pgsecure/pgsecure/internal/testutil"
+	"github.com/pgsecure/pgsecure/internal/x509check"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -49,6 +50,17 @@ func parityCases() []parityCase {
 		{name: "DNS SAN present, CN matching", opts: certgen.Options{CommonName: "localhost", DNSNames: []string{"db.example.test"}}, host: "localhost", libpq: false},
 		{name: "expired", opts: expired, host: "localhost", libpq: false},
 		{name: "other CA", opts: testutil.LocalServerOptions(), otherCA: true, host: "localhost", libpq: false},
+		// Issue 9, defect 3: libpq folds ASCII letters only.
+		{name: "CN look-alike: long s", opts: certgen.Options{CommonName: "ſerver.example.test"}, host: "server.example.test", libpq: false},
+		{name: "CN look-alike: Kelvin sign", opts: certgen.Options{CommonName: "\u212Aey.example.test"}, host: "key.example.test", libpq: false},
+		{name: "CN wildcard look-alike: Kelvin sign", opts: certgen.Options{CommonName: "*.e\u212Aample.test"}, host: "db.ekample.test", libpq: false},
+		// Issue 15.2: IPv4 hosts as inet_aton reads them.
+		{name: "IPv4 leading zeros, SAN IP", opts: certgen.Options{CommonName: "x", IPs: []net.IP{ip}}, host: "127.000.000.001", libpq: true},
+		{name: "IPv4 short form, SAN IP", opts: certgen.Options{CommonName: "x", IPs: []net.IP{ip}}, host: "127.1", libpq: true},
+		{name: "IPv4 hex, SAN IP", opts: certgen.Options{CommonName: "x", IPs: []net.IP{ip}}, host: "0x7f.0.0.1", libpq: true},
+		{name: "IPv4 octal, SAN IP", opts: certgen.Options{CommonName: "x", IPs: []net.IP{ip}}, host: "0177.0.0.1", libpq: true},
+		{name: "IPv4 leading zeros, other SAN IP", opts: certgen.Options{CommonName: "127.000.000.001", IPs: []net.IP{net.ParseIP("127.0.0.2")}}, host: "127.000.000.001", libpq: false},
+		{name: "IPv4 leading zeros, CN spelled alike, DNS SAN only", opts: certgen.Options{CommonName: "127.000.000.001", DNSNames: []string{"localhost"}}, host: "127.000.000.001", libpq: true},
 	}
 }
 
@@ -56,13 +68,7 @@ func parityCases() []parityCase {
 // sslmode=verify-full and the same root certificate, connect to the same
 // server; pgsecure must accept exactly when libpq does.
 func TestLibpqParity(t *testing.T) {
-	psql, err := exec.LookPath("psql")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("psql (libpq) is required when CI=true: %v; install with: apt-get install -y postgresql-client", err)
-		}
-		t.Skipf("skipping: psql not found: %v", err)
-	}
+	psql := requireTool(t, "psql", "postgresql-client")
 	pki := testutil.NewPKI(t)
 	other, err := certgen.NewCA("unpinned CA", certgen.ECDSAP256)
 	require.NoError(t, err)
@@ -97,6 +103,20 @@ func TestLibpqParity(t *testing.T) {
 	}
 }
 
+// requireTool returns the path of a command the test needs, failing when
+// CI=true and it is missing, skipping otherwise.
+func requireTool(t *testing.T, name, debianPackage string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is required when CI=true: %v; install with: apt-get install -y %s", name, err, debianPackage)
+		}
+		t.Skipf("skipping: %s not found: %v", name, err)
+	}
+	return path
+}
+
 // runPsql connects with psql and reports whether SELECT 1 succeeded, with
 // psql's output. The password travels only in PGPASSWORD; HOME is empty so
 // no ~/.postgresql file or ~/.pgpass takes part.
@@ -104,7 +124,7 @@ func runPsql(t *testing.T, psql, caFile, host string, port int) (bool, string) {
 	t.Helper()
 	conn := "host=" + host + " port=" + strconv.Itoa(port) + " user=" + appUser + " dbname=postgres" +
 		" sslmode=verify-full sslrootcert=" + caFile
-	if net.ParseIP(host) == nil {
+	if _, isIP := x509check.HostAddr(host); !isIP {
 		conn += " hostaddr=127.0.0.1" // the name is only checked, never resolved
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -117,7 +137,7 @@ func runPsql(t *testing.T, psql, caFile, host string, port int) (bool, string) {
 }
 
 // connectPgsecure opens one pgsecure connection to host, which resolves to
-// 127.0.0.1 whatever it is.
+// 127.0.0.1 whatever name it is.
 func connectPgsecure(t *testing.T, caFile, host string, port int) error {
 	t.Helper()
 	ctx := ctxT(t, 30*time.Second)
@@ -125,7 +145,11 @@ func connectPgsecure(t *testing.T, caFile, host string, port int) error {
 	if err != nil {
 		return err
 	}
-	cfg.ConnConfig.LookupFunc = func(context.Context, string) ([]string, error) { return []string{"127.0.0.1"}, nil }
+	if _, isIP := x509check.HostAddr(host); !isIP {
+		// A name resolves to 127.0.0.1; an address (127.1, 0x7f.0.0.1)
+		// goes through pgsecure's own resolution, as libpq dials it.
+		cfg.ConnConfig.LookupFunc = func(context.Context, string) ([]string, error) { return []string{"127.0.0.1"}, nil }
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	require.NoError(t, err)
 	defer pool.Close()

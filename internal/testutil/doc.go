@@ -10,6 +10,14 @@
 // OS user. Server binaries are looked up in $PGSECURE_PG_BINDIR, then
 // /usr/lib/postgresql/15/bin, then `pg_config --bindir`, then PATH.
 //
+// # Clusters and poolers
+//
+// PKI.StartCluster runs a primary and streaming standbys (pg_basebackup -R
+// over verify-full TLS), each on its own loopback address with its own
+// certificate; Postgres.Stop and Promote make a failover. PKI.StartPgBouncer
+// runs Debian's PgBouncer (as the postgres OS user) in front of a server,
+// TLS on both sides, SCRAM, session or transaction pooling.
+//
 // # Hostile peers
 //
 // AnswerN, PlaintextServer, TLSPeer, WireTap, ALPNPeer and TLSVersionPeer are

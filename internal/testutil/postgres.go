@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -28,6 +29,9 @@ type PGOptions struct {
 	// Conf holds extra postgresql.conf settings, values written verbatim
 	// (e.g. "ssl_max_protocol_version": "'TLSv1.2'").
 	Conf map[string]string
+	// ListenHost is the loopback address the server listens on and Host
+	// reports (default "127.0.0.1"); a cluster gives each node its own.
+	ListenHost string
 }
 
 // DefaultHBA is used when PGOptions.HBA is empty and SSL is on: TLS with SCRAM
@@ -43,7 +47,8 @@ var DefaultHBASSLOff = []string{"host all all 127.0.0.1/32 scram-sha-256"}
 // adminHBA is always the first pg_hba.conf line.
 const adminHBA = "local all postgres trust"
 
-// Postgres is a running throwaway server. Host is "127.0.0.1"; the superuser
+// Postgres is a running throwaway server. Host is "127.0.0.1" unless
+// PGOptions.ListenHost says otherwise; the superuser
 // "postgres" is reachable without password over the unix socket in SocketDir
 // only (see Admin).
 type Postgres struct {
@@ -95,15 +100,21 @@ func Start(o PGOptions) (*Postgres, error) {
 	if err != nil {
 		return nil, err
 	}
+	return start(o, bin, u, (*Postgres).initCluster)
+}
+
+// start makes a new temporary base directory for a server, has prepare fill
+// its data directory (initdb, or a base backup), and starts it.
+func start(o PGOptions, bin string, u osUser, prepare func(*Postgres) error) (*Postgres, error) {
 	base, err := os.MkdirTemp("", "pgsecure-pg-")
 	if err != nil {
 		return nil, fmt.Errorf("%w: cannot create a temporary directory: %w", ErrPGStart, err)
 	}
 	p := &Postgres{
-		Host: "127.0.0.1", SocketDir: filepath.Join(base, "sock"), DataDir: filepath.Join(base, "data"),
+		Host: cmp.Or(o.ListenHost, "127.0.0.1"), SocketDir: filepath.Join(base, "sock"), DataDir: filepath.Join(base, "data"),
 		base: base, bin: bin, logPath: filepath.Join(base, "server.log"), user: u, opts: o,
 	}
-	if err := p.initCluster(); err != nil {
+	if err := prepare(p); err != nil {
 		_ = os.RemoveAll(base)
 		return nil, err
 	}
@@ -136,13 +147,8 @@ func (p *Postgres) Close() error {
 
 // initCluster runs initdb and writes the configuration and TLS files.
 func (p *Postgres) initCluster() error {
-	for _, d := range []string{p.base, p.SocketDir} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return fmt.Errorf("%w: %w", ErrPGStart, err)
-		}
-		if err := p.user.chown(d); err != nil {
-			return fmt.Errorf("%w: cannot give %s to the postgres OS user: %w", ErrPGStart, d, err)
-		}
+	if err := p.makeDirs(); err != nil {
+		return err
 	}
 	cmd := p.user.command(filepath.Join(p.bin, "initdb"), "-D", p.DataDir, "-U", "postgres", "-A", "trust",
 		"-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions")
@@ -164,6 +170,24 @@ func (p *Postgres) initCluster() error {
 			return fmt.Errorf("%w: %w", ErrPGStart, err)
 		}
 	}
+	return p.writeClientCA()
+}
+
+// makeDirs creates the base and socket directories for the server user.
+func (p *Postgres) makeDirs() error {
+	for _, d := range []string{p.base, p.SocketDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("%w: %w", ErrPGStart, err)
+		}
+		if err := p.user.chown(d); err != nil {
+			return fmt.Errorf("%w: cannot give %s to the postgres OS user: %w", ErrPGStart, d, err)
+		}
+	}
+	return nil
+}
+
+// writeClientCA writes ClientCAPEM, if any, where ssl_ca_file points.
+func (p *Postgres) writeClientCA() error {
 	if len(p.opts.ClientCAPEM) > 0 {
 		if err := p.user.writeOwned(p.file("client-ca.crt"), p.opts.ClientCAPEM, 0o644); err != nil {
 			return fmt.Errorf("%w: %w", ErrPGStart, err)
@@ -191,7 +215,7 @@ func (p *Postgres) writeServerCert(certPEM, keyPEM []byte) error {
 func (p *Postgres) writeConf() error {
 	settings := map[string]string{
 		"port":                    strconv.Itoa(p.Port),
-		"listen_addresses":        "'127.0.0.1'",
+		"listen_addresses":        quote(p.Host),
 		"unix_socket_directories": quote(p.SocketDir),
 		"fsync":                   "off",
 		"synchronous_commit":      "off",

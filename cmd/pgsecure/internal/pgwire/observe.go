@@ -42,12 +42,15 @@ type Auth struct {
 	User, Database string
 }
 
-// Method names the authentication method the server used, in pg_hba.conf's
-// spelling: "scram-sha-256", "scram-sha-256-plus" (SCRAM with channel
-// binding), "md5", "password" (cleartext), "gss", "sspi", "kerberos", or
-// "trust" when the server let the client in without asking for anything
+// Method names the authentication method the server used in libpq's
+// require_auth spelling: "scram-sha-256" (with or without channel binding:
+// see ChannelBinding), "md5", "password" (cleartext), "gss", "sspi", or
+// "none" when the server let the client in without asking for anything
 // (pg_hba "trust", or "cert" where the client certificate alone
-// authenticated). It is "" when no authentication completed.
+// authenticated). A SASL exchange with a mechanism other than SCRAM-SHA-256
+// is named by its lower-cased mechanism ("sasl" when the client chose none).
+// Kerberos V5, which libpq no longer supports, is "kerberos". Method is ""
+// when no authentication request was seen.
 func (a Auth) Method() string {
 	for _, code := range a.Requests {
 		switch code {
@@ -56,8 +59,11 @@ func (a Auth) Method() string {
 		case AuthMD5Password:
 			return "md5"
 		case AuthSASL:
-			if a.Mechanism == "" {
+			switch {
+			case a.Mechanism == "":
 				return "sasl"
+			case strings.HasPrefix(a.Mechanism, "SCRAM-SHA-256"):
+				return "scram-sha-256"
 			}
 			return strings.ToLower(a.Mechanism)
 		case AuthGSS:
@@ -67,7 +73,7 @@ func (a Auth) Method() string {
 		case AuthKerberosV5:
 			return "kerberos"
 		case AuthOK:
-			return "trust"
+			return "none"
 		}
 	}
 	return ""

@@ -1,0 +1,259 @@
+package pgsecure
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pgsecure/pgsecure/internal/connect"
+	"github.com/pgsecure/pgsecure/verify"
+)
+
+// poolState is what the pool-level hooks of one pool share. The connection
+// pipeline itself (package internal/connect) gets only the read-only
+// connect.Policy; poolState is its Observer.
+type poolState struct {
+	policy     *connect.Policy
+	tls        *tlsPolicy
+	sessions   tls.ClientSessionCache // carried by every TLS configuration pgsecure builds: marks them as its own
+	creds      *credStage             // nil when credentials come from the connection string
+	log        func() *slog.Logger
+	events     *eventSink
+	expiryWarn time.Duration
+	warned     sync.Map // certificate issuer/serial -> struct{}: expiry warnings already given
+
+	loadBalance bool // load_balance_hosts=random
+
+	// startup is set while Build opens and checks its first connection: a
+	// refusal then is returned by Build, so it is not logged as well.
+	startup atomic.Bool
+}
+
+// configFor is the TLS configuration for one host, marked as pgsecure's.
+func (s *poolState) configFor(host string) *tls.Config {
+	c := s.tls.configFor(host)
+	c.ClientSessionCache = s.sessions
+	return c
+}
+
+// ConfigFor, VerifyPeer and ClientLeaf make the TLS policy the pipeline's
+// connect.TLS.
+func (s *poolState) ConfigFor(host string) *tls.Config { return s.configFor(host) }
+func (s *poolState) VerifyPeer(host string, chain []*x509.Certificate) error {
+	return s.tls.verifyPeer(host, chain)
+}
+func (s *poolState) ClientLeaf() *x509.Certificate { return s.tls.currentClientLeaf() }
+
+// install puts pgsecure's TLS configuration on every host and the pipeline
+// around the ConnConfig's hooks.
+func (s *poolState) install(cc *pgx.ConnConfig) {
+	for _, h := range hosts(cc) {
+		*h.tls = s.configFor(h.host)
+	}
+	cc.SSLNegotiation = s.negotiation()
+	cc.RequireAuth = s.policy.Auth.String()
+	connect.Install(&cc.Config, s.policy)
+}
+
+func (s *poolState) negotiation() string {
+	if s.policy.Direct {
+		return "direct"
+	}
+	return ""
+}
+
+// beforeConnect is the pool's BeforeConnect: credentials first, then the
+// caller's hooks, then the re-check of the per-connection copy (TLS bound to
+// each host, hooks a caller set since Config chained after pgsecure's).
+func (s *poolState) beforeConnect(hooks []func(context.Context, *pgx.ConnConfig) error) func(context.Context, *pgx.ConnConfig) error {
+	return func(ctx context.Context, cc *pgx.ConnConfig) error {
+		if err := s.checkTLS(cc, "the pgxpool.Config (changed after Config returned it)"); err != nil {
+			return err
+		}
+		if s.creds != nil {
+			if err := s.creds.apply(ctx, cc); err != nil {
+				return err
+			}
+		}
+		for _, fn := range hooks {
+			if err := fn(ctx, cc); err != nil {
+				return err
+			}
+		}
+		if err := s.checkTLS(cc, "a Builder.BeforeConnect hook"); err != nil {
+			return err
+		}
+		if s.loadBalance {
+			shuffleHosts(cc, rand.Shuffle) // load_balance_hosts=random: a fresh order per connection
+		}
+		s.install(cc)
+		return nil
+	}
+}
+
+// checkTLS refuses a per-connection configuration whose TLS protection was
+// removed, replaced or weakened; from says what changed it.
+func (s *poolState) checkTLS(cc *pgx.ConnConfig, from string) error {
+	const fix = "do not modify ConnConfig.TLSConfig or Fallbacks[i].TLSConfig of a pgsecure configuration; use the Builder's options"
+	var err error
+	for _, h := range hosts(cc) {
+		tc := *h.tls
+		switch {
+		case isUnixSocket(h.host):
+			err = unixSocketError(h.host, from, "do not point hosts at unix sockets in hooks")
+		case tc == nil:
+			err = configErr("TLSConfig", from, fmt.Sprintf("the TLS configuration for host %q was removed after pgsecure built it", h.host), fix)
+		case tc.ClientSessionCache != s.sessions:
+			err = configErr("TLSConfig", from, fmt.Sprintf("the TLS configuration for host %q was replaced after pgsecure built it", h.host), fix)
+		case tc.MinVersion < s.policy.MinVersion || tc.MaxVersion != s.tls.maxVersion:
+			err = configErr("TLSConfig", from, fmt.Sprintf("the TLS versions for host %q were changed after pgsecure built the configuration", h.host),
+				"use MinTLSVersion or ssl_min_protocol_version instead")
+		}
+		if err != nil {
+			break
+		}
+	}
+	switch {
+	case err != nil:
+	case cc.SSLNegotiation != s.negotiation():
+		err = configErr("SSLNegotiation", from, fmt.Sprintf("%q was set after pgsecure built the configuration", cc.SSLNegotiation), "use sslnegotiation in the connection string")
+	case cc.RequireAuth != s.policy.Auth.String():
+		err = configErr("RequireAuth", from, fmt.Sprintf("%q was set after pgsecure built the configuration", cc.RequireAuth), "use require_auth in the connection string")
+	}
+	if err != nil {
+		s.Refused(context.Background(), connect.Refusal{Kind: connect.RefusedConfiguration, Host: cc.Host, Stage: "before connecting", Err: err})
+	}
+	return err
+}
+
+// afterConnect is the pool's AfterConnect: the server-side proof once more
+// (it ran in ValidateConnect unless a caller replaced that and BeforeConnect
+// both), the credentials' expiry, then the caller's hooks.
+func (s *poolState) afterConnect(hooks []func(context.Context, *pgx.Conn) error) func(context.Context, *pgx.Conn) error {
+	return func(ctx context.Context, c *pgx.Conn) error {
+		if err := connect.Prove(ctx, s.policy, c.PgConn()); err != nil {
+			return err
+		}
+		if s.creds != nil {
+			cc := c.Config()
+			s.creds.succeeded(cc.User, cc.Password)
+			if exp := s.creds.Expiry(cc.User, cc.Password); !exp.IsZero() {
+				c.PgConn().CustomData()[expiresKey] = exp
+			}
+		}
+		for _, fn := range hooks {
+			if err := fn(ctx, c); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+const expiresKey = "pgsecure.credentials.expires"
+
+// fresh reports whether a pooled connection may still be used: it is
+// retired before the credentials it was opened with expire (a lease, a
+// token), instead of shortening every connection's lifetime.
+func (s *poolState) fresh(c *pgx.Conn) bool {
+	exp, ok := c.PgConn().CustomData()[expiresKey].(time.Time)
+	return !ok || time.Now().Before(retireAt(exp))
+}
+
+// retireAt is when a connection opened with credentials expiring at exp is
+// retired: a margin before exp, so that no query runs on a session whose
+// role is about to be dropped.
+func retireAt(exp time.Time) time.Time {
+	margin := time.Until(exp) / 10
+	margin = max(margin, 2*time.Second)
+	margin = min(margin, 5*time.Minute)
+	return exp.Add(-margin)
+}
+
+// Refused is the one path every refusal takes: one event, and one log line
+// unless Build is about to return the same error.
+func (s *poolState) Refused(ctx context.Context, r connect.Refusal) {
+	if !s.startup.Load() {
+		s.log().LogAttrs(ctx, slog.LevelWarn, "pgsecure: connection refused", slog.String("kind", string(r.Kind)),
+			slog.String("host", r.Host), slog.String("stage", r.Stage), slog.String("error", r.Err.Error()))
+	}
+	s.events.emit(Event{Kind: EventConnectionRefused, Refusal: RefusalKind(r.Kind), Host: r.Host, Stage: r.Stage, Err: r.Err})
+}
+
+// Verified logs and reports a verified connection and warns about
+// certificates close to expiry.
+func (s *poolState) Verified(ctx context.Context, r verify.Report, t connect.Timings) {
+	s.log().LogAttrs(ctx, slog.LevelDebug, "pgsecure: connection verified", slog.Any("report", r))
+	s.events.emit(Event{Kind: EventConnectionVerified, Report: &r, Host: r.ServerName, Handshake: t.Handshake, ServerCheck: t.ServerCheck})
+	s.checkExpiry(ctx, r)
+}
+
+// checkExpiry warns once per certificate when the server's (or client's)
+// certificate expires within expiryWarn.
+func (s *poolState) checkExpiry(ctx context.Context, r verify.Report) {
+	if s.expiryWarn <= 0 {
+		return
+	}
+	certs := []verify.Certificate{r.Leaf()}
+	if r.ClientCertificate != nil {
+		certs = append(certs, *r.ClientCertificate)
+	}
+	now := time.Now()
+	for i, c := range certs {
+		if c.NotAfter.IsZero() || c.NotAfter.Sub(now) > s.expiryWarn {
+			continue
+		}
+		if _, dup := s.warned.LoadOrStore(c.Issuer+"/"+c.SerialNumber, struct{}{}); dup {
+			continue
+		}
+		which := "server"
+		if i > 0 {
+			which = "client"
+		}
+		days := c.DaysUntilExpiry(now)
+		s.log().LogAttrs(ctx, slog.LevelWarn, "pgsecure: certificate expires soon",
+			slog.String("which", which), slog.String("subject", c.Subject), slog.Time("not_after", c.NotAfter), slog.Int("days_left", days))
+		s.events.emit(Event{Kind: EventCertificateExpiring, Report: &r, Certificate: &c, DaysLeft: days})
+	}
+}
+
+// hookPool installs the pool-level hooks around whatever cfg has (a
+// caller's ConfigurePool may have set some).
+func (s *poolState) hookPool(cfg *pgxpool.Config, before []func(context.Context, *pgx.ConnConfig) error, after []func(context.Context, *pgx.Conn) error) {
+	if cfg.BeforeConnect != nil {
+		before = append([]func(context.Context, *pgx.ConnConfig) error{cfg.BeforeConnect}, before...)
+	}
+	if cfg.AfterConnect != nil {
+		after = append([]func(context.Context, *pgx.Conn) error{cfg.AfterConnect}, after...)
+	}
+	cfg.BeforeConnect = s.beforeConnect(before)
+	cfg.AfterConnect = s.afterConnect(after)
+	if s.creds == nil {
+		return // no credentials that expire: nothing to retire
+	}
+	prepare := cfg.PrepareConn
+	if prepare == nil && cfg.BeforeAcquire != nil { // deprecated, and ignored by pgxpool once PrepareConn is set
+		acquire := cfg.BeforeAcquire
+		prepare = func(ctx context.Context, c *pgx.Conn) (bool, error) { return acquire(ctx, c), nil }
+		cfg.BeforeAcquire = nil
+	}
+	// PrepareConn, not AfterRelease: pgxpool releases asynchronously when
+	// AfterRelease is set, which would cost a goroutine per query.
+	cfg.PrepareConn = func(ctx context.Context, c *pgx.Conn) (bool, error) {
+		if !s.fresh(c) {
+			return false, nil
+		}
+		if prepare != nil {
+			return prepare(ctx, c)
+		}
+		return true, nil
+	}
+}

@@ -1,0 +1,90 @@
+package connect
+
+import (
+	"crypto/tls"
+	"net"
+	"sync"
+	"time"
+)
+
+// Stages of one attempt, as named in errors and progress logs.
+const (
+	StageTCP          = "TCP connect"
+	StageTLSRequest   = "TLS request"
+	StageTLSHandshake = "TLS handshake"
+	StageAuth         = "authentication"
+	StageServerCheck  = "server check"
+)
+
+// attempt is the state of one TCP connection from dial to report. The dial
+// stage creates it; later stages find it under the connection pgx hands
+// them (attemptOf) and fill in what they learn, in pipeline order.
+type attempt struct {
+	host    string // the host name or address the certificate must match
+	addr    string // the address dialled
+	started time.Time
+
+	mu            sync.Mutex
+	stage         string
+	tlsConn       *tls.Conn
+	handshakeDone time.Duration
+	verified      bool       // local verification passed for host
+	watch         *authWatch // set by the local stage, used by BuildFrontend
+}
+
+func (a *attempt) setStage(s string) {
+	a.mu.Lock()
+	a.stage = s
+	a.mu.Unlock()
+}
+
+// Stage is the stage the attempt is in.
+func (a *attempt) Stage() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.stage
+}
+
+// attemptOf finds the attempt under nc: through *tls.Conn and any wrapper
+// that exposes NetConn. A caller's wrapper that hides the connection hides
+// the attempt; later stages then fall back to what they can check without
+// it (never to nothing).
+func attemptOf(nc any) *attempt {
+	for range 8 {
+		switch c := nc.(type) {
+		case *guardedConn:
+			return c.attempt
+		case interface{ NetConn() net.Conn }:
+			nc = c.NetConn()
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+// tlsConnOf finds the *tls.Conn in nc (itself or under wrappers exposing
+// NetConn).
+func tlsConnOf(nc any) *tls.Conn {
+	for range 8 {
+		switch c := nc.(type) {
+		case *tls.Conn:
+			return c
+		case interface{ NetConn() net.Conn }:
+			nc = c.NetConn()
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+// Progress says which host and stage the most recent attempt of this policy
+// is in, and for how long it has been running (for a slow start's log).
+func (p *Policy) Progress() (host, stage string, elapsed time.Duration, ok bool) {
+	a := p.latest.Load()
+	if a == nil {
+		return "", "", 0, false
+	}
+	return a.host, a.Stage(), time.Since(a.started), true
+}

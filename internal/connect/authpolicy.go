@@ -1,0 +1,78 @@
+package connect
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// ErrInsecureAuth is wrapped when the server asks for an authentication
+// method the policy does not allow. The root package exports it.
+var ErrInsecureAuth = errors.New("pgsecure: authentication method not allowed")
+
+// Authentication methods, in libpq's require_auth spelling.
+const (
+	AuthSCRAM    = "scram-sha-256"
+	AuthMD5      = "md5"
+	AuthPassword = "password"
+	AuthNone     = "none"
+	AuthGSS      = "gss"
+	AuthSSPI     = "sspi"
+	AuthOAuth    = "oauth"
+)
+
+var allAuthMethods = []string{AuthSCRAM, AuthMD5, AuthPassword, AuthNone, AuthGSS, AuthSSPI, AuthOAuth}
+
+// AuthPolicy is the set of authentication methods a connection may use.
+type AuthPolicy struct {
+	allowed []string
+}
+
+// SCRAMOnly is the default policy: scram-sha-256 and nothing else.
+func SCRAMOnly() AuthPolicy { return AuthPolicy{allowed: []string{AuthSCRAM}} }
+
+// ParseRequireAuth reads libpq's require_auth: a list of methods, or a list
+// of negated methods ("!md5,!password").
+func ParseRequireAuth(s string) (AuthPolicy, error) {
+	parts := strings.Split(s, ",")
+	negated := strings.HasPrefix(strings.TrimSpace(parts[0]), "!")
+	set := map[string]bool{}
+	if negated {
+		for _, m := range allAuthMethods {
+			set[m] = true
+		}
+	}
+	for _, p := range parts {
+		p = strings.TrimSpace(p)
+		neg := strings.HasPrefix(p, "!")
+		if neg != negated {
+			return AuthPolicy{}, errors.New("negated and plain methods cannot be mixed")
+		}
+		m := strings.TrimPrefix(p, "!")
+		if !slices.Contains(allAuthMethods, m) {
+			return AuthPolicy{}, fmt.Errorf("unknown method %q (known: %s)", m, strings.Join(allAuthMethods, ", "))
+		}
+		set[m] = !negated
+	}
+	var out AuthPolicy
+	for _, m := range allAuthMethods {
+		if set[m] {
+			out.allowed = append(out.allowed, m)
+		}
+	}
+	if len(out.allowed) == 0 {
+		return AuthPolicy{}, errors.New("no method left")
+	}
+	return out, nil
+}
+
+func (p AuthPolicy) String() string { return strings.Join(p.allowed, ",") }
+
+// Allows reports whether method is allowed.
+func (p AuthPolicy) Allows(method string) bool { return slices.Contains(p.allowed, method) }
+
+// WeakerThanSCRAM reports whether the policy allows more than scram-sha-256.
+func (p AuthPolicy) WeakerThanSCRAM() bool {
+	return len(p.allowed) != 1 || p.allowed[0] != AuthSCRAM
+}

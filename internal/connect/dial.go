@@ -1,0 +1,185 @@
+package connect
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgsecure/pgsecure/verify"
+)
+
+// dialStage wraps a dial function (pgx's, or one a caller set): it dials
+// only TCP, resolves the host itself (or uses hostaddr), and returns a
+// guardedConn that refuses to send anything but a TLS request first and to
+// accept anything but 'S' back.
+type dialStage struct {
+	policy  *Policy
+	resolve pgconn.LookupFunc
+	next    pgconn.DialFunc
+}
+
+type dialingKey struct{}
+
+func (d *dialStage) dial(ctx context.Context, network, address string) (net.Conn, error) {
+	if ctx.Value(dialingKey{}) != nil {
+		return d.next(ctx, network, address) // an outer dial stage guards this dial
+	}
+	host, port, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, err
+	}
+	if !strings.HasPrefix(network, "tcp") {
+		err := &verify.Error{Addr: address, Stage: "before connecting",
+			Seen: fmt.Sprintf("network %q is not TCP; pgsecure never uses unix sockets because they cannot carry TLS", network)}
+		d.policy.Observer.Refused(ctx, Refusal{Kind: RefusedPlaintext, Host: host, Addr: address, Stage: StageTCP, Err: err})
+		return nil, err
+	}
+	a := &attempt{host: host, started: time.Now(), stage: StageTCP}
+	d.policy.latest.Store(a)
+	addrs := []string{host}
+	if ha, ok := d.policy.HostAddrs[host]; ok {
+		addrs = []string{ha}
+	} else if net.ParseIP(host) == nil {
+		if addrs, err = d.resolve(ctx, host); err != nil {
+			return nil, err
+		}
+	}
+	ctx = context.WithValue(ctx, dialingKey{}, true)
+	var errs []error
+	for _, ip := range addrs {
+		target := net.JoinHostPort(ip, port)
+		if _, _, err := net.SplitHostPort(ip); err == nil {
+			target = ip // the resolver returned host:port
+		}
+		nc, err := d.next(ctx, network, target)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		a.addr = nc.RemoteAddr().String()
+		a.setStage(StageTLSRequest)
+		return &guardedConn{Conn: nc, attempt: a, policy: d.policy}, nil
+	}
+	return nil, errors.Join(errs...)
+}
+
+// sslRequest is the 8-byte SSLRequest message.
+var sslRequest = binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, 8), 80877103)
+
+// guardedConn is the TCP connection under TLS. Before TLS it allows exactly
+// one exchange: the client's TLS request (or, with direct negotiation, a TLS
+// ClientHello) and the server's 'S'. Anything else — a startup message from
+// a configuration whose TLS was removed, 'N' from a server with ssl=off, an
+// error message — fails the connection before a byte more is sent. It also
+// carries the attempt and names the stage in timeout errors.
+type guardedConn struct {
+	net.Conn
+	attempt *attempt
+	policy  *Policy
+
+	wrote, read bool // the first write / read was checked
+}
+
+func (c *guardedConn) Write(p []byte) (int, error) {
+	if !c.wrote && len(p) > 0 {
+		c.wrote = true
+		switch {
+		case c.policy.Direct && p[0] == 0x16: // TLS handshake record: direct negotiation
+			c.read = true
+			c.attempt.setStage(StageTLSHandshake)
+		case !c.policy.Direct && bytes.HasPrefix(p, sslRequest):
+		default:
+			return 0, c.refuse(&verify.Error{Addr: c.attempt.addr, Stage: "before authentication",
+				Seen: "the client was about to send its first message without TLS (the TLS configuration for this host was removed or replaced); nothing was sent"})
+		}
+	}
+	n, err := c.Conn.Write(p)
+	return n, c.stageErr(err)
+}
+
+func (c *guardedConn) Read(p []byte) (int, error) {
+	if c.read || len(p) == 0 {
+		n, err := c.Conn.Read(p)
+		return n, c.stageErr(err)
+	}
+	n, err := c.Conn.Read(p[:1])
+	if n == 0 {
+		return n, c.stageErr(err)
+	}
+	c.read = true
+	if p[0] != 'S' {
+		seen := fmt.Sprintf("the server answered %q to the TLS request instead of 'S'", p[0])
+		switch p[0] {
+		case 'N':
+			seen = "the server declined TLS (answered 'N' to the SSLRequest): it runs with ssl=off or something in between strips TLS; enable ssl in postgresql.conf"
+		case 'E':
+			seen = "the server answered the TLS request with an error message: it does not support TLS"
+		}
+		return 0, c.refuse(&verify.Error{Addr: c.attempt.addr, Stage: "before authentication", Seen: seen})
+	}
+	c.attempt.setStage(StageTLSHandshake)
+	return n, err
+}
+
+// refuse reports a plaintext refusal (nothing later in pgx's connect path
+// would) and returns err.
+func (c *guardedConn) refuse(err error) error {
+	c.policy.Observer.Refused(context.Background(), Refusal{Kind: RefusedPlaintext, Host: c.attempt.host,
+		Addr: c.attempt.addr, Stage: c.attempt.Stage(), Err: err})
+	return err
+}
+
+// NetConn returns the TCP connection.
+func (c *guardedConn) NetConn() net.Conn { return c.Conn }
+
+func (c *guardedConn) stageErr(err error) error { return c.attempt.timeoutErr(err) }
+
+// timeoutErr names host and stage in a timeout, which otherwise reads as a
+// bare "i/o timeout" or "context deadline exceeded".
+func (a *attempt) timeoutErr(err error) error {
+	if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+		return err
+	}
+	var te *TimeoutError
+	if errors.As(err, &te) {
+		return err
+	}
+	return &TimeoutError{Host: a.host, Addr: a.addr, Stage: a.Stage(), Elapsed: time.Since(a.started), Err: err}
+}
+
+// TimeoutError is a connection attempt that ran out of time: it names the
+// host and the stage it was in. It deliberately has no Timeout method, so
+// that pgx keeps this message instead of replacing it with the bare context
+// error; errors.Is(err, os.ErrDeadlineExceeded) and
+// errors.Is(err, context.DeadlineExceeded) hold.
+type TimeoutError struct {
+	Host, Addr, Stage string
+	Elapsed           time.Duration
+	Err               error
+}
+
+func (e *TimeoutError) Error() string {
+	hint := ""
+	switch e.Stage {
+	case StageTLSRequest:
+		hint = "; the server accepted TCP but did not answer the TLS request: is it a PostgreSQL server, and is something in between holding the connection?"
+	case StageTLSHandshake:
+		hint = "; the TLS handshake did not finish: check the server's ssl settings and anything that inspects TLS in between"
+	case StageAuth:
+		hint = "; the server did not finish authentication: check its load and pg_hba.conf (LDAP/RADIUS back-ends can hang)"
+	case StageServerCheck:
+		hint = "; the server did not answer the server-side check: it may be overloaded"
+	}
+	return fmt.Sprintf("pgsecure: timed out connecting to %s (%s) during %s after %s%s (connect_timeout limits each host)",
+		e.Host, e.Addr, e.Stage, e.Elapsed.Round(time.Millisecond), hint)
+}
+
+// Unwrap returns the I/O error and context.DeadlineExceeded.
+func (e *TimeoutError) Unwrap() []error { return []error{e.Err, context.DeadlineExceeded} }

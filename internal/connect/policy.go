@@ -1,0 +1,100 @@
+package connect
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"sync/atomic"
+	"time"
+
+	"github.com/pgsecure/pgsecure/verify"
+)
+
+// Policy is what every connection of one pool is checked against. The root
+// package builds it once per pool; it is read-only afterwards.
+type Policy struct {
+	// TLS builds per-host TLS configurations and verifies server chains.
+	TLS TLS
+	// MinVersion is the lowest TLS version accepted.
+	MinVersion uint16
+	// Direct is sslnegotiation=direct: TLS from the first byte, ALPN
+	// "postgresql" required.
+	Direct bool
+	// Auth is the set of authentication methods allowed.
+	Auth AuthPolicy
+	// Credentials, when set, is told about rejected credentials (it may
+	// supply fresh ones for one retry).
+	Credentials Credentials
+	// QueryEveryConnection makes the server-side proof always query the
+	// server, even when channel binding already proved the same.
+	QueryEveryConnection bool
+	// HostAddrs maps a host name to the address to dial instead of resolving
+	// it (libpq's hostaddr); the certificate is still checked against the
+	// host name.
+	HostAddrs map[string]string
+	// Observer is told about every verified and refused connection.
+	Observer Observer
+
+	latest atomic.Pointer[attempt] // the most recent attempt, for Progress
+}
+
+// TLS is the certificate policy (implemented in the root package).
+type TLS interface {
+	// ConfigFor returns the tls.Config for one host.
+	ConfigFor(host string) *tls.Config
+	// VerifyPeer verifies a server chain (leaf first) for host: pinned
+	// roots, validity, key usage, libpq host name rules, pins.
+	VerifyPeer(host string, chain []*x509.Certificate) error
+	// ClientLeaf is the client certificate currently presented, if any.
+	ClientLeaf() *x509.Certificate
+}
+
+// Credentials is the credential source's side of the pipeline.
+type Credentials interface {
+	// Rejected is called when the server refused user/password with
+	// SQLSTATE code (28P01, or 28000 from a proxy). It returns fresh
+	// credentials to retry with, or ok=false when there are none (or the
+	// code is not a credential rejection for this source).
+	Rejected(ctx context.Context, code, user, password string) (freshUser, freshPassword string, ok bool)
+	// Expiry is when the credentials user/password stop working (zero:
+	// unknown or never).
+	Expiry(user, password string) time.Time
+}
+
+// Observer receives the outcome of every connection attempt.
+type Observer interface {
+	Verified(ctx context.Context, r verify.Report, t Timings)
+	Refused(ctx context.Context, r Refusal)
+}
+
+// Timings says how long the stages of a verified connection took.
+type Timings struct {
+	// Handshake is from the TCP connection to the verified TLS handshake.
+	Handshake time.Duration
+	// ServerCheck is the server-side proof (zero when channel binding
+	// proved it during authentication).
+	ServerCheck time.Duration
+}
+
+// RefusalKind classifies a refused connection.
+type RefusalKind string
+
+// Refusal kinds, one per way a connection can fail pgsecure's checks.
+const (
+	RefusedPlaintext     RefusalKind = "plaintext"          // no TLS: 'N', a plaintext server, a removed TLS configuration
+	RefusedTLS           RefusalKind = "tls"                // handshake failed, version or ALPN below policy
+	RefusedCertificate   RefusalKind = "certificate"        // chain, host name, key usage or pin
+	RefusedAuthMethod    RefusalKind = "auth_method"        // md5, password, trust, ... not allowed
+	RefusedServerProof   RefusalKind = "server_proof"       // the server says the session is not encrypted
+	RefusedConfiguration RefusalKind = "configuration"      // a hook weakened the configuration
+	RefusedCredentials   RefusalKind = "credentials_source" // the credential source failed
+)
+
+// Refusal describes one refused connection attempt.
+type Refusal struct {
+	Kind  RefusalKind
+	Host  string // as given in the configuration
+	Addr  string // dialled address, when known
+	Stage string
+	Err   error
+}

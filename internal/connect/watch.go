@@ -1,0 +1,274 @@
+package connect
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// frontendStage is installed as pgconn.Config.BuildFrontend: it puts the
+// authentication watch between pgx's protocol reader/writer and the
+// connection (so pgx still holds the *tls.Conn it needs for channel
+// binding).
+type frontendStage struct {
+	policy *Policy
+	next   pgconn.BuildFrontendFunc
+}
+
+func (s *frontendStage) buildFrontend(r io.Reader, w io.Writer) *pgproto3.Frontend {
+	next := s.next
+	if next == nil {
+		next = func(r io.Reader, w io.Writer) *pgproto3.Frontend { return pgproto3.NewFrontend(r, w) }
+	}
+	if _, watched := r.(*authWatch); watched {
+		return next(r, w) // an outer frontend stage installed the watch already
+	}
+	var aw *authWatch
+	if a := attemptOf(w); a != nil {
+		aw = a.watchFor()
+	}
+	if aw == nil {
+		// The caller's AfterNetConnect hid the attempt: the method policy
+		// still holds; there is no credential retry and no channel-binding
+		// proof (the server is then queried).
+		aw = newAuthWatch(s.policy, nil, nil)
+	}
+	aw.r, aw.w = r, w
+	return next(aw, aw)
+}
+
+// authWatch reads the server's authentication requests as they arrive and
+// refuses a method the policy does not allow before pgx can answer it;
+// records the method, the SASL mechanism and whether a SCRAM-SHA-256-PLUS
+// exchange completed (the channel-binding proof); and turns a credential
+// rejection into one retry with fresh credentials. After AuthenticationOk it
+// is a plain pass-through.
+type authWatch struct {
+	r       io.Reader
+	w       io.Writer
+	policy  *Policy
+	cfg     *pgconn.Config // the config of this connect (nil when unknown)
+	attempt *attempt
+	ctx     context.Context
+
+	finished atomic.Bool // fast path once AuthenticationOk was seen
+	mu       sync.Mutex
+	buf      []byte
+	done     bool
+	asked    bool
+	method   string
+	mech     string // SASL mechanism the client chose
+	steps    int    // SASL continue (1) and final (2) seen, in order
+	bound    bool   // SCRAM-SHA-256-PLUS completed
+}
+
+func newAuthWatch(p *Policy, cfg *pgconn.Config, a *attempt) *authWatch {
+	return &authWatch{policy: p, cfg: cfg, attempt: a, ctx: context.Background()}
+}
+
+// observation returns the method, the SASL mechanism and whether the
+// exchange was bound to the TLS channel.
+func (w *authWatch) observation() (method, mechanism string, channelBound bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.method, w.mech, w.bound
+}
+
+func (w *authWatch) Read(p []byte) (int, error) {
+	n, err := w.r.Read(p)
+	if w.finished.Load() || n == 0 {
+		return n, err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, p[:n]...)
+	rerr := w.scanServer()
+	if w.done {
+		w.finished.Store(true)
+	}
+	if rerr != nil {
+		return 0, rerr
+	}
+	return n, err
+}
+
+func (w *authWatch) Write(p []byte) (int, error) {
+	if w.finished.Load() {
+		return w.w.Write(p)
+	}
+	w.mu.Lock()
+	if !w.done && w.mech == "" && len(p) > 5 && p[0] == 'p' && w.method == AuthSCRAM {
+		if i := slices.Index(p[5:], 0); i > 0 {
+			w.mech = string(p[5 : 5+i]) // SASLInitialResponse: the chosen mechanism
+		}
+	}
+	w.mu.Unlock()
+	return w.w.Write(p)
+}
+
+// scanServer consumes complete server messages from buf.
+func (w *authWatch) scanServer() error {
+	for len(w.buf) >= 5 && !w.done {
+		typ := w.buf[0]
+		size := int(binary.BigEndian.Uint32(w.buf[1:5]))
+		if size < 4 || size > 1<<20 {
+			w.done = true // not a startup exchange we understand; pgx will report it
+			break
+		}
+		if len(w.buf) < 1+size {
+			break
+		}
+		body := w.buf[5 : 1+size]
+		w.buf = w.buf[1+size:]
+		switch typ {
+		case 'R':
+			if err := w.authRequest(body); err != nil {
+				return err
+			}
+		case 'E':
+			if err := w.rejected(body); err != nil {
+				w.done = true
+				return err
+			}
+		}
+	}
+	if w.done {
+		w.buf = nil
+	}
+	return nil
+}
+
+func (w *authWatch) authRequest(body []byte) error {
+	if len(body) < 4 {
+		return nil
+	}
+	var method string
+	switch code := binary.BigEndian.Uint32(body); code {
+	case 0: // AuthenticationOk
+		if !w.asked {
+			w.method = AuthNone
+			if !w.policy.Auth.Allows(AuthNone) {
+				return w.refuse(AuthNone, "the server let the client in without any authentication (pg_hba trust)")
+			}
+		}
+		w.bound = w.method == AuthSCRAM && w.mech == "SCRAM-SHA-256-PLUS" && w.steps == 2
+		w.done = true
+		if w.attempt != nil {
+			w.attempt.setStage(StageServerCheck)
+		}
+		return nil
+	case 3:
+		method = AuthPassword
+	case 5:
+		method = AuthMD5
+	case 7, 8:
+		method = AuthGSS
+	case 9:
+		method = AuthSSPI
+	case 10:
+		method = AuthSCRAM
+		if slices.Contains(strings.Split(string(body[4:]), "\x00"), "OAUTHBEARER") {
+			method = AuthOAuth
+		}
+	case 11, 12: // SASL continue, SASL final: count them in order
+		if w.steps == int(code)-11 {
+			w.steps++
+		}
+		return nil
+	default:
+		return nil
+	}
+	w.asked = true
+	w.method = method
+	if !w.policy.Auth.Allows(method) {
+		return w.refuse(method, "")
+	}
+	return nil
+}
+
+func (w *authWatch) refuse(method, what string) error {
+	if what == "" {
+		what = fmt.Sprintf("the server asked for %s authentication", method)
+	}
+	fix := "configure the server for scram-sha-256 (password_encryption = 'scram-sha-256', reset the role's password, and use scram-sha-256 in pg_hba.conf)"
+	if method == AuthNone {
+		fix = "replace trust with scram-sha-256 in pg_hba.conf"
+	}
+	err := fmt.Errorf("%w: %s, which the policy (require_auth=%s) does not allow; nothing was sent; %s; "+
+		"or, knowingly, widen require_auth", ErrInsecureAuth, what, w.policy.Auth, fix)
+	r := Refusal{Kind: RefusedAuthMethod, Stage: StageAuth, Err: err}
+	if w.attempt != nil {
+		r.Host, r.Addr = w.attempt.host, w.attempt.addr
+	}
+	w.policy.Observer.Refused(w.ctx, r)
+	return err
+}
+
+// rejected handles an ErrorResponse during authentication: when it rejects
+// the credentials and the credential source has fresh ones, they replace
+// the rejected ones on this connect's config and the returned error makes
+// pgx try this host once more (see retryError). Otherwise the server's
+// error passes through unchanged.
+func (w *authWatch) rejected(body []byte) error {
+	code, msg := errorFields(body)
+	if (code != "28P01" && code != "28000") || w.cfg == nil || w.policy.Credentials == nil {
+		return nil
+	}
+	user, password, ok := w.policy.Credentials.Rejected(w.ctx, code, w.cfg.User, w.cfg.Password)
+	if !ok {
+		return nil
+	}
+	w.cfg.User, w.cfg.Password = user, password
+	return &retryError{code: code, message: msg}
+}
+
+// retryError replaces a credential rejection that will be retried with
+// fresh credentials. It wraps a *pgconn.NotPreferredError: pgx then moves on
+// to the remaining hosts and finally tries this one once more
+// (connectPreferred's fallback pass, which target_session_attrs=
+// prefer-standby uses; pinned by TestPgconnRetriesNotPreferredHost). It
+// must not expose the server's *pgconn.PgError: pgx stops at a 28P01.
+type retryError struct {
+	code, message string
+}
+
+func (e *retryError) Error() string {
+	return fmt.Sprintf("pgsecure: the server rejected the credentials (SQLSTATE %s: %s); retrying once with fresh ones from the credential source", e.code, e.message)
+}
+
+// As makes errors.As find a *pgconn.NotPreferredError (pgx's own check).
+func (e *retryError) As(target any) bool {
+	if p, ok := target.(**pgconn.NotPreferredError); ok {
+		*p = &pgconn.NotPreferredError{}
+		return true
+	}
+	return false
+}
+
+// errorFields extracts the SQLSTATE (C) and message (M) fields of an
+// ErrorResponse body.
+func errorFields(body []byte) (code, message string) {
+	for len(body) > 1 && body[0] != 0 {
+		field := body[0]
+		end := slices.Index(body[1:], 0)
+		if end < 0 {
+			return code, message
+		}
+		switch field {
+		case 'C':
+			code = string(body[1 : 1+end])
+		case 'M':
+			message = string(body[1 : 1+end])
+		}
+		body = body[2+end:]
+	}
+	return code, message
+}

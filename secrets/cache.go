@@ -39,7 +39,9 @@ func init() {
 // the timing model of the package documentation.
 //
 // What a caller may rely on:
-//   - Credentials it returns are never past their Expires.
+//   - Credentials it returns are never within 4 s (refresh.MinMargin) of
+//     their Expires, so a connection opened with them lives at least 2 s
+//     before the pool retires it.
 //   - A caller never waits for the source while the cached credentials are
 //     outside their mandatory window: from the advisory point one
 //     background fetch runs and callers are served the cached credentials
@@ -192,9 +194,10 @@ func (c *Cache) fetch(ctx context.Context) (Credentials, error) {
 		}
 	}
 	now := c.o.now()
-	if err == nil && !creds.Expires.IsZero() && !now.Before(creds.Expires) {
+	if err == nil && !refresh.Usable(creds.Expires, now) {
 		err = &Error{Kind: ErrExpired, Source: c.name, Op: "refresh", Hint: "the source returned credentials that " +
-			"had already expired at " + fmtTime(creds.Expires) + "; check the backend's lease settings and this machine's clock"}
+			"expire at " + fmtTime(creds.Expires) + ", too soon to open a connection with; check the backend's " +
+			"lease settings (a TTL of a few seconds at least) and this machine's clock"}
 	}
 	c.mu.Lock()
 	var log func()
@@ -224,8 +227,8 @@ func (c *Cache) stored(creds Credentials, now time.Time) (Credentials, func()) {
 		// static role before its rotation): serve these until they expire
 		// without making callers wait again, and ask again with backoff.
 		c.unchanged++
-		e.advisory = minTime(now.Add(refresh.Backoff(c.unchanged, c.o.rand())), creds.Expires)
-		e.mandatory = creds.Expires
+		e.mandatory = creds.Expires.Add(-refresh.MinMargin)
+		e.advisory = minTime(now.Add(refresh.Backoff(c.unchanged, c.o.rand())), e.mandatory)
 	default:
 		c.unchanged = 0
 		s := refresh.For(now, creds.Expires, c.o.rand())
@@ -265,22 +268,23 @@ func (c *Cache) failed(err error, now time.Time) (Credentials, error, func()) {
 		return Credentials{}, Named(err, c.name), func() {}
 	}
 	exp := e.creds.Expires
-	if !exp.IsZero() && !now.Before(exp) {
+	if !refresh.Usable(exp, now) {
 		return Credentials{}, &Error{Kind: ErrExpired, Source: c.name, Op: "refresh", Hint: "cached credentials " +
-			"expired at " + fmtTime(exp) + " and the source has been failing since " + fmtTime(c.outageSince) +
-			"; restore the backend or fix the error below", Err: err}, func() {}
+			"expire at " + fmtTime(exp) + " (too soon to open a connection with) and the source has been failing since " +
+			fmtTime(c.outageSince) + "; restore the backend or fix the error below", Err: err}, func() {}
 	}
 	next := now.Add(refresh.Backoff(c.failures, c.o.rand()))
-	mandatory := exp // during an outage callers wait only when nothing valid is left
+	var mandatory time.Time // during an outage callers wait only when nothing usable is left
 	if !exp.IsZero() {
-		next = minTime(next, exp)
+		mandatory = exp.Add(-refresh.MinMargin)
+		next = minTime(next, mandatory)
 	}
 	c.cur.Store(&cacheEntry{creds: e.creds, advisory: next, mandatory: mandatory})
 	if !first {
 		return e.creds, nil, func() {}
 	}
 	return e.creds, nil, func() {
-		c.o.Logger.Warn("secret source failed; serving cached credentials until they expire",
+		c.o.Logger.Warn("secret source failed; serving cached credentials while they are usable",
 			"source", c.name, "version", e.creds.Version, "expires", fmtTime(exp), "error", err.Error())
 	}
 }

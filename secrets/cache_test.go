@@ -127,8 +127,8 @@ func TestCacheSchedule(t *testing.T) {
 		{"30 min, no jitter", 30 * time.Minute, 0, 20 * time.Minute, 27 * time.Minute},
 		{"30 min, largest jitter", 30 * time.Minute, 0.999999, 17*time.Minute + 180*time.Microsecond, 27 * time.Minute},
 		{"15 min IAM token", 15 * time.Minute, 0, 10 * time.Minute, 13*time.Minute + 30*time.Second},
-		{"short lease: margin at least 1 s", 6 * time.Second, 0, 4 * time.Second, 5 * time.Second},
-		{"tiny lease: margin at most half", time.Second, 0, 500 * time.Millisecond, 500 * time.Millisecond},
+		{"short lease: margin at least 4 s", 12 * time.Second, 0, 8 * time.Second, 8 * time.Second},
+		{"tiny lease: waits for the next fetch at once", 5 * time.Second, 0, 1 * time.Second, 1 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := clocked(clock)

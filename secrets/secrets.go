@@ -20,19 +20,21 @@
 //     at once (a Vault lease is renewed there);
 //   - from the advisory point, served while ONE background fetch (or
 //     renewal) runs; no caller waits for it;
-//   - from the mandatory point Expires − L/10 (at least 1 s, at most L/2
-//     before Expires), no longer handed out without a fetch: callers wait
+//   - from the mandatory point Expires − L/10 (at least 4 s before
+//     Expires), no longer handed out without a fetch: callers wait
 //     for it, unless the backend already answered in this window with the
 //     same credentials (a Vault static role before its rotation);
-//   - never handed out at or after Expires.
+//   - never handed out within 4 s of Expires: the pool retires each
+//     connection at least 2 s before its credentials expire, so a
+//     connection opened with them serves queries for at least 2 s.
 //
 // Credentials without Expires (env, a KV secret) are fetched again in the
 // background after CacheOptions.TTL (5 min by default, jittered by up to a
 // tenth). After a failed fetch, the next one waits 1 s doubling up to 30 s,
 // each scaled by a random factor in [0.5, 1), and callers are served the
-// cached credentials until they expire: one warning per outage, one info
-// when the backend recovers, and past Expires an error wrapping ErrExpired
-// that names the source. Each fetch runs detached from the caller that
+// cached credentials until they are within 4 s of Expires: one warning per
+// outage, one info when the backend recovers, and then an error wrapping
+// ErrExpired that names the source. Each fetch runs detached from the caller that
 // started it, bounded by CacheOptions.FetchTimeout (10 s).
 //
 // Sources that manage their own lifetime (LifetimeManager: a Vault

@@ -62,24 +62,31 @@ func TestGroupCallerCancellationFailsNobodyElse(t *testing.T) {
 	var g Group[string]
 	leaderCtx, cancel := context.WithCancel(context.Background())
 	started, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	var installed atomic.Value // what the refresh installed, for late callers
 	var fnErr atomic.Value
+	ready := func() (string, bool, error) {
+		v, ok := installed.Load().(string)
+		return v, ok, nil
+	}
 	fn := func(ctx context.Context) (string, error) {
-		close(started)
+		once.Do(func() { close(started) })
 		<-release
 		fnErr.Store(fmt.Sprint(ctx.Err()))
+		installed.Store("fresh")
 		return "fresh", nil
 	}
 	leaderDone := make(chan error, 1)
-	go func() { _, err := g.Do(leaderCtx, nil, time.Minute, fn); leaderDone <- err }()
+	go func() { _, err := g.Do(leaderCtx, ready, time.Minute, fn); leaderDone <- err }()
 	<-started
 	waiterDone := make(chan string, 1)
 	go func() {
-		v, err := g.Do(context.Background(), nil, time.Minute, fn)
+		v, err := g.Do(context.Background(), ready, time.Minute, fn)
 		assert.NoError(t, err)
 		waiterDone <- v
 	}()
 	cancel()
-	require.ErrorIs(t, <-leaderDone, context.Canceled)
+	require.ErrorIs(t, <-leaderDone, context.Canceled, "the leader returns as soon as its own context ends")
 	close(release)
 	assert.Equal(t, "fresh", <-waiterDone)
 	assert.Equal(t, "<nil>", fnErr.Load(), "the refresh's context was not cancelled with the leader's")
@@ -111,9 +118,13 @@ func TestScheduleAndBackoff(t *testing.T) {
 	assert.Equal(t, 81*time.Second, s.Mandatory.Sub(t0), "a tenth before the end")
 	assert.Equal(t, 55500*time.Millisecond, RenewDelay(90*time.Second, 0.5))
 	assert.Greater(t, RenewDelay(90*time.Second, 0.999999), 51*time.Second, "jitter never goes below 17/30")
-	assert.Equal(t, time.Second, Margin(5*time.Second))
+	assert.Equal(t, MinMargin, Margin(5*time.Second), "at least MinMargin")
 	assert.Equal(t, 6*time.Minute, Margin(time.Hour))
-	assert.Equal(t, 500*time.Millisecond, Margin(time.Second), "never more than half the lifetime")
+	assert.Equal(t, time.Second, Margin(time.Second), "never more than the lifetime")
+	now := time.Unix(100, 0)
+	assert.True(t, Usable(time.Time{}, now), "no expiry")
+	assert.True(t, Usable(now.Add(MinMargin+time.Nanosecond), now))
+	assert.False(t, Usable(now.Add(MinMargin), now), "too soon to open a connection with")
 	assert.Equal(t, 500*time.Millisecond, Backoff(1, 0))
 	assert.Equal(t, 2*time.Second, Backoff(3, 0))
 	assert.Less(t, Backoff(3, 0.9999), 4*time.Second)

@@ -7,7 +7,11 @@
 //   - Credentials issued at t0 that expire at t0+L are refreshed in the
 //     background from t0 + 2L/3, moved earlier by up to L/10 of jitter.
 //   - Callers wait for fresh credentials only from Expires − Margin(L)
-//     (L/10, at least 1 s, at most L/2), the mandatory window.
+//     (L/10, at least MinMargin), the mandatory window.
+//   - Credentials are never handed out within MinMargin of Expires, even
+//     while the backend is down: the pool retires each connection at least
+//     MinMargin before the credentials it was opened with expire, so such
+//     credentials could not carry a query.
 //   - After a failure, attempt n+1 waits Backoff(n): doubling from 1 s up to
 //     30 s, scaled by a random factor in [0.5, 1).
 package refresh
@@ -44,11 +48,28 @@ func RenewDelay(ttl time.Duration, r float64) time.Duration {
 	return For(now, now.Add(ttl), r).Advisory.Sub(now)
 }
 
+// RetireMargin is the least margin by which the pool retires a connection
+// before the credentials it was opened with expire (so that no query runs
+// on a session whose role is about to be dropped).
+const RetireMargin = 2 * time.Second
+
+// MinMargin is the least time before Expires at which credentials are
+// still handed out: twice RetireMargin, so that a connection opened with
+// them serves queries for at least RetireMargin before it is retired.
+const MinMargin = 2 * RetireMargin
+
 // Margin is how long before its end a credential of lifetime life stops
-// being handed out without a refresh: a tenth of life, at least 1 s, at most
-// half of life.
+// being handed out without a refresh: a tenth of life, at least MinMargin
+// (at most life).
 func Margin(life time.Duration) time.Duration {
-	return min(max(life/10, time.Second), life/2)
+	return min(max(life/10, MinMargin), life)
+}
+
+// Usable reports whether credentials expiring at expires may still be
+// handed out at now: expires is zero (no expiry) or more than MinMargin
+// away.
+func Usable(expires, now time.Time) bool {
+	return expires.IsZero() || now.Before(expires.Add(-MinMargin))
 }
 
 // MaxBackoff bounds Backoff.

@@ -59,7 +59,7 @@ func (s *Source) leaseReady(wait bool) refresh.Ready[secrets.Credentials] {
 		}
 		now := s.now()
 		exp := l.creds.Expires
-		if !exp.IsZero() && !now.Before(exp) {
+		if !refresh.Usable(exp, now) {
 			return l.creds, !wait, nil
 		}
 		if wait {
@@ -100,7 +100,7 @@ func (s *Source) replaceLease(ctx context.Context) (secrets.Credentials, error) 
 	s.retryAt = now.Add(refresh.Backoff(s.failures, s.jitter()))
 	l := s.cur
 	var cur secrets.Credentials
-	valid := l != nil && !l.retired && (l.creds.Expires.IsZero() || now.Before(l.creds.Expires))
+	valid := l != nil && !l.retired && refresh.Usable(l.creds.Expires, now)
 	expired := l != nil && !l.retired && !valid
 	if l != nil {
 		cur = l.creds
@@ -117,7 +117,7 @@ func (s *Source) replaceLease(ctx context.Context) (secrets.Credentials, error) 
 		return cur, nil
 	case expired:
 		return secrets.Credentials{}, &secrets.Error{Kind: secrets.ErrExpired, Source: s.name, Op: "read " + s.path,
-			Hint: "the lease expired at " + cur.Expires.UTC().Format(time.RFC3339) + " and Vault has been failing since " +
+			Hint: "the lease expires at " + cur.Expires.UTC().Format(time.RFC3339) + " (too soon to open a connection with) and Vault has been failing since " +
 				since.UTC().Format(time.RFC3339) + "; restore Vault or fix the error below", Err: err}
 	}
 	return secrets.Credentials{}, err

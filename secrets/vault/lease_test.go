@@ -145,7 +145,7 @@ func TestLeaseServedThroughVaultOutageThenExpired(t *testing.T) {
 	require.ErrorIs(t, err, secrets.ErrExpired)
 	require.ErrorIs(t, err, secrets.ErrUnavailable, "Vault's failure is reachable")
 	assert.Contains(t, err.Error(), "vault://127.0.0.1:1/database/creds/app", "names the source")
-	assert.Contains(t, err.Error(), "expired at")
+	assert.Contains(t, err.Error(), "the lease expires at")
 }
 
 // TestStaleLeaseIsServedWhileReplaced: a lease due for replacement (max TTL

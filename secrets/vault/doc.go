@@ -35,11 +35,13 @@
 //
 // # Static roles
 //
-// A StaticRole source reads the role's current password on each call;
-// Credentials.Expires is the next rotation (rotation_period), so a
-// secrets.Cache in front of it reads again just before the rotation and
-// right after it. A rotation that is due but not yet done counts as five
-// seconds away.
+// A StaticRole source reads the role's current password on each call (so
+// secrets.Cached caches it). Its credentials carry no Expires: sessions
+// opened with the old password outlive a rotation, so the pool does not
+// retire them. New connections pick up a rotation when the cache refreshes,
+// or at once when the database rejects the old password: the next read
+// then waits (jittered backoff from 100 ms, up to about 6 s) until Vault
+// returns the rotated one.
 //
 // # URI grammar
 //

@@ -49,10 +49,6 @@ func (s *Source) readKV(ctx context.Context) (secrets.Credentials, error) {
 	return creds, nil
 }
 
-// rotationDue is how long a static role's password is taken to stay valid
-// once its rotation is due but not done.
-const rotationDue = 5 * time.Second
-
 func (s *Source) readStatic(ctx context.Context) (secrets.Credentials, error) {
 	sec, err := s.readLogical(ctx)
 	if err != nil {
@@ -62,16 +58,10 @@ func (s *Source) readStatic(ctx context.Context) (secrets.Credentials, error) {
 	if err != nil {
 		return secrets.Credentials{}, err
 	}
-	// Expires is the next rotation. When it is due but Vault has not
-	// rotated yet (its rotation queue runs every few seconds), the current
-	// password still works: ask again shortly.
-	if ttl, ok := number(sec.Data["ttl"]); ok {
-		d := time.Duration(ttl) * time.Second
-		if d <= 0 {
-			d = rotationDue
-		}
-		creds.Expires = s.now().Add(d)
-	}
+	// No Expires: sessions opened with a static role's password outlive its
+	// rotation, so the pool need not retire them. A rotation is picked up
+	// when the cache refreshes, or at once when the database rejects the old
+	// password (see Invalidate).
 	if v, ok := sec.Data["last_vault_rotation"].(string); ok {
 		creds.Version = v
 	}

@@ -72,8 +72,9 @@ func Database(c *Client, mount, role string, opts ...Option) (*Source, error) {
 }
 
 // StaticRole returns a Source for a static role of the database secrets
-// engine, read from <mount>/static-creds/<role>. Credentials.Expires is the
-// next rotation and Credentials.Version the time of the last rotation.
+// engine, read from <mount>/static-creds/<role>. Credentials.Version is the
+// time of the last rotation; Expires is zero (see the package
+// documentation).
 func StaticRole(c *Client, mount, role string, opts ...Option) (*Source, error) {
 	return newSource(c, kindStatic, mount, role, "static-creds", opts)
 }

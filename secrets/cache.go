@@ -224,7 +224,7 @@ func (c *Cache) stored(creds Credentials, now time.Time) (Credentials, func()) {
 		e.advisory = now.Add(c.o.TTL - time.Duration(c.o.rand()*float64(c.o.TTL/10)))
 	case prev != nil && !prev.mandatory.IsZero() && !now.Before(prev.mandatory) && sameGeneration(prev.creds, creds):
 		// Asked in the mandatory window, the source has nothing newer (a
-		// static role before its rotation): serve these until they expire
+		// rotation not done yet): serve these while they are usable
 		// without making callers wait again, and ask again with backoff.
 		c.unchanged++
 		e.mandatory = creds.Expires.Add(-refresh.MinMargin)

@@ -162,7 +162,7 @@ func TestCacheTTLWithoutExpiry(t *testing.T) {
 }
 
 // TestCacheUnchangedInMandatoryWindowWaitsOnce: a source that has nothing
-// newer yet (a Vault static role before its rotation) makes callers wait
+// newer yet (a rotation not done yet) makes callers wait
 // once, not on every call until the credentials expire.
 func TestCacheUnchangedInMandatoryWindowWaitsOnce(t *testing.T) {
 	clock := newClock()

@@ -23,7 +23,7 @@
 //   - from the mandatory point Expires − L/10 (at least 4 s before
 //     Expires), no longer handed out without a fetch: callers wait
 //     for it, unless the backend already answered in this window with the
-//     same credentials (a Vault static role before its rotation);
+//     same credentials (nothing newer yet);
 //   - never handed out within 4 s of Expires: the pool retires each
 //     connection at least 2 s before its credentials expire, so a
 //     connection opened with them serves queries for at least 2 s.

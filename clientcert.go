@@ -1,6 +1,7 @@
 package pgsecure
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
@@ -32,6 +33,10 @@ type clientCert struct {
 // succeed; its error is a *ConfigError naming the file concerned.
 func newClientCertFiles(certPath, keyPath string, passphrase func() ([]byte, error), logger func() *slog.Logger) (*clientCert, error) {
 	load := func() (*tls.Certificate, error) {
+		if swapped(certPath, keyPath) {
+			return nil, configErr("sslcert", "", fmt.Sprintf("the certificate and key look swapped: %s holds a private key and %s a certificate", certPath, keyPath),
+				"exchange the two paths (sslcert is the certificate, sslkey the private key)")
+		}
 		certPEM, err := readPEMFile(certPath, nil)
 		if err != nil {
 			return nil, &ConfigError{Setting: "sslcert", Problem: "cannot read the client certificate file", Err: err}
@@ -51,6 +56,17 @@ func newClientCertFiles(certPath, keyPath string, passphrase func() ([]byte, err
 		return nil, err
 	}
 	return &clientCert{pair: rel.get}, nil
+}
+
+// swapped reports whether the certificate path holds a private key and the
+// key path a certificate: the one mistake that otherwise reads as a
+// permission problem (a certificate is world-readable) and then as "no
+// certificate".
+func swapped(certPath, keyPath string) bool {
+	cert, err1 := readPEMFile(certPath, nil)
+	key, err2 := readPEMFile(keyPath, nil)
+	return err1 == nil && err2 == nil && bytes.Contains(cert, []byte("PRIVATE KEY-----")) &&
+		bytes.Contains(key, []byte("-----BEGIN CERTIFICATE-----"))
 }
 
 // newClientCertPEM is newClientCertFiles for a pair held in memory.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/pgsecure/pgsecure/secrets"
 	"time"
 )
 
@@ -26,7 +27,7 @@ func (b *Builder) ClientCertPEM(certPEM, keyPEM []byte) *Builder {
 	if len(certPEM) == 0 || len(keyPEM) == 0 {
 		b.errs = append(b.errs, configErr("ClientCertPEM", "builder", "both a certificate and a key are needed", "pass both PEM blocks"))
 	}
-	b.clientCertPEM, b.clientKeyPEM = append([]byte(nil), certPEM...), append([]byte(nil), keyPEM...)
+	b.clientCertPEM, b.clientKeyPEM = append([]byte(nil), certPEM...), secrets.NewSecret(string(keyPEM))
 	return b
 }
 
@@ -96,7 +97,7 @@ func (b *Builder) clientCertificate(cs *connSettings) (*clientCert, error) {
 	)
 	switch {
 	case len(b.clientCertPEM) > 0:
-		cc, err = newClientCertPEM(b.clientCertPEM, b.clientKeyPEM, passphrase)
+		cc, err = newClientCertPEM(b.clientCertPEM, []byte(b.clientKeyPEM.Reveal()), passphrase)
 	case b.clientCertFile != "":
 		cc, err = newClientCertFiles(b.clientCertFile, b.clientKeyFile, passphrase, b.log)
 	case certS.set:
@@ -106,6 +107,14 @@ func (b *Builder) clientCertificate(cs *connSettings) (*clientCert, error) {
 	var ce *ConfigError
 	if errors.As(err, &ce) && ce.From == "" {
 		ce.From = from
+		if from != "builder" { // name the setting the problem is about, from where it was set
+			switch ce.Setting {
+			case "sslkey":
+				ce.From = keyS.from
+			case "sslpassword":
+				ce.From = passS.from
+			}
+		}
 	}
 	return cc, err
 }

@@ -3,6 +3,7 @@ package pgsecure
 import (
 	"context"
 	"crypto/tls"
+	"github.com/pgsecure/pgsecure/internal/libpq"
 	"os"
 	"path/filepath"
 	"strings"
@@ -228,12 +229,12 @@ func TestParseErrorsDoNotLeakPassword(t *testing.T) {
 }
 
 func TestParseKeywordValue(t *testing.T) {
-	m, err := parseKeywordValue(`host=h  dbname='my db' password='it\'s' user=a\ b`)
+	m, err := libpq.ParseKeywordValue(`host=h  dbname='my db' password='it\'s' user=a\ b`)
 	require.NoError(t, err)
 	assert.Equal(t, map[string]string{"host": "h", "database": "my db", "password": "it's", "user": "a b"}, m)
-	_, err = parseKeywordValue("host")
+	_, err = libpq.ParseKeywordValue("host")
 	assert.Error(t, err)
-	m, err = parseURLQuery("postgres://u@h/db?sslmode=disable&sslmode=verify-full&dbname=x%20y")
+	m, err = libpq.ParseURLQuery("postgres://u@h/db?sslmode=disable&sslmode=verify-full&dbname=x%20y")
 	require.NoError(t, err)
 	assert.Equal(t, "verify-full", m["sslmode"], "last one wins")
 	assert.Equal(t, "x y", m["database"])

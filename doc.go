@@ -25,30 +25,50 @@
 // a certificate of the pinned CA issued for another host (libpq's host name
 // rules), cannot downgrade to TLS below 1.2 or to password/md5/trust
 // authentication (refused before any password or hash is sent). SCRAM is bound
-// to the TLS channel when the server offers it, which defeats a relay even
-// with a trusted certificate. After authentication, each connection asks the
-// server (pg_stat_ssl for its own backend) whether it is encrypted, catching a
-// TLS-terminating proxy that forwards in plaintext.
+// to the TLS channel when the server offers it (SCRAM-SHA-256-PLUS), which
+// defeats a relay even with a trusted certificate. After authentication, each
+// connection has the server show that it terminates TLS itself (the
+// server-side proof):
+//
+//   - by channel binding, when SCRAM-SHA-256-PLUS completed: PostgreSQL offers
+//     PLUS only on a backend whose own connection is TLS, checks the client's
+//     binding (the hash of the certificate the client verified) against its
+//     own certificate inside the proof both sides sign, and refuses the "y"
+//     downgrade flag on a TLS connection. The server has thereby proven,
+//     without a query, that it terminates TLS with the very certificate the
+//     client verified; a proxy that re-terminates TLS fails it even where the
+//     server's own view would say ssl=true;
+//   - otherwise by asking the server (pg_stat_get_activity for its own
+//     backend, the row pg_stat_ssl shows): ssl must be true, with the client's
+//     TLS version. This catches a TLS-terminating proxy that forwards in
+//     plaintext. It runs for certificate authentication, servers that do not
+//     offer PLUS, hooks that hide the TLS connection, Build's startup
+//     connection, pools presenting a client certificate, and every connection
+//     with QueryServerEveryConnection.
 //
 // Not protected against: a compromised server or CA key (pin the key with
-// PinSPKI to narrow this), a malicious server lying in pg_stat_ssl (the
-// server-side check guards against misconfiguration, not against the server),
-// and anything beyond the last network hop: behind a pooler such as PgBouncer,
-// pg_stat_ssl describes the pooler's connection to PostgreSQL, not the
-// client's. Certificate revocation lists are not checked (sslcrl is refused
-// rather than silently ignored).
+// PinSPKI to narrow this; a party holding the server's private key passes
+// both proofs), a malicious server lying about itself (the server-side proof
+// guards against misconfiguration and relays, not against the server), and
+// anything beyond the last network hop: behind a pooler such as PgBouncer
+// the server's view describes the pooler's connection to PostgreSQL (the
+// report names the pooler). Certificate revocation lists are not checked
+// (sslcrl is refused rather than silently ignored).
 //
 // # Verification
 //
-// Every new physical connection is checked twice (package verify): before any
-// credential is sent, the connection must be a completed TLS handshake, at or
-// above the minimum version, whose chain re-verifies against the pinned roots;
-// after authentication, the server must report ssl = true with the same TLS
-// version. Refusals wrap ErrNotEncrypted (and ErrUntrustedServer for
-// certificate problems, ErrInsecureAuth for authentication methods). The
-// result is a verify.Report attached to the connection (verify.ReportOf),
-// logged at Debug and passed to OnEvent callbacks. Nothing is checked per
-// acquire: the checks run once per physical connection.
+// Every new physical connection goes through one pipeline (internal/connect):
+// before any credential is sent, the connection must be a completed TLS
+// handshake, at or above the minimum version, whose chain leads to the pinned
+// roots and names the host it was opened for (checked in the handshake and
+// again after it, so a swapped TLS configuration cannot pass); the
+// authentication method must be allowed; after authentication comes the
+// server-side proof. Refusals wrap ErrNotEncrypted (and ErrUntrustedServer
+// for certificate problems, ErrInsecureAuth for authentication methods), are
+// logged once (unless Build returns them) and reach OnEvent with their
+// RefusalKind. The result is a verify.Report attached to the connection
+// (verify.ReportOf) whose Proof says which proof it holds. Nothing is checked
+// per acquire: the checks run once per physical connection.
 //
 // A certificate without a subjectAltName for the host is accepted when its
 // Common Name matches, as libpq does (the certificate `openssl req -x509`
@@ -78,8 +98,8 @@
 //	pool, err := pgsecure.NewBuilder(dsn).RootCAFile(caFile).Build(ctx)
 //
 // and remove sslmode=... from the connection string (or set it to
-// verify-full). Code that tunes the pool can use Builder.Config and
-// pgxpool.NewWithConfig; pgsecure's checks live on the ConnConfig and hold
-// even if the pool-level hooks are replaced. database/sql users call OpenDB
-// instead of sql.Open("pgx", dsn).
+// verify-full). To tune the pool (sizes, a tracer, hooks, ValidateConnect),
+// use Builder.ConfigurePool: your settings are applied first and pgsecure
+// installs its checks around them. database/sql users call OpenDB instead of
+// sql.Open("pgx", dsn).
 package pgsecure

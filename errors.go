@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/pgsecure/pgsecure/verify"
+	"github.com/pgsecure/pgsecure/internal/shared"
 )
 
 var (
@@ -17,9 +17,9 @@ var (
 	// ErrNotEncrypted is wrapped by every error that refuses a connection
 	// because it is not verifiably encrypted end to end: the server declined
 	// TLS, the TLS handshake or its verification failed, or the server says
-	// the session is not encrypted. It is the same value as
-	// verify.ErrNotEncrypted.
-	ErrNotEncrypted = verify.ErrNotEncrypted
+	// the session is not encrypted. A *verify.Error (and a
+	// *CertificateError) wraps it.
+	ErrNotEncrypted = shared.ErrNotEncrypted
 
 	// ErrUntrustedServer is wrapped (together with ErrNotEncrypted) when the
 	// server's certificate fails verification: unknown CA, expired, wrong

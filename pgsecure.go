@@ -17,8 +17,12 @@ import (
 // Builder configures a verify-full pgx pool. Methods record their input and
 // return the Builder; problems are reported by Config and Build. A Builder is
 // not safe for concurrent use; the pools it builds are.
+//
+// The connection string and an in-memory client key are held as
+// secrets.Secret, so printing or logging a Builder (any verb, slog) shows
+// "[REDACTED]" in their place.
 type Builder struct {
-	connString string
+	connString secrets.Secret
 	errs       []error
 
 	rootFile    string
@@ -40,7 +44,8 @@ type Builder struct {
 	cacheOpts      secrets.CacheOptions
 
 	clientCertFile, clientKeyFile string
-	clientCertPEM, clientKeyPEM   []byte
+	clientCertPEM                 []byte
+	clientKeyPEM                  secrets.Secret
 	keyPassphrase                 func(context.Context) ([]byte, error)
 	pins                          []string
 
@@ -53,7 +58,7 @@ type Builder struct {
 // as libpq does). The connection is always made with sslmode=verify-full: an
 // absent sslmode means verify-full, any other value is refused.
 func NewBuilder(connString string) *Builder {
-	return &Builder{connString: connString, env: osEnv, now: time.Now, expiryWarn: DefaultExpiryWarning}
+	return &Builder{connString: secrets.NewSecret(connString), env: osEnv, now: time.Now, expiryWarn: DefaultExpiryWarning}
 }
 
 // DefaultExpiryWarning is how close to expiry a certificate must be for
@@ -263,7 +268,7 @@ func (b *Builder) config(ctx context.Context) (*pgxpool.Config, *poolState, erro
 	if len(b.errs) > 0 {
 		return nil, nil, errors.Join(b.errs...)
 	}
-	cs, err := parseConnSettings(b.connString, b.env)
+	cs, err := parseConnSettings(b.connString.Reveal(), b.env)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -271,7 +276,7 @@ func (b *Builder) config(ctx context.Context) (*pgxpool.Config, *poolState, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg, err := pgxpool.ParseConfig(cs.forPgx(b.connString))
+	cfg, err := pgxpool.ParseConfig(cs.forPgx(b.connString.Reveal()))
 	if err != nil {
 		return nil, nil, cs.explainParseError()
 	}
@@ -294,14 +299,14 @@ func (b *Builder) config(ctx context.Context) (*pgxpool.Config, *poolState, erro
 	if err != nil {
 		return nil, nil, err
 	}
+	hostAddrs, err := cs.hostAddrs(cfg.ConnConfig)
+	if err != nil {
+		return nil, nil, err
+	}
 	if err := b.noUnixSockets(cfg.ConnConfig); err != nil {
 		return nil, nil, err
 	}
 	auth, err := b.authPolicy(cs, cfg.ConnConfig)
-	if err != nil {
-		return nil, nil, err
-	}
-	hostAddrs, err := cs.hostAddrs(cfg.ConnConfig)
 	if err != nil {
 		return nil, nil, err
 	}

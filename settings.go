@@ -2,6 +2,7 @@ package pgsecure
 
 import (
 	"fmt"
+	"github.com/pgsecure/pgsecure/internal/libpq"
 	"net"
 	"net/url"
 	"slices"
@@ -39,6 +40,12 @@ func checkSettings(cs *connSettings) error {
 		why, ok := sslmodeWeakness[s.value]
 		if !ok {
 			why = "it is not a valid sslmode"
+			if near := nearest(s.value, []string{"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}); near == "verify-full" {
+				return configErr("sslmode", s.from, fmt.Sprintf("%q is not a valid sslmode; did you mean verify-full?", s.value),
+					"write verify-full (with a hyphen), or remove sslmode: pgsecure always uses verify-full")
+			} else if near != "" {
+				why = fmt.Sprintf("it is not a valid sslmode (did you mean %s? that would be refused too)", near)
+			}
 		}
 		fix := "remove sslmode from the connection string or set sslmode=verify-full"
 		if strings.HasSuffix(s.from, "environment variable") {
@@ -52,7 +59,7 @@ func checkSettings(cs *connSettings) error {
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		if _, refused := refusedKeys[k]; refused {
+		if lk, known := libpq.Lookup(k); known && lk.Refused != "" {
 			continue // reported below with its reason
 		}
 		if (strings.HasPrefix(k, "ssl") || strings.HasPrefix(k, "gss")) && !slices.Contains(knownTLSKeys, k) {
@@ -60,9 +67,9 @@ func checkSettings(cs *connSettings) error {
 				"check the spelling against libpq's list or remove it")
 		}
 	}
-	for key, why := range refusedKeys {
-		if s := cs.get(key); s.set {
-			return configErr(key, s.from, "not supported", why)
+	for _, k := range libpq.Keys {
+		if s := cs.get(k.Name); k.Refused != "" && s.set {
+			return configErr(k.Name, s.from, "not supported", k.Refused)
 		}
 	}
 	if s := cs.get("gssencmode"); s.set && s.value != "disable" && s.value != "prefer" {
@@ -248,26 +255,55 @@ func (cs *connSettings) hostAddrs(cc *pgx.ConnConfig) (map[string]string, error)
 // (libpq escapes, percent-encoding), by one that names the setting pgx
 // refused without quoting any value.
 func (cs *connSettings) explainParseError() error {
-	const hidden = "pgx cannot parse its value (values are not quoted: they may be secret)"
+	const hidden = "pgx cannot parse its value (not shown: values may be passwords)"
 	keys := make([]string, 0, len(cs.raw))
 	for k := range cs.raw {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		if _, err := pgconn.ParseConfig(k + "=" + quoteValue(cs.raw[k])); err != nil {
+		if _, err := pgconn.ParseConfig(k + "=" + libpq.QuoteValue(cs.raw[k])); err != nil {
 			return configErr(k, "connection string", hidden, fmt.Sprintf("check the value of %s against libpq's documentation", k))
 		}
 	}
 	if cs.isURL {
-		return configErr("connection string", "", "pgx cannot parse the URL's user, host, port or database part (not quoted: it may hold a password)",
+		return configErr("connection string", "", "pgx cannot parse the URL's user, host, port or database part (not shown: it may hold a password)",
 			"check the URL's syntax: postgres://user@host:port/dbname, with special characters percent-encoded")
 	}
-	return configErr("connection string", "", "pgx cannot parse it (not quoted: it may hold a password)",
+	return configErr("connection string", "", "pgx cannot parse it (not shown: it may hold a password)",
 		"check each key=value pair against libpq's documentation; quote values with spaces in single quotes")
 }
 
-// quoteValue quotes a value for libpq's keyword/value form.
-func quoteValue(v string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
+// nearest returns the candidate closest to s (ignoring case, '-' and '_'),
+// or "" when none is close.
+func nearest(s string, candidates []string) string {
+	norm := func(v string) string { return strings.NewReplacer("-", "", "_", "").Replace(strings.ToLower(v)) }
+	best, bestDist := "", 3
+	for _, c := range candidates {
+		if d := editDistance(norm(s), norm(c)); d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }

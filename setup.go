@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgsecure/pgsecure/internal/connect"
@@ -42,6 +43,7 @@ func (b *Builder) policy(cs *connSettings) (*tlsPolicy, error) {
 		return nil, err
 	}
 	pol.roots = r
+	pol.rootsFrom = b.rootsFrom(cs)
 	cc, err := b.clientCertificate(cs)
 	if err != nil {
 		return nil, err
@@ -105,10 +107,31 @@ func (b *Builder) rootSource(cs *connSettings) (rootSource, error) {
 	}
 	r, err := newFileRoots(path, b.log)
 	if err != nil {
-		return nil, &ConfigError{Setting: "sslrootcert", From: from, Problem: "cannot load the CA file", Err: err,
+		setting := "sslrootcert"
+		if from == "builder" {
+			setting = "RootCAFile"
+		}
+		return nil, &ConfigError{Setting: setting, From: from, Problem: "cannot load the CA file", Err: err,
 			Fix: "check the path and that the file holds PEM CERTIFICATE blocks"}
 	}
 	return r, nil
+}
+
+// rootsFrom names the setting the pinned roots came from, as the user wrote
+// it.
+func (b *Builder) rootsFrom(cs *connSettings) string {
+	switch {
+	case b.rootFile != "":
+		return "RootCAFile"
+	case len(b.rootPEM) > 0:
+		return "RootCAPEM"
+	case b.systemRoots:
+		return "SystemRoots"
+	}
+	if s := cs.get("sslrootcert"); strings.HasSuffix(s.from, "environment variable") {
+		return "PGSSLROOTCERT"
+	}
+	return "sslrootcert"
 }
 
 // noUnixSockets refuses unix-socket hosts: they cannot carry TLS.

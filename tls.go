@@ -3,6 +3,7 @@ package pgsecure
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -85,6 +86,10 @@ type tlsPolicy struct {
 	}
 	// pins, when set, are SPKI pins one certificate of the chain must match.
 	pins []string
+	// rootsFrom names the setting the pinned roots came from, as the user
+	// wrote it ("RootCAFile", "PGSSLROOTCERT", "sslrootcert"), for the fix
+	// in a refusal.
+	rootsFrom string
 }
 
 // alpnPostgres is the ALPN protocol PostgreSQL 17+ selects for direct TLS.
@@ -157,7 +162,18 @@ func (p *tlsPolicy) verifyPeer(host string, chain []*x509.Certificate) error {
 	if err == nil {
 		err = x509check.CheckKeyUsage(chain[0])
 	}
-	return certificateError(host, err)
+	return p.named(certificateError(host, err))
+}
+
+// named makes a refusal's fix name the setting the roots really came from.
+func (p *tlsPolicy) named(err error) error {
+	var ce *CertificateError
+	if p.rootsFrom == "" || !errors.As(err, &ce) {
+		return err
+	}
+	r := strings.NewReplacer("sslrootcert (or RootCAFile)", p.rootsFrom, "sslrootcert", p.rootsFrom)
+	ce.Problem, ce.Fix = r.Replace(ce.Problem), r.Replace(ce.Fix)
+	return err
 }
 
 // verifyChain verifies the chain against the pinned roots (signatures,
@@ -166,7 +182,7 @@ func (p *tlsPolicy) verifyPeer(host string, chain []*x509.Certificate) error {
 // x509check.VerifyChain) and the SPKI pins, if any. It does not check the
 // host name. A failure is a *CertificateError whose Host is empty.
 func (p *tlsPolicy) verifyChain(chain []*x509.Certificate) error {
-	return certificateError("", p.checkChain(chain))
+	return p.named(certificateError("", p.checkChain(chain)))
 }
 
 func (p *tlsPolicy) checkChain(chain []*x509.Certificate) error {

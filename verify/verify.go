@@ -11,7 +11,7 @@
 //     completed SCRAM-SHA-256-PLUS exchange) or by asking the server for its
 //     own view of the backend (Report.Proof says which).
 //
-// Either failure is an error wrapping ErrNotEncrypted. The server-side
+// Either failure is an error wrapping pgsecure.ErrNotEncrypted. The server-side
 // proof describes only the last network hop: behind a pooler such as
 // PgBouncer, the server's view describes the pooler's connection to it.
 package verify
@@ -27,15 +27,12 @@ import (
 	"syscall"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/pgsecure/pgsecure/internal/reportkey"
+	"github.com/pgsecure/pgsecure/internal/shared"
 )
 
-// ErrNotEncrypted is wrapped by every error that refuses a connection because
-// it is not (verifiably) encrypted. pgsecure.ErrNotEncrypted is the same value.
-var ErrNotEncrypted = errors.New("pgsecure: connection is not encrypted")
-
 // Error is a refused connection: where in the connection it was caught and
-// what was seen. It wraps ErrNotEncrypted and, when there is one, the cause.
+// what was seen. It wraps pgsecure.ErrNotEncrypted and, when there is one,
+// the cause.
 type Error struct {
 	// Addr is the server address (ip:port).
 	Addr string
@@ -78,17 +75,17 @@ func (e *Error) Transient() bool {
 		errors.Is(e.Err, context.Canceled) || errors.Is(e.Err, context.DeadlineExceeded)
 }
 
-// Unwrap returns ErrNotEncrypted and the cause.
+// Unwrap returns pgsecure.ErrNotEncrypted and the cause.
 func (e *Error) Unwrap() []error {
 	if e.Err == nil {
-		return []error{ErrNotEncrypted}
+		return []error{shared.ErrNotEncrypted}
 	}
-	return []error{ErrNotEncrypted, e.Err}
+	return []error{shared.ErrNotEncrypted, e.Err}
 }
 
 // ReportOf returns the verification report pgsecure attached to a
 // connection when it verified it.
 func ReportOf(pgConn *pgconn.PgConn) (Report, bool) {
-	r, ok := pgConn.CustomData()[reportkey.Key].(Report)
+	r, ok := pgConn.CustomData()[shared.ReportKey].(Report)
 	return r, ok
 }

@@ -10,16 +10,17 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgsecure/pgsecure/internal/shared"
 	"github.com/stretchr/testify/assert"
 )
 
 func TestErrorWrapsSentinelAndCause(t *testing.T) {
 	cause := errors.New("boom")
 	e := &Error{Addr: "127.0.0.1:5432", Stage: "before authentication", Seen: "something", Err: cause}
-	assert.ErrorIs(t, e, ErrNotEncrypted)
+	assert.ErrorIs(t, e, shared.ErrNotEncrypted)
 	assert.ErrorIs(t, e, cause)
 	assert.Contains(t, e.Error(), "127.0.0.1:5432 before authentication: something: boom")
-	assert.ErrorIs(t, &Error{Seen: "x"}, ErrNotEncrypted)
+	assert.ErrorIs(t, &Error{Seen: "x"}, shared.ErrNotEncrypted)
 }
 
 func TestErrorTransient(t *testing.T) {

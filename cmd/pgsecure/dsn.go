@@ -3,28 +3,13 @@ package main
 import (
 	"errors"
 	"flag"
+	"github.com/pgsecure/pgsecure/internal/libpq"
 	"net/url"
 	"regexp"
 	"strings"
 
 	"github.com/pgsecure/pgsecure"
 )
-
-// envSettings maps libpq's environment variables to connection-string keys.
-// PGPASSWORD is not among them: a password never goes into a string that
-// could be printed; it is applied to the connection config (see check.go).
-var envSettings = [][2]string{
-	{"PGHOST", "host"}, {"PGPORT", "port"}, {"PGUSER", "user"}, {"PGDATABASE", "dbname"},
-	{"PGAPPNAME", "application_name"}, {"PGCONNECT_TIMEOUT", "connect_timeout"}, {"PGOPTIONS", "options"},
-	{"PGTARGETSESSIONATTRS", "target_session_attrs"}, {"PGTZ", "timezone"}, {"PGPASSFILE", "passfile"},
-	{"PGCHANNELBINDING", "channel_binding"}, {"PGREQUIREAUTH", "require_auth"},
-	{"PGSSLMODE", "sslmode"}, {"PGSSLROOTCERT", "sslrootcert"}, {"PGSSLCERT", "sslcert"}, {"PGSSLKEY", "sslkey"},
-	{"PGSSLSNI", "sslsni"}, {"PGSSLMINPROTOCOLVERSION", "ssl_min_protocol_version"},
-	{"PGSSLMAXPROTOCOLVERSION", "ssl_max_protocol_version"}, {"PGSSLNEGOTIATION", "sslnegotiation"},
-	{"PGSSLCERTMODE", "sslcertmode"}, {"PGSSLCRL", "sslcrl"}, {"PGSSLCRLDIR", "sslcrldir"},
-	{"PGSSLCOMPRESSION", "sslcompression"}, {"PGREQUIRESSL", "requiressl"}, {"PGGSSENCMODE", "gssencmode"},
-	{"PGSERVICE", "service"},
-}
 
 // resolvedDSN is the connection string check hands to the builder: the DSN
 // argument, completed with the PG* variables for the keys it does not set
@@ -42,16 +27,16 @@ func resolveDSN(dsn string, env func(string) (string, bool)) resolvedDSN {
 		present = urlKeys(dsn)
 	}
 	var kv, query []string
-	for _, s := range envSettings {
-		v, ok := env(s[0])
-		if !ok || v == "" || present[s[1]] {
+	for _, k := range libpq.Keys { // libpq's environment variables (PGPASSWORD is not among them: see check.go)
+		v, ok := env(k.Env)
+		if k.Env == "" || k.Secret || !ok || v == "" || present[k.Name] {
 			continue
 		}
-		r.fromEnv[s[1]] = s[0]
+		r.fromEnv[k.Name] = k.Env
 		if isURL {
-			query = append(query, s[1]+"="+strings.ReplaceAll(url.QueryEscape(v), "+", "%20"))
+			query = append(query, k.Name+"="+strings.ReplaceAll(url.QueryEscape(v), "+", "%20"))
 		} else {
-			kv = append(kv, s[1]+"='"+strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v)+"'")
+			kv = append(kv, k.Name+"="+libpq.QuoteValue(v))
 		}
 	}
 	switch {

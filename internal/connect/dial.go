@@ -155,10 +155,10 @@ func (a *attempt) timeoutErr(err error) error {
 }
 
 // TimeoutError is a connection attempt that ran out of time: it names the
-// host and the stage it was in. It deliberately has no Timeout method, so
-// that pgx keeps this message instead of replacing it with the bare context
-// error; errors.Is(err, os.ErrDeadlineExceeded) and
-// errors.Is(err, context.DeadlineExceeded) hold.
+// host and the stage it was in. errors.Is(err, context.DeadlineExceeded) and
+// errors.Is(err, os.ErrDeadlineExceeded) hold; it deliberately neither
+// unwraps to a net.Error nor has a Timeout method, because pgx replaces any
+// such error by a bare "timeout: context deadline exceeded".
 type TimeoutError struct {
 	Host, Addr, Stage string
 	Elapsed           time.Duration
@@ -181,5 +181,7 @@ func (e *TimeoutError) Error() string {
 		e.Host, e.Addr, e.Stage, e.Elapsed.Round(time.Millisecond), hint)
 }
 
-// Unwrap returns the I/O error and context.DeadlineExceeded.
-func (e *TimeoutError) Unwrap() []error { return []error{e.Err, context.DeadlineExceeded} }
+// Is reports the deadline errors a timeout stands for.
+func (e *TimeoutError) Is(target error) bool {
+	return target == context.DeadlineExceeded || target == os.ErrDeadlineExceeded
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/pgsecure/pgsecure/internal/shared"
 	"net"
 	"time"
 
@@ -67,7 +68,7 @@ func (s *localStage) verify(ctx context.Context, cfg *pgconn.Config, nc net.Conn
 			Seen: fmt.Sprintf("the connection is a plaintext %T, not TLS; the TLS configuration was removed", nc)})
 	}
 	if err := tc.HandshakeContext(ctx); err != nil {
-		if errors.Is(err, verify.ErrNotEncrypted) {
+		if errors.Is(err, shared.ErrNotEncrypted) {
 			return fail(RefusedCertificate, err) // pgsecure's VerifyConnection refused it and said why
 		}
 		if a != nil {

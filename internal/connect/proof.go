@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/pgsecure/pgsecure/internal/reportkey"
+	"github.com/pgsecure/pgsecure/internal/shared"
 	"github.com/pgsecure/pgsecure/verify"
 )
 
@@ -101,7 +101,7 @@ func prove(ctx context.Context, p *Policy, pgConn *pgconn.PgConn, forceQuery boo
 		}
 	}
 	r.VerifiedAt = time.Now()
-	pgConn.CustomData()[reportkey.Key] = r
+	pgConn.CustomData()[shared.ReportKey] = r
 	if !attached {
 		t := Timings{ServerCheck: checkTime}
 		if a != nil {

@@ -219,6 +219,9 @@ func (w *authWatch) refuse(method, what string) error {
 // error passes through unchanged.
 func (w *authWatch) rejected(body []byte) error {
 	code, msg := errorFields(body)
+	if code == "28000" && strings.Contains(msg, "certificate") && w.policy.TLS.ClientLeaf() == nil {
+		return &ClientCertificateRequiredError{Server: &pgconn.PgError{Severity: "FATAL", Code: code, Message: msg}}
+	}
 	if (code != "28P01" && code != "28000") || w.cfg == nil || w.policy.Credentials == nil {
 		return nil
 	}
@@ -272,3 +275,19 @@ func errorFields(body []byte) (code, message string) {
 	}
 	return code, message
 }
+
+// ClientCertificateRequiredError is the server refusing a connection that
+// presented no client certificate (pg_hba clientcert=verify-ca/verify-full
+// or cert authentication). It adds the fix to the server's error, which it
+// wraps.
+type ClientCertificateRequiredError struct {
+	Server *pgconn.PgError
+}
+
+func (e *ClientCertificateRequiredError) Error() string {
+	return fmt.Sprintf("pgsecure: the server requires a client certificate and none was configured (server: %s); "+
+		"give one with sslcert and sslkey (PGSSLCERT/PGSSLKEY) or Builder.ClientCertFiles", e.Server.Error())
+}
+
+// Unwrap returns the server's error.
+func (e *ClientCertificateRequiredError) Unwrap() error { return e.Server }

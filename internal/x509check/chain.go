@@ -102,7 +102,7 @@ func explainChainError(leaf *x509.Certificate, roots Roots, now time.Time, err e
 	case errors.As(err, &unknown) && slices.Contains(roots.Subjects, leaf.Issuer.String()):
 		e.Problem = fmt.Sprintf("it was issued by a CA named %q, but not by the pinned CA of that name (same name, different key: was the CA regenerated?)",
 			leaf.Issuer.String())
-		e.Fix = "pin the CA certificate that actually signed the server certificate, or reissue the server certificate from the pinned CA"
+		e.Fix = "pin the CA certificate that actually signed the server certificate in sslrootcert (or RootCAFile), or reissue the server certificate from the pinned CA"
 	case errors.As(err, &unknown):
 		e.Problem = fmt.Sprintf("it was issued by %q, which does not lead to the pinned CA (%s)",
 			leaf.Issuer.String(), strings.Join(roots.Subjects, "; "))

@@ -1,0 +1,13 @@
+// Package shared holds the few values the public packages (the root and
+// verify) and the pipeline (internal/connect) must agree on, so that each is
+// defined once.
+package shared
+
+import "errors"
+
+// ReportKey is the pgconn.PgConn.CustomData key of a connection's
+// verify.Report.
+const ReportKey = "pgsecure.verify.report"
+
+// ErrNotEncrypted is pgsecure.ErrNotEncrypted (its one home for users).
+var ErrNotEncrypted = errors.New("pgsecure: connection is not encrypted")

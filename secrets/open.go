@@ -134,6 +134,14 @@ func unknownScheme(scheme string) error {
 	case scheme == "static":
 		hint = "static credentials are not offered as a URI because that would put a password in " +
 			"configuration: call secrets.Static in code; "
+	default:
+		known := Schemes()
+		for k := range backendImports {
+			known = append(known, k)
+		}
+		if near := uriparam.Nearest(scheme, known); near != "" {
+			hint = fmt.Sprintf("did you mean %q? ", near)
+		}
 	}
 	return newError(ErrUnknownScheme, "", fmt.Sprintf("no secret source is registered for scheme %q: %sregistered schemes: %s",
 		scheme, hint, strings.Join(Schemes(), ", ")), nil)

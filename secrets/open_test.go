@@ -133,3 +133,13 @@ func registerForTest(t *testing.T, scheme string, open Opener) {
 		delete(registry.m, strings.ToLower(scheme))
 	})
 }
+
+// TestOpenSuggestsTheNearestScheme is issue 11 #6: a mistyped scheme gets a
+// "did you mean", including for a backend that is not linked.
+func TestOpenSuggestsTheNearestScheme(t *testing.T) {
+	_, err := Open(t.Context(), "vualt://vault:8200/database/creds/app")
+	require.ErrorIs(t, err, ErrUnknownScheme)
+	assert.Contains(t, err.Error(), `did you mean "vault"?`)
+	_, err = Open(t.Context(), "flie:/run/secrets/db")
+	assert.Contains(t, err.Error(), `did you mean "file"?`)
+}

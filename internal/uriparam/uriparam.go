@@ -44,22 +44,31 @@ func Name(k string) string {
 	return fmt.Sprintf("parameter %q", k)
 }
 
-// suggest returns `; did you mean "x"?` for the closest allowed name within
-// two edits of k, if k looks like a parameter name.
+// suggest returns `; did you mean "x"?` for the allowed name closest to k
+// (see Nearest), if k looks like a parameter name.
 func suggest(k string, allowed []string) string {
 	if Name(k) != fmt.Sprintf("parameter %q", k) {
 		return ""
 	}
-	best, bestD := "", 3
-	for _, a := range allowed {
-		if d := distance(k, a); d < bestD {
-			best, bestD = a, d
+	if best := Nearest(k, allowed); best != "" {
+		return fmt.Sprintf("; did you mean %q?", best)
+	}
+	return ""
+}
+
+// Nearest returns the candidate closest to s, ignoring case, '-' and '_',
+// within two edits; "" when none is that close. It serves every "did you
+// mean" of pgsecure (URI parameters and schemes, libpq keys and values).
+func Nearest(s string, candidates []string) string {
+	norm := strings.NewReplacer("-", "", "_", "")
+	key := norm.Replace(strings.ToLower(s))
+	best, bestDist := "", 3
+	for _, c := range candidates {
+		if d := distance(key, norm.Replace(strings.ToLower(c))); d < bestDist {
+			best, bestDist = c, d
 		}
 	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf("; did you mean %q?", best)
+	return best
 }
 
 // distance is the Levenshtein distance between a and b.

@@ -4,9 +4,9 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
+
+	"github.com/pgsecure/pgsecure/internal/files"
 )
 
 // nextPEMCert returns the next CERTIFICATE block's certificate and the rest,
@@ -44,39 +44,8 @@ func parsePEMCerts(b []byte) ([]*x509.Certificate, error) {
 	}
 }
 
-// maxPEMFile bounds what pgsecure reads from a certificate or key file.
-const maxPEMFile = 1 << 20
-
 // readPEMFile reads a certificate or key file: a regular file of at most
-// 1 MiB (a device such as /dev/zero or a FIFO would otherwise block or
-// exhaust memory). check, when set, inspects the opened file first.
+// 1 MiB (see files.Read). check, when set, inspects the opened file first.
 func readPEMFile(path string, check func(fs.FileInfo) error) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", path)
-	}
-	if fi.Size() > maxPEMFile {
-		return nil, fmt.Errorf("%s is larger than 1 MiB; it is not a certificate or key file", path)
-	}
-	if check != nil {
-		if err := check(fi); err != nil {
-			return nil, err
-		}
-	}
-	b, err := io.ReadAll(io.LimitReader(f, maxPEMFile+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > maxPEMFile {
-		return nil, fmt.Errorf("%s grew beyond 1 MiB while being read", path)
-	}
-	return b, nil
+	return files.Read(path, check)
 }

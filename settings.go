@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgsecure/pgsecure/internal/connect"
+	"github.com/pgsecure/pgsecure/internal/uriparam"
 )
 
 // knownTLSKeys are the ssl*/gss* settings pgsecure understands.
@@ -274,36 +275,5 @@ func (cs *connSettings) explainParseError() error {
 		"check each key=value pair against libpq's documentation; quote values with spaces in single quotes")
 }
 
-// nearest returns the candidate closest to s (ignoring case, '-' and '_'),
-// or "" when none is close.
-func nearest(s string, candidates []string) string {
-	norm := func(v string) string { return strings.NewReplacer("-", "", "_", "").Replace(strings.ToLower(v)) }
-	best, bestDist := "", 3
-	for _, c := range candidates {
-		if d := editDistance(norm(s), norm(c)); d < bestDist {
-			best, bestDist = c, d
-		}
-	}
-	return best
-}
-
-// editDistance is the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
-}
+// nearest returns the candidate closest to s (see uriparam.Nearest).
+func nearest(s string, candidates []string) string { return uriparam.Nearest(s, candidates) }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,97 +43,182 @@ func TestCacheCoalescesConcurrentMisses(t *testing.T) {
 	}
 }
 
-func TestCacheRefreshesEarly(t *testing.T) {
-	clock := newClock()
-	t0 := clock.Now()
-	src := newScripted(func(_ context.Context, n int64) (Credentials, error) {
-		return creds(n, clock.Now().Add(30*time.Minute)), nil
-	})
-	c := NewCache(src, CacheOptions{Now: clock.Now, Jitter: -1})
-
-	got, err := c.Credentials(t.Context())
-	require.NoError(t, err)
-	assert.Equal(t, "v1", got.Version)
-	// Default RefreshBefore: min(30m/3, 5m) = 5 min before expiry.
-	clock.Advance(25*time.Minute - time.Nanosecond)
-	got, _ = c.Credentials(t.Context())
-	assert.Equal(t, "v1", got.Version, "served from cache before the refresh point")
-	clock.Advance(time.Nanosecond)
-	got, err = c.Credentials(t.Context())
-	require.NoError(t, err)
-	assert.Equal(t, "v2", got.Version, "refreshed 5 min before expiry")
-	assert.Equal(t, t0.Add(55*time.Minute), got.Expires)
-	assert.Equal(t, int64(2), src.calls.Load())
+// clocked returns options whose clock is clock and whose jitter draws 0.
+func clocked(clock *fakeClock) CacheOptions {
+	return CacheOptions{now: clock.Now, rand: func() float64 { return 0 }}
 }
 
-func TestCacheRefreshBeforeOptionAndCap(t *testing.T) {
+// settle waits until no background fetch runs.
+func settle(t *testing.T, c *Cache) {
+	t.Helper()
+	waitFor(t, "the background fetch to end", func() bool { return !c.group.InFlight() })
+}
+
+// TestCacheServesValidCredentialsWhileRefreshing is issue 13 defect 1: in
+// the refresh-ahead window no caller waits for the backend while the cached
+// credentials have time left; one background fetch runs meanwhile.
+func TestCacheServesValidCredentialsWhileRefreshing(t *testing.T) {
 	clock := newClock()
-	life := 10 * time.Minute
-	src := newScripted(func(_ context.Context, n int64) (Credentials, error) { return creds(n, clock.Now().Add(life)), nil })
-	c := NewCache(src, CacheOptions{Now: clock.Now, Jitter: -1, RefreshBefore: 2 * time.Minute})
+	release := make(chan struct{})
+	src := newScripted(func(_ context.Context, n int64) (Credentials, error) {
+		if n > 1 {
+			<-release // the backend is slow: the refresh is still running below
+		}
+		return creds(n, clock.Now().Add(30*time.Minute)), nil
+	})
+	c := NewCache(src, clocked(clock))
 	_, err := c.Credentials(t.Context())
 	require.NoError(t, err)
-	assert.Equal(t, clock.Now().Add(8*time.Minute), c.cur.Load().refreshAt)
 
-	// RefreshBefore longer than the lifetime is capped at half of it.
-	c = NewCache(newScripted(src.fn), CacheOptions{Now: clock.Now, Jitter: -1, RefreshBefore: time.Hour})
-	_, err = c.Credentials(t.Context())
+	clock.Advance(20 * time.Minute) // the advisory point: 2/3 of the lifetime
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			got, err := c.Credentials(t.Context())
+			assert.NoError(t, err)
+			assert.Equal(t, "v1", got.Version, "valid cached credentials are served during the refresh")
+		})
+	}
+	wg.Wait() // every caller returned while the fetch is blocked
+	assert.Zero(t, c.waiting.Load(), "nobody waited")
+	assert.True(t, c.group.InFlight())
+	waitFor(t, "the background fetch to reach the source", func() bool { return src.calls.Load() == 2 })
+
+	close(release)
+	settle(t, c)
+	assert.Equal(t, int64(2), src.calls.Load(), "exactly one background fetch")
+	got, err := c.Credentials(t.Context())
 	require.NoError(t, err)
-	assert.Equal(t, clock.Now().Add(5*time.Minute), c.cur.Load().refreshAt)
+	assert.Equal(t, "v2", got.Version, "the refreshed credentials are served next")
+}
+
+// TestCacheWaitsOnlyInTheMandatoryWindow: once the cached credentials are
+// within Margin of their end, callers wait for fresh ones.
+func TestCacheWaitsOnlyInTheMandatoryWindow(t *testing.T) {
+	clock := newClock()
+	release := make(chan struct{})
+	src := newScripted(func(_ context.Context, n int64) (Credentials, error) {
+		if n > 1 {
+			<-release
+		}
+		return creds(n, clock.Now().Add(30*time.Minute)), nil
+	})
+	c := NewCache(src, clocked(clock))
+	_, err := c.Credentials(t.Context())
+	require.NoError(t, err)
+
+	clock.Advance(27 * time.Minute) // 30m − 30m/10: the mandatory point
+	done := make(chan Credentials)
+	go func() { got, _ := c.Credentials(t.Context()); done <- got }()
+	waitFor(t, "the caller to wait", func() bool { return c.waiting.Load() == 1 })
+	close(release)
+	assert.Equal(t, "v2", (<-done).Version)
+}
+
+func TestCacheSchedule(t *testing.T) {
+	clock := newClock()
+	t0 := clock.Now()
+	for _, tc := range []struct {
+		name                string
+		life                time.Duration
+		rand                float64
+		advisory, mandatory time.Duration
+	}{
+		{"30 min, no jitter", 30 * time.Minute, 0, 20 * time.Minute, 27 * time.Minute},
+		{"30 min, largest jitter", 30 * time.Minute, 0.999999, 17*time.Minute + 180*time.Microsecond, 27 * time.Minute},
+		{"15 min IAM token", 15 * time.Minute, 0, 10 * time.Minute, 13*time.Minute + 30*time.Second},
+		{"short lease: margin at least 4 s", 12 * time.Second, 0, 8 * time.Second, 8 * time.Second},
+		{"tiny lease: waits for the next fetch at once", 5 * time.Second, 0, 1 * time.Second, 1 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := clocked(clock)
+			o.rand = func() float64 { return tc.rand }
+			c := NewCache(Static(creds(1, t0.Add(tc.life))), o)
+			_, err := c.Credentials(t.Context())
+			require.NoError(t, err)
+			e := c.cur.Load()
+			assert.Equal(t, tc.advisory, e.advisory.Sub(t0), "advisory")
+			assert.Equal(t, tc.mandatory, e.mandatory.Sub(t0), "mandatory")
+		})
+	}
 }
 
 func TestCacheTTLWithoutExpiry(t *testing.T) {
 	clock := newClock()
 	src := newScripted(func(_ context.Context, n int64) (Credentials, error) { return creds(n, time.Time{}), nil })
-	c := NewCache(src, CacheOptions{Now: clock.Now, Jitter: -1})
+	c := NewCache(src, clocked(clock))
 	_, err := c.Credentials(t.Context())
 	require.NoError(t, err)
 	clock.Advance(5*time.Minute - time.Nanosecond)
 	got, _ := c.Credentials(t.Context())
 	assert.Equal(t, "v1", got.Version)
+	assert.Equal(t, int64(1), src.calls.Load())
 	clock.Advance(time.Nanosecond)
+	got, _ = c.Credentials(t.Context())
+	assert.Equal(t, "v1", got.Version, "credentials without expiry are served while the refresh runs")
+	settle(t, c)
 	got, _ = c.Credentials(t.Context())
 	assert.Equal(t, "v2", got.Version, "default TTL is 5 min")
 }
 
-func TestCacheJitterBounds(t *testing.T) {
+// TestCacheUnchangedInMandatoryWindowWaitsOnce: a source that has nothing
+// newer yet (a rotation not done yet) makes callers wait
+// once, not on every call until the credentials expire.
+func TestCacheUnchangedInMandatoryWindowWaitsOnce(t *testing.T) {
 	clock := newClock()
 	expires := clock.Now().Add(time.Hour)
-	const before = 4 * time.Minute
-	for _, tc := range []struct {
-		name   string
-		jitter float64
-		rand   func() float64
-		lo, hi time.Duration // refresh point, as offset before expiry
-	}{
-		{"no jitter drawn", 0.5, func() float64 { return 0 }, before, before},
-		{"largest draw", 0.5, func() float64 { return 1 }, before * 3 / 2, before * 3 / 2},
-		{"default fraction", 0, func() float64 { return 1 }, before * 11 / 10, before * 11 / 10},
-		{"disabled", -1, func() float64 { return 1 }, before, before},
-		{"clamped to 1", 7, func() float64 { return 1 }, 2 * before, 2 * before},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c := NewCache(Static(creds(1, expires)), CacheOptions{Now: clock.Now, RefreshBefore: before, Jitter: tc.jitter})
-			c.rand = tc.rand
-			at := c.refreshAt(creds(1, expires), clock.Now())
-			assert.Equal(t, tc.hi, expires.Sub(at))
-		})
-	}
-	t.Run("real random draws stay in bounds", func(t *testing.T) {
-		c := NewCache(Static(creds(1, expires)), CacheOptions{Now: clock.Now, RefreshBefore: before, Jitter: 0.25})
-		ttl := NewCache(Static(creds(1, time.Time{})), CacheOptions{Now: clock.Now, TTL: time.Minute, Jitter: 0.25})
-		distinct := map[time.Time]bool{}
-		for range 1000 {
-			at := c.refreshAt(creds(1, expires), clock.Now())
-			require.GreaterOrEqual(t, expires.Sub(at), before)
-			require.LessOrEqual(t, expires.Sub(at), before*5/4)
-			distinct[at] = true
-			at = ttl.refreshAt(creds(1, time.Time{}), clock.Now())
-			require.GreaterOrEqual(t, at.Sub(clock.Now()), time.Minute*3/4)
-			require.LessOrEqual(t, at.Sub(clock.Now()), time.Minute)
+	var block atomic.Bool
+	release := make(chan struct{})
+	src := newScripted(func(_ context.Context, n int64) (Credentials, error) {
+		if block.Load() {
+			<-release
 		}
-		assert.Greater(t, len(distinct), 100, "refresh points are spread")
+		return creds(1, expires), nil
 	})
+	c := NewCache(src, clocked(clock))
+	_, err := c.Credentials(t.Context())
+	require.NoError(t, err)
+	clock.Advance(55 * time.Minute) // in the mandatory window
+	_, err = c.Credentials(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), src.calls.Load(), "the first caller in the window fetched")
+
+	block.Store(true)
+	clock.Advance(2 * time.Second) // past the back-off: a background fetch, no wait
+	for range 10 {
+		got, err := c.Credentials(t.Context())
+		require.NoError(t, err)
+		assert.Equal(t, "v1", got.Version)
+	}
+	assert.Zero(t, c.waiting.Load(), "nobody waits for a source that has nothing newer")
+	close(release)
+	settle(t, c)
+}
+
+func TestCacheCachedLeavesLifetimeManagersAlone(t *testing.T) {
+	lm := &managing{scripted: newScripted(func(_ context.Context, n int64) (Credentials, error) { return creds(n, time.Time{}), nil })}
+	assert.Same(t, lm, Cached(lm, CacheOptions{}), "a source that manages its lifetime is not wrapped again")
+	c := NewCache(Env(), CacheOptions{})
+	assert.Same(t, c, Cached(c, CacheOptions{}), "a cache is not wrapped again")
+	_, ok := Cached(Env(), CacheOptions{}).(*Cache)
+	assert.True(t, ok, "other sources are cached")
+	lm.off = true
+	_, ok = Cached(lm, CacheOptions{}).(*Cache)
+	assert.True(t, ok, "ManagesLifetime false: cached")
+}
+
+// managing is a scripted source that claims to manage its own lifetime.
+type managing struct {
+	*scripted
+	off bool
+}
+
+func (m *managing) ManagesLifetime() bool { return !m.off }
+func (m *managing) Rotates() bool         { return true }
+
+func TestCacheRotatesForwards(t *testing.T) {
+	assert.True(t, NewCache(&managing{scripted: newScripted(nil)}, CacheOptions{}).Rotates())
+	assert.False(t, NewCache(Env(), CacheOptions{}).Rotates())
 }
 
 func TestCacheCallerCancellationDoesNotFailSharedFetch(t *testing.T) {
@@ -221,10 +307,8 @@ func TestCacheInvalidateDuringFetch(t *testing.T) {
 	waitFor(t, "the fetch to start", func() bool { return src.calls.Load() == 1 })
 	c.Invalidate(creds(1, time.Time{})) // rejected while the fetch that returns them runs
 	close(release)
-	assert.Equal(t, "v1", (<-done).Version)
-	got, err := c.Credentials(t.Context())
-	require.NoError(t, err)
-	assert.Equal(t, "v2", got.Version, "credentials fetched across an invalidation are not trusted")
+	assert.Equal(t, "v2", (<-done).Version, "credentials fetched across an invalidation are fetched again")
+	assert.Equal(t, int64(2), src.calls.Load())
 }
 
 func TestCacheServesCachedUntilExpiryThenErrExpired(t *testing.T) {
@@ -237,15 +321,19 @@ func TestCacheServesCachedUntilExpiryThenErrExpired(t *testing.T) {
 		return Credentials{}, newError(ErrUnavailable, "scripted", "backend down", backendErr)
 	})
 	log, buf := logBuffer()
-	c := NewCache(src, CacheOptions{Now: clock.Now, Jitter: -1, Logger: log, Name: "vault:db/creds/app"})
+	o := clocked(clock)
+	o.Logger = log
+	src.name = "vault:db/creds/app"
+	c := NewCache(src, o)
 	v1, err := c.Credentials(t.Context())
 	require.NoError(t, err)
 
-	clock.Advance(9 * time.Minute) // past the refresh point (10m/3 before expiry)
+	clock.Advance(9*time.Minute + 30*time.Second) // in the mandatory window (the last minute)
 	for i := range 5 {
 		got, err := c.Credentials(t.Context())
 		require.NoError(t, err, "attempt %d", i)
 		assert.Equal(t, v1, got)
+		settle(t, c)
 		clock.Advance(2 * time.Second)
 	}
 	assert.Greater(t, src.calls.Load(), int64(2), "keeps retrying")
@@ -277,10 +365,11 @@ func TestCacheBackoffAfterFailure(t *testing.T) {
 		}
 		return Credentials{}, ErrUnavailable
 	})
-	c := NewCache(src, CacheOptions{Now: clock.Now, Jitter: -1})
+	c := NewCache(src, clocked(clock))
 	_, _ = c.Credentials(t.Context())
 	clock.Advance(5 * time.Minute)
-	_, _ = c.Credentials(t.Context()) // fails; backs off 1 s
+	_, _ = c.Credentials(t.Context()) // fails in the background; backs off 0.5 s (no jitter drawn)
+	settle(t, c)
 	for range 10 {
 		_, err := c.Credentials(t.Context())
 		require.NoError(t, err)
@@ -288,6 +377,7 @@ func TestCacheBackoffAfterFailure(t *testing.T) {
 	assert.Equal(t, int64(2), src.calls.Load(), "no fetch during the back-off")
 	clock.Advance(time.Second)
 	_, _ = c.Credentials(t.Context())
+	settle(t, c)
 	assert.Equal(t, int64(3), src.calls.Load())
 }
 
@@ -305,7 +395,7 @@ func TestCacheErrorWithNothingCached(t *testing.T) {
 func TestCacheRejectsAlreadyExpiredCredentials(t *testing.T) {
 	clock := newClock()
 	src := newScripted(func(_ context.Context, n int64) (Credentials, error) { return creds(n, clock.Now()), nil })
-	_, err := NewCache(src, CacheOptions{Now: clock.Now}).Credentials(t.Context())
+	_, err := NewCache(src, clocked(clock)).Credentials(t.Context())
 	require.ErrorIs(t, err, ErrExpired)
 	assert.Contains(t, err.Error(), "scripted")
 }
@@ -314,10 +404,13 @@ func TestCacheLogsFetchAndRefreshAtDebug(t *testing.T) {
 	clock := newClock()
 	src := newScripted(func(_ context.Context, n int64) (Credentials, error) { return creds(n, time.Time{}), nil })
 	log, buf := logBuffer()
-	c := NewCache(src, CacheOptions{Now: clock.Now, Logger: log})
+	o := clocked(clock)
+	o.Logger = log
+	c := NewCache(src, o)
 	_, _ = c.Credentials(t.Context())
 	clock.Advance(time.Hour)
 	_, _ = c.Credentials(t.Context())
+	settle(t, c)
 	out := buf.String()
 	assert.Contains(t, out, `"msg":"secret fetched","source":"scripted","version":"v1"`)
 	assert.Contains(t, out, `"msg":"secret refreshed","source":"scripted","version":"v2"`)
@@ -329,7 +422,6 @@ func TestNewCacheNeverWrapsACache(t *testing.T) {
 	c := NewCache(Static(creds(1, time.Time{})), CacheOptions{})
 	assert.Same(t, c, NewCache(c, CacheOptions{TTL: time.Hour}))
 	assert.Equal(t, "scripted", c.Name(), "named after its source")
-	assert.Equal(t, "mine", NewCache(c.src, CacheOptions{Name: "mine"}).Name())
 }
 
 func TestCacheCloseForwards(t *testing.T) {

@@ -63,7 +63,7 @@ func (c *chain) Credentials(ctx context.Context) (Credentials, error) {
 }
 
 func (c *chain) fail(msg string, errs ...error) error {
-	return &chainError{msg: "pgsecure/secrets: " + c.name + ": " + msg, errs: errs}
+	return &chainError{msg: "pgsecure: " + c.name + ": " + msg, errs: errs}
 }
 
 // describe names the source in front of its error unless the error already does.

@@ -35,8 +35,8 @@ func TestChainAllNotFoundListsEverySource(t *testing.T) {
 	require.ErrorIs(t, err, ErrNotFound)
 	var pe interface{ Unwrap() []error }
 	require.ErrorAs(t, err, &pe)
-	for _, want := range []string{"no source has credentials", "[pgsecure/secrets: env: PGUSER is not set",
-		"file:" + dir + "/absent: not found", "[secrets.SourceFunc: pgsecure/secrets: secret not found]"} {
+	for _, want := range []string{"no source has credentials", "[pgsecure: env: PGUSER is not set",
+		"file:" + dir + "/absent: read: not found", "[secrets.SourceFunc: pgsecure/secrets: secret not found]"} {
 		assert.Contains(t, err.Error(), want)
 	}
 }

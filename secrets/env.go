@@ -13,13 +13,14 @@ type envSource struct {
 
 // Env returns a Source reading libpq's variables PGUSER, PGPASSWORD, PGHOST,
 // PGPORT and PGDATABASE from the process environment at each call (so a
-// changed environment is seen at once). Its name is "env".
+// changed environment is seen at once).
 //
 // PGUSER and PGPASSWORD are required: an unset or empty one yields an error
 // wrapping ErrNotFound that names the variable. A PGPORT that is not a single
 // port number (1 to 65535; libpq's comma lists are not supported) yields
 // ErrInvalid. PGHOST is passed through as it is, including a list or a unix
 // socket directory (pgsecure's builder refuses the latter). Version is empty.
+// The source is named "env" (with a prefix, by its URI "env:?prefix=APP_").
 func Env() Source { return newEnv(nil, "") }
 
 // EnvFrom is Env reading variables through lookup instead of os.LookupEnv

@@ -39,7 +39,7 @@ func TestEnvErrors(t *testing.T) {
 			_, err := EnvFrom(mapLookup(tc.vars)).Credentials(t.Context())
 			require.ErrorIs(t, err, tc.want)
 			assert.Contains(t, err.Error(), tc.says)
-			assert.Contains(t, err.Error(), "pgsecure/secrets: env: ")
+			assert.Contains(t, err.Error(), "pgsecure: env: ")
 			assert.NotContains(t, err.Error(), testSecret)
 		})
 	}

@@ -27,7 +27,7 @@ func ExampleParseJSON() {
 	fmt.Println(errors.Is(err, secrets.ErrInvalid))
 	// Output:
 	// app [REDACTED] db.example.com 5432 app <nil>
-	// pgsecure/secrets: JSON secret: is not valid JSON (syntax error at byte offset 36); a file caught mid-write is re-read when it changes
+	// pgsecure: JSON secret: is not valid JSON (syntax error at byte offset 36); a file caught mid-write is re-read when it changes
 	// true
 }
 
@@ -48,14 +48,14 @@ func ExampleOpen() {
 	_, err = secrets.Open(context.Background(), "awssm://prod/db")
 	fmt.Println(errors.Is(err, secrets.ErrUnknownScheme))
 	// Output:
-	// pgsecure/secrets: secret source URI (scheme "vault") carries a password in its user-info part; configuration must not hold passwords: keep it in the secret backend
+	// pgsecure: secret source URI (scheme "vault") carries a password in its user-info part; configuration must not hold passwords: keep it in the secret backend
 	// true
 }
 
-func ExampleNewCache() {
-	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	src := secrets.Static(secrets.Credentials{User: "app", Password: secrets.NewSecret("s3cr3t"), Version: "lease-1", Expires: now.Add(time.Hour)})
-	cache := secrets.NewCache(src, secrets.CacheOptions{Now: func() time.Time { return now }, Jitter: -1})
+func ExampleCached() {
+	src := secrets.Static(secrets.Credentials{User: "app", Password: secrets.NewSecret("s3cr3t"), Version: "lease-1",
+		Expires: time.Now().Add(time.Hour)})
+	cache := secrets.Cached(src, secrets.CacheOptions{})
 	c, _ := cache.Credentials(context.Background())
 	fmt.Println(c.Version, c.Password)
 	// Output:

@@ -10,6 +10,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+
+	"github.com/pgsecure/pgsecure/internal/files"
+	"github.com/pgsecure/pgsecure/internal/refresh"
 )
 
 // fileField indexes the credential fields a secret directory may hold.
@@ -80,11 +84,13 @@ type fileSource struct {
 	cfg  fileConfig
 
 	mu      sync.Mutex
-	stamp   string      // change stamp of what was last parsed; "" if nothing
+	stamp   files.Stamp // change stamp of what was last parsed; "" if nothing
 	good    Credentials // last good credentials; valid if hasGood
 	hasGood bool
 	bad     error  // the parse error for stamp when there is no last good
 	gen     uint64 // credential generation, reported as Version
+
+	rejected atomic.Pointer[Credentials] // the database rejected these; the next call waits for newer ones
 }
 
 // File returns a Source reading path, which is either
@@ -97,9 +103,15 @@ type fileSource struct {
 //   - a JSON file in the Amazon RDS secret shape (see ParseJSON).
 //
 // Every call checks cheaply whether the secret changed (modification time and
-// size of the files, and the target of Kubernetes' "..data" symlink, which it
-// swaps atomically) and re-reads only then. Version counts credential
-// generations: it changes exactly when the credentials read change.
+// size of the files, and the file each resolves to through Kubernetes'
+// "..data" symlink, which it swaps atomically) and re-reads only then, so a
+// rotation is picked up by the next call. The source therefore manages its
+// own lifetime (Cached does not wrap it) and reports that it rotates. After
+// the database rejected its credentials (Invalidate), the next call waits a
+// few seconds for the rotation to write new ones (the database password is
+// often changed before the mounted secret is updated).
+// Version counts credential generations: it changes exactly when the
+// credentials read change.
 //
 // A rewrite that cannot be parsed (a JSON file caught mid-write, an empty
 // file) does not replace good credentials: File keeps returning the last good
@@ -119,14 +131,28 @@ func File(path string, opts ...FileOption) Source {
 		cfg.logger = slog.New(slog.DiscardHandler)
 	}
 	s := &fileSource{named: named{"file:" + path}, path: path, cfg: cfg}
-	if e, ok := cfg.err.(*sourceError); ok {
-		e.source = s.name
+	if e, ok := cfg.err.(*Error); ok {
+		e.Source = s.name
 	}
 	return s
 }
 
 // Credentials implements Source.
 func (s *fileSource) Credentials(ctx context.Context) (Credentials, error) {
+	rejected := s.rejected.Swap(nil)
+	if rejected == nil {
+		return s.current(ctx)
+	}
+	return refresh.AwaitNewer(ctx, refresh.Rand, s.current, func(c Credentials) bool { return sameGeneration(c, *rejected) })
+}
+
+// Invalidate implements Invalidator: when the next call would return the
+// rejected credentials again, it re-checks the secret with jittered backoff
+// (from 100 ms doubling, up to about 6 s, within the caller's deadline) until the
+// rotation writes new ones, then returns what it has.
+func (s *fileSource) Invalidate(rejected Credentials) { s.rejected.Store(&rejected) }
+
+func (s *fileSource) current(ctx context.Context) (Credentials, error) {
 	if ctx.Err() != nil {
 		return Credentials{}, ctxError(s.name, ctx)
 	}
@@ -165,6 +191,13 @@ func (s *fileSource) Credentials(ctx context.Context) (Credentials, error) {
 	s.good, s.hasGood, s.bad = c, true, nil
 	return c, nil
 }
+
+// ManagesLifetime implements LifetimeManager: File re-reads only what
+// changed, so a cache in front of it would only delay rotations.
+func (s *fileSource) ManagesLifetime() bool { return true }
+
+// Rotates implements Rotator.
+func (s *fileSource) Rotates() bool { return true }
 
 // ParseJSON parses a secret in the Amazon RDS JSON shape:
 //

@@ -1,12 +1,15 @@
 package secrets
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pgsecure/pgsecure/internal/files"
+	"github.com/pgsecure/pgsecure/internal/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -85,12 +88,13 @@ func TestFileDirectoryErrors(t *testing.T) {
 func TestFileUnreadable(t *testing.T) {
 	if os.Geteuid() == 0 {
 		// root reads files whatever their mode; a directory where a file is
-		// expected gives an I/O error as well.
+		// expected is a misconfiguration.
 		dir := t.TempDir()
 		writeFile(t, dir+"/username", "app")
 		require.NoError(t, os.Mkdir(dir+"/password", 0o700))
 		_, err := File(dir).Credentials(t.Context())
-		require.ErrorIs(t, err, ErrUnavailable)
+		require.ErrorIs(t, err, ErrInvalid)
+		assert.Contains(t, err.Error(), "password is not a regular file")
 		return
 	}
 	path := filepath.Join(t.TempDir(), "db.json")
@@ -190,7 +194,7 @@ func TestFileBrokenWithoutLastGood(t *testing.T) {
 
 func TestFileTooLarge(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "db.json")
-	writeFile(t, path, strings.Repeat(" ", maxSecretFile+1))
+	writeFile(t, path, strings.Repeat(" ", files.MaxSize+1))
 	_, err := File(path).Credentials(t.Context())
 	require.ErrorIs(t, err, ErrInvalid)
 	assert.Contains(t, err.Error(), "is larger than")
@@ -241,8 +245,56 @@ func TestParseJSONErrors(t *testing.T) {
 			_, err := ParseJSON([]byte(tc.in))
 			require.ErrorIs(t, err, ErrInvalid)
 			assert.Contains(t, err.Error(), tc.says)
-			assert.True(t, strings.HasPrefix(err.Error(), "pgsecure/secrets: JSON secret: "), err.Error())
+			assert.True(t, strings.HasPrefix(err.Error(), "pgsecure: JSON secret: "), err.Error())
 			assert.NotContains(t, err.Error(), testSecret)
 		})
 	}
+}
+
+// TestFileKubernetesDataSwap: Kubernetes updates a mounted secret by writing
+// a new timestamped directory and swapping the "..data" symlink; the next
+// call sees the new credentials even when the files keep size and time.
+func TestFileKubernetesDataSwap(t *testing.T) {
+	secret := testutil.NewKubeSecret(t, map[string]string{"username": "app", "password": testSecret + "A"})
+	dir := secret.Dir
+	src := File(dir)
+	c, err := src.Credentials(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, testSecret+"A", c.Password.Reveal())
+
+	secret.Update(t, map[string]string{"username": "app", "password": testSecret + "B"}) // same size and time
+	c2, err := src.Credentials(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, testSecret+"B", c2.Password.Reveal(), "the swap is seen by the next call")
+	assert.NotEqual(t, c.Version, c2.Version)
+	_, cached := Cached(src, CacheOptions{}).(*Cache)
+	assert.False(t, cached, "a file source is not wrapped in a cache that would delay the rotation")
+	assert.True(t, src.(Rotator).Rotates())
+}
+
+// TestFileWaitsForRotationAfterRejection: the database password changed
+// before the mounted secret; after Invalidate the next call waits for the
+// rewrite instead of handing back the rejected password at once.
+func TestFileWaitsForRotationAfterRejection(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir+"/username", "app")
+	writeFile(t, dir+"/password", testSecret+"A")
+	src := File(dir)
+	old, err := src.Credentials(t.Context())
+	require.NoError(t, err)
+	src.(Invalidator).Invalidate(old)
+	go func() {
+		time.Sleep(100 * time.Millisecond) // the secret is updated while the source backs off
+		assert.NoError(t, os.WriteFile(dir+"/password", []byte(testSecret+"B2"), 0o600))
+	}()
+	c, err := src.Credentials(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, testSecret+"B2", c.Password.Reveal(), "the rotated password, not the rejected one")
+
+	src.(Invalidator).Invalidate(c)
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	again, err := src.Credentials(ctx)
+	require.NoError(t, err, "no rotation comes: the caller's deadline ends the wait, the database decides")
+	assert.Equal(t, c.Version, again.Version)
 }

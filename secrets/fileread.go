@@ -3,45 +3,33 @@ package secrets
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/pgsecure/pgsecure/internal/files"
 )
 
-// maxSecretFile bounds what File reads from one file.
-const maxSecretFile = 1 << 20
-
-// changeStamp describes the secret cheaply enough to check on every call:
-// modification time and size of each file, and for a directory the target
-// of the "..data" symlink that Kubernetes swaps atomically.
-func (s *fileSource) changeStamp() (stamp string, isDir bool, err error) {
+// changeStamp describes the secret cheaply enough to check on every call
+// (see files.StampOf): for a directory every candidate file, followed
+// through Kubernetes' "..data" symlink, which it swaps atomically.
+func (s *fileSource) changeStamp() (stamp files.Stamp, isDir bool, err error) {
 	fi, err := os.Stat(s.path)
 	if err != nil {
 		return "", false, s.ioError(err)
 	}
 	if !fi.IsDir() {
-		return "file" + fileStamp(fi), false, nil
+		return files.StampOf(s.path), false, nil
 	}
-	var b strings.Builder
-	target, _ := os.Readlink(filepath.Join(s.path, "..data"))
-	b.WriteString("dir:" + target)
+	var paths []string
 	for _, names := range s.cfg.names {
 		for _, n := range names {
-			if fi, err := os.Stat(filepath.Join(s.path, n)); err == nil {
-				b.WriteString(fileStamp(fi))
-			} else {
-				b.WriteString("|-")
-			}
+			paths = append(paths, filepath.Join(s.path, n))
 		}
 	}
-	return b.String(), true, nil
-}
-
-func fileStamp(fi fs.FileInfo) string {
-	return fmt.Sprintf("|%d:%d", fi.ModTime().UnixNano(), fi.Size())
+	return "dir" + files.StampOf(paths...), true, nil
 }
 
 func (s *fileSource) read(isDir bool) (Credentials, error) {
@@ -100,17 +88,12 @@ func (s *fileSource) readField(f fileField) (val string, found bool, err error) 
 }
 
 func (s *fileSource) readFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
+	b, err := files.Read(path, nil)
+	switch {
+	case errors.Is(err, files.ErrNotRegular), errors.Is(err, files.ErrTooLarge):
+		return nil, &Error{Kind: ErrInvalid, Source: s.name, Op: "read", Hint: "point it at a regular file of at most 1 MiB", Err: err}
+	case err != nil:
 		return nil, s.ioError(err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
-	if err != nil {
-		return nil, s.ioError(err)
-	}
-	if len(b) > maxSecretFile {
-		return nil, newError(ErrInvalid, s.name, fmt.Sprintf("%s is larger than %d bytes; is it the right file?", path, maxSecretFile), nil)
 	}
 	return b, nil
 }
@@ -118,7 +101,7 @@ func (s *fileSource) readFile(path string) ([]byte, error) {
 // ioError classifies an os error; its text holds a path, never content.
 func (s *fileSource) ioError(err error) error {
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
-		return newError(ErrNotFound, s.name, "not found: mount the secret there or fix the path", err)
+		return &Error{Kind: ErrNotFound, Source: s.name, Op: "read", Hint: "not found: mount the secret there or fix the path", Err: err}
 	}
-	return newError(ErrUnavailable, s.name, "cannot be read; check its permissions", err)
+	return &Error{Kind: ErrUnavailable, Source: s.name, Op: "read", Hint: "cannot be read; check its permissions", Err: err}
 }

@@ -6,8 +6,9 @@ import (
 )
 
 // Namer is implemented by sources that name themselves for logs and errors
-// ("env", "file:/run/secrets/db", "vault:database/creds/app"). A name is not
-// secret.
+// by their redacted URI ("env", "file:/run/secrets/db",
+// "vault://vault:8200/database/creds/app", "awssm:prod/db"): the URI that
+// would open them, without user-info. A name is never secret.
 type Namer interface {
 	Name() string
 }

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/pgsecure/pgsecure/internal/uriparam"
 )
 
 // Opener builds a Source from a parsed URI. Backends register one per scheme
@@ -132,6 +134,14 @@ func unknownScheme(scheme string) error {
 	case scheme == "static":
 		hint = "static credentials are not offered as a URI because that would put a password in " +
 			"configuration: call secrets.Static in code; "
+	default:
+		known := Schemes()
+		for k := range backendImports {
+			known = append(known, k)
+		}
+		if near := uriparam.Nearest(scheme, known); near != "" {
+			hint = fmt.Sprintf("did you mean %q? ", near)
+		}
 	}
 	return newError(ErrUnknownScheme, "", fmt.Sprintf("no secret source is registered for scheme %q: %sregistered schemes: %s",
 		scheme, hint, strings.Join(Schemes(), ", ")), nil)
@@ -211,29 +221,9 @@ func builtinQuery(u *url.URL, allowed ...string) (map[string]string, error) {
 	if u.Fragment != "" {
 		return nil, newError(ErrInvalid, "", fmt.Sprintf("a %s: URI takes no fragment; percent-encode '#' as %%23", u.Scheme), nil)
 	}
-	vals, err := url.ParseQuery(u.RawQuery)
+	q, err := uriparam.Parse(u, allowed, nil)
 	if err != nil {
-		return nil, newError(ErrInvalid, "", fmt.Sprintf("the query of a %s: URI is malformed; check its percent-encoding", u.Scheme), nil)
-	}
-	q := make(map[string]string, len(vals))
-	for k, v := range vals {
-		if !slices.Contains(allowed, k) {
-			return nil, newError(ErrInvalid, "", fmt.Sprintf("a %s: URI does not take %s; it takes: %s",
-				u.Scheme, paramName(k), strings.Join(allowed, ", ")), nil)
-		}
-		if len(v) != 1 {
-			return nil, newError(ErrInvalid, "", fmt.Sprintf("%s appears %d times in a %s: URI", paramName(k), len(v), u.Scheme), nil)
-		}
-		q[k] = v[0]
+		return nil, &Error{Kind: ErrInvalid, Source: u.Scheme + " URI", Op: "open", Hint: err.Error()}
 	}
 	return q, nil
-}
-
-// paramName quotes a query parameter name for an error when it looks like
-// one; anything else (a value pasted in the wrong place) is not echoed.
-func paramName(k string) string {
-	if len(k) > 32 || k == "" || strings.Trim(k, "abcdefghijklmnopqrstuvwxyz0123456789_") != "" {
-		return "an unknown parameter (not shown)"
-	}
-	return fmt.Sprintf("parameter %q", k)
 }

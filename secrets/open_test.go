@@ -59,7 +59,7 @@ func TestOpenErrors(t *testing.T) {
 	}{
 		{"env:APP_", ErrInvalid, "takes no path"},
 		{"env:?prefix=APP-", ErrInvalid, "may hold only letters"},
-		{"env:?user=x", ErrInvalid, `does not take parameter "user"; it takes: prefix`},
+		{"env:?user=x", ErrInvalid, `parameter "user" is not known (known: prefix)`},
 		{"env:?prefix=A&prefix=B", ErrInvalid, "appears 2 times"},
 		{"env:#frag", ErrInvalid, "takes no fragment"},
 		{"env://app@", ErrInvalid, "takes no user name"},
@@ -68,7 +68,7 @@ func TestOpenErrors(t *testing.T) {
 		{"file://dbhost/run/secrets", ErrInvalid, `names host "dbhost"`},
 		{"file:/run/secrets?user_file=../x", ErrInvalid, "is not a plain file name"},
 		{"file:/run/secrets?mode=json", ErrInvalid, "user_file, password_file, host_file, port_file, dbname_file"},
-		{"file:/run/secrets?%zz", ErrInvalid, "query of a file: URI is malformed"},
+		{"file:/run/secrets?%zz", ErrInvalid, "the query is malformed"},
 		{"/run/secrets/db", ErrUnknownScheme, "has no scheme"},
 		{"vault://vault:8200/database/creds/app", ErrUnknownScheme,
 			`add import _ "github.com/pgsecure/pgsecure/secrets/vault"; registered schemes: `},
@@ -132,4 +132,14 @@ func registerForTest(t *testing.T, scheme string, open Opener) {
 		defer registry.Unlock()
 		delete(registry.m, strings.ToLower(scheme))
 	})
+}
+
+// TestOpenSuggestsTheNearestScheme is issue 11 #6: a mistyped scheme gets a
+// "did you mean", including for a backend that is not linked.
+func TestOpenSuggestsTheNearestScheme(t *testing.T) {
+	_, err := Open(t.Context(), "vualt://vault:8200/database/creds/app")
+	require.ErrorIs(t, err, ErrUnknownScheme)
+	assert.Contains(t, err.Error(), `did you mean "vault"?`)
+	_, err = Open(t.Context(), "flie:/run/secrets/db")
+	assert.Contains(t, err.Error(), `did you mean "file"?`)
 }

@@ -38,7 +38,8 @@ func TestRedaction(t *testing.T) {
 
 	clock := newClock()
 	static := Static(Credentials{User: "app", Password: NewSecret(testSecret), Expires: clock.Now().Add(time.Minute)})
-	cacheOpts := CacheOptions{Now: clock.Now, Logger: log, Name: "cached"}
+	cacheOpts := clocked(clock)
+	cacheOpts.Logger = log
 	cache := NewCache(static, cacheOpts)
 	fileOpts := []FileOption{WithLogger(log), WithPasswordFile("password")}
 	sources := map[string]Source{

@@ -8,6 +8,47 @@
 //
 // Nothing in this package prints a secret: Secret and Credentials redact
 // themselves in every fmt verb and in log/slog.
+//
+// # Timing model
+//
+// One model decides when credentials are fetched again, used by Cache, by
+// Vault's lease renewal and by its lease replacement. Credentials fetched at
+// t0 that expire at t0+L (Credentials.Expires) are:
+//
+//   - served from memory until the advisory point t0 + 2L/3, moved earlier
+//     by up to L/10 of random jitter so that many processes do not refresh
+//     at once (a Vault lease is renewed there);
+//   - from the advisory point, served while ONE background fetch (or
+//     renewal) runs; no caller waits for it;
+//   - from the mandatory point Expires − L/10 (at least 4 s before
+//     Expires), no longer handed out without a fetch: callers wait
+//     for it, unless the backend already answered in this window with the
+//     same credentials (nothing newer yet);
+//   - never handed out within 4 s of Expires: the pool retires each
+//     connection at least 2 s before its credentials expire, so a
+//     connection opened with them serves queries for at least 2 s.
+//
+// Credentials without Expires (env, a KV secret) are fetched again in the
+// background after CacheOptions.TTL (5 min by default, jittered by up to a
+// tenth). After a failed fetch, the next one waits 1 s doubling up to 30 s,
+// each scaled by a random factor in [0.5, 1), and callers are served the
+// cached credentials until they are within 4 s of Expires: one warning per
+// outage, one info when the backend recovers, and then an error wrapping
+// ErrExpired that names the source. Each fetch runs detached from the caller that
+// started it, bounded by CacheOptions.FetchTimeout (10 s).
+//
+// Sources that manage their own lifetime (LifetimeManager: a Vault
+// dynamic-credentials source, a File source) follow the same model or
+// re-read on change themselves, and Cached does not wrap them again. The
+// pool retires each connection before the Expires of the credentials it
+// was opened with, so no connection outlives its lease.
+//
+// # Errors
+//
+// Every source returns *Error: it names the source by its redacted URI
+// (see Namer), the operation, and what to fix, and wraps one of ErrNotFound,
+// ErrAccessDenied, ErrInvalid, ErrExpired or ErrUnavailable (transient:
+// retrying may help), plus the backend's own error.
 package secrets
 
 import (
@@ -169,29 +210,35 @@ func fmtTime(t time.Time) string {
 //   - Credentials may be called concurrently from many goroutines.
 //   - It honours ctx: it returns promptly with ctx.Err() (wrapped) when ctx
 //     is done.
-//   - Errors wrap ErrNotFound, ErrInvalid, ErrUnavailable or ErrAccessDenied (and the backend's
-//     own error, reachable with errors.As), name the source, and never contain
-//     a secret value.
+//   - Errors are *Error values (or wrap one) that wrap ErrNotFound,
+//     ErrInvalid, ErrUnavailable, ErrAccessDenied or ErrExpired (and the
+//     backend's own error, reachable with errors.As), name the source, and
+//     never contain a secret value.
 //   - Returned Credentials have a non-empty User and Password unless the
 //     source documents otherwise.
 //
-// Sources do not cache unless they say so; wrap one in Cache to share
+// Sources do not cache unless they say so (LifetimeManager); Cached shares
 // fetches between connections.
 type Source interface {
 	Credentials(ctx context.Context) (Credentials, error)
 }
 
 // Invalidator is implemented by sources (and by Cache) that can react to the
-// database rejecting credentials they returned (SQLSTATE 28P01): a cache drops
-// them, a rotating backend may switch to the pending version. pgsecure calls
-// Invalidate once, then fetches again and retries the connection once.
+// database rejecting credentials they returned (SQLSTATE 28P01, or 28000 for
+// a Rotator): a cache drops them, a Vault lease is replaced, a rotating
+// backend looks for the pending version. pgsecure calls Invalidate once,
+// then fetches again and retries the connection once.
 type Invalidator interface {
 	Invalidate(rejected Credentials)
 }
 
 // Closer is implemented by sources that hold resources or leases (a Vault
-// lease watcher). pgsecure calls Close when the pool closes; a source asked to
-// revoke leases on close does so here.
+// lease watcher); a source asked to revoke leases on close does so in Close.
+//
+// Who closes a source: a source the caller passes to Builder.Credentials
+// stays the caller's, who closes it after the pool. A source pgsecure opened
+// itself from a URI (Builder.CredentialsURI) is pgsecure's, and it is closed
+// (renewals stopped, leases revoked if so configured) when the pool closes.
 type Closer interface {
 	Close(ctx context.Context) error
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgsecure/pgsecure"
+	"github.com/pgsecure/pgsecure/internal/refresh"
 	"github.com/pgsecure/pgsecure/internal/testutil"
 	"github.com/pgsecure/pgsecure/secrets"
 	"github.com/stretchr/testify/assert"
@@ -88,7 +89,15 @@ func newBackend(password, version string, lifetime time.Duration) (*backend, *fa
 func credsBuilder(pki *testutil.PKI, port int, src secrets.Source, clock *fakeClock) *pgsecure.Builder {
 	return pgsecure.NewBuilder(fmt.Sprintf("postgres://%s@localhost:%d/postgres", appUser, port)).
 		RootCAFile(pki.CAFile).Logger(quiet).MaxConns(2).
-		Credentials(src).CredentialCache(secrets.CacheOptions{Now: clock.Now, Jitter: -1, TTL: time.Minute})
+		Credentials(src).CredentialCache(cacheOn(clock, time.Minute))
+}
+
+// cacheOn returns cache options with ttl whose clock is clock (and whose
+// jitter draws 0), through the module's test hook.
+func cacheOn(clock *fakeClock, ttl time.Duration) secrets.CacheOptions {
+	o := secrets.CacheOptions{TTL: ttl}
+	refresh.SetCacheClock(&o, clock.Now)
+	return o
 }
 
 // TestFaultSecretUnreachableAtStartup: Build fails, clearly, without
@@ -123,7 +132,7 @@ func TestFaultSecretOutageMidLife(t *testing.T) {
 	defer held.Release()
 
 	src.set(func(b *backend) { b.down = true })
-	clock.Advance(56 * time.Minute) // past the refresh point, before expiry
+	clock.Advance(56 * time.Minute) // in the mandatory window (the last tenth), before expiry
 	before := src.fetchCount()
 	fresh, err := pool.Acquire(ctx) // held is busy: a new connection
 	require.NoError(t, err, "unexpired cached credentials keep serving while the backend is down")
@@ -167,7 +176,8 @@ func TestFaultPasswordRotated(t *testing.T) {
 		rotate("Rotated-Once-7f3a91", "v2")
 		clock.Advance(2 * time.Minute) // past the cache TTL
 		c, err := pool.Acquire(ctx)
-		require.NoError(t, err, "the next connection fetches and uses the new password")
+		require.NoError(t, err, "the next connection uses the new password (refreshed in the background, "+
+			"or fetched again after the server rejected the cached one)")
 		c.Release()
 	})
 

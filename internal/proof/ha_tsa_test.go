@@ -152,7 +152,7 @@ func credentialRotation(t *testing.T, c *testutil.Cluster, query, pw string, wan
 	ctx := ctxT(t, time.Minute)
 	url := strings.Replace(multiHostURL(c.Nodes[:2], query), ":"+appPassword+"@", "@", 1)
 	pool, err := pgsecure.NewBuilder(url).RootCAFile(c.CAFile).Logger(quiet).Credentials(src).
-		CredentialCache(secrets.CacheOptions{Now: clock.Now, Jitter: -1, TTL: time.Hour}).Build(ctx)
+		CredentialCache(cacheOn(clock, time.Hour)).Build(ctx)
 	require.NoError(t, err)
 	defer pool.Close()
 

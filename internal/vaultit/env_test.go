@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,6 +90,11 @@ func startVault(t *testing.T) *env {
 	return e
 }
 
+// name is what a source reading path on this server is named (its URI).
+func (e *env) name(path string) string {
+	return "vault://" + strings.TrimPrefix(e.addr, "https://") + "/" + path
+}
+
 // client returns a pgsecure Vault client that logs in with the root token.
 func (e *env) client(t *testing.T) *vaultsrc.Client {
 	t.Helper()
@@ -149,6 +155,17 @@ func (e *env) dynamicRole(t *testing.T, name, ttl, maxTTL string) {
 		},
 		"default_ttl": ttl,
 		"max_ttl":     maxTTL,
+	})
+	require.NoError(t, err)
+}
+
+// staticRole creates PostgreSQL role name and the Vault static role of that
+// name, rotated every period.
+func (e *env) staticRole(t *testing.T, name, period string) {
+	t.Helper()
+	e.pg.CreateRole(t, name, "initial-"+randomSuffix(t))
+	_, err := e.root.Logical().Write("database/static-roles/"+name, map[string]any{
+		"db_name": "pg", "username": name, "rotation_period": period,
 	})
 	require.NoError(t, err)
 }

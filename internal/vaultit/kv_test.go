@@ -25,7 +25,7 @@ func TestKVReadsFieldsAndVersion(t *testing.T) {
 	assert.Equal(t, "app", creds.User)
 	assert.Equal(t, "pw-one", creds.Password.Reveal())
 	assert.Equal(t, "1", creds.Version)
-	assert.Equal(t, "vault:secret/data/apps/db", creds.Source)
+	assert.Equal(t, e.name("secret/data/apps/db"), creds.Source)
 	assert.True(t, creds.Expires.IsZero())
 
 	e.putKV(t, "apps/db", map[string]any{"username": "app", "password": "pw-two"})
@@ -48,7 +48,7 @@ func TestKVCustomFields(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, secrets.Credentials{
 		User: "svc", Password: secrets.NewSecret("pw"), Host: "db.internal", Port: 5433, Database: "orders",
-		Version: "1", Source: "vault:secret/data/custom",
+		Version: "1", Source: e.name("secret/data/custom"),
 	}, creds)
 
 	// A JSON number is accepted for the port too.
@@ -101,7 +101,7 @@ func TestKVErrors(t *testing.T) {
 	src, err = vaultsrc.KV(limited, "secret", "deleted")
 	require.NoError(t, err)
 	_, err = src.Credentials(ctx)
-	require.ErrorIs(t, err, vaultsrc.ErrDenied)
+	require.ErrorIs(t, err, secrets.ErrAccessDenied)
 	var re *api.ResponseError
 	require.ErrorAs(t, err, &re, "errors.As reaches the Vault client's error")
 	assert.Equal(t, 403, re.StatusCode)

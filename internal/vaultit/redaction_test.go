@@ -49,9 +49,9 @@ func TestLogsAndErrorsCarryNoSecrets(t *testing.T) {
 	waitFor(t, &logs, "lease renewed", 4*time.Second)
 
 	// Revoked behind the source's back: the next renewal fails for good and
-	// the credentials are marked to be re-read.
+	// the credentials are replaced.
 	require.NoError(t, e.root.Sys().Revoke(first.Version))
-	waitFor(t, &logs, "will be re-read", 5*time.Second)
+	waitFor(t, &logs, "replacing the database credentials", 5*time.Second)
 	second, err := src.Credentials(ctx)
 	require.NoError(t, err)
 	assert.NotEqual(t, first.Version, second.Version)

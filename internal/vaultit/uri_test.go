@@ -33,7 +33,7 @@ func TestOpenURIAppRoleDatabase(t *testing.T) {
 	require.NoError(t, err)
 	creds, err := src.Credentials(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, "vault:database/creds/app", creds.Source)
+	assert.Equal(t, e.name("database/creds/app"), creds.Source)
 	_, err = e.login(ctx, creds)
 	require.NoError(t, err)
 
@@ -61,11 +61,7 @@ func TestOpenURIKVWithTokenFile(t *testing.T) {
 
 func TestOpenURIStaticRoleWithEnvToken(t *testing.T) {
 	e := startVault(t).withPostgres(t)
-	e.pg.CreateRole(t, "static_app", "initial-"+randomSuffix(t))
-	_, err := e.root.Logical().Write("database/static-roles/static_app", map[string]any{
-		"db_name": "pg", "username": "static_app", "rotation_period": "1h",
-	})
-	require.NoError(t, err)
+	e.staticRole(t, "static_app", "1h")
 	t.Setenv("VAULT_TOKEN", e.root.Token())
 	t.Setenv("VAULT_CACERT", e.caFile)
 

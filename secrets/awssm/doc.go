@@ -13,15 +13,19 @@
 // plain string, which is taken as the password of the user named with WithUser.
 // Credentials.Version is the secret's VersionId.
 //
-// With the default stage (AWSCURRENT) the source follows rotation: after the
-// database rejected credentials and Invalidate was called, the next fetch reads
-// the AWSPENDING version once (the rotation lambda may already have set that
-// password in the database), then fetches go back to AWSCURRENT. If there is no
-// AWSPENDING version, that fetch reads AWSCURRENT. A rejection of credentials
-// that came from AWSPENDING does not send the source there again. Behind a
-// secrets.Cache (which forwards Invalidate) the pending credentials are cached
-// like any others. A JSON secret must name its user; WithUser applies only to
-// plain strings, which are used verbatim (no trimming).
+// With the default stage (AWSCURRENT) the source follows rotation and
+// reports so (Rotates): after the database rejected credentials and
+// Invalidate was called, the next fetch reads the AWSPENDING version (the
+// rotation lambda may already have set that password in the database) and,
+// while AWSCURRENT has not moved to it, keeps serving it. If there is no
+// usable AWSPENDING version, it reads AWSCURRENT; when that still holds the
+// rejected version, it reads again with jittered backoff (from 100 ms doubling,
+// up to about 6 s, and never past the caller's deadline) across the rotation
+// window, then hands back what AWSCURRENT holds. A rejection of
+// credentials that came from AWSPENDING sends the source back to AWSCURRENT.
+// Behind a secrets.Cache (which forwards Invalidate) the pending credentials
+// are cached like any others. A JSON secret must name its user; WithUser
+// applies only to plain strings, which are used verbatim (no trimming).
 //
 // # RDS IAM
 //
@@ -63,16 +67,16 @@
 //
 // # Errors
 //
-// Errors name the source, never contain a secret value or token, wrap the
-// SDK's error (reachable with errors.As, e.g. as smithy.APIError) and wrap one
-// of these sentinels:
+// Errors are *secrets.Error values named by the source's URI (Name), never
+// contain a secret value or token, wrap the SDK's error (reachable with
+// errors.As, e.g. as smithy.APIError) and wrap one of these sentinels:
 //
 //   - secrets.ErrNotFound: the secret, or the requested version or stage, does
 //     not exist.
 //   - secrets.ErrUnavailable: throttling, a 5xx answer or a network failure,
 //     each after the SDK's own retries. Retrying may help.
-//   - ErrAccessDenied: AWS refused the caller (missing IAM or KMS permission,
-//     unknown key, bad signature). Retrying will not help.
+//   - secrets.ErrAccessDenied: AWS refused the caller (missing IAM or KMS
+//     permission, unknown key, bad signature). Retrying will not help.
 //   - secrets.ErrInvalid: the secret's content is not usable, or the source is
 //     misconfigured (empty secret id, bad endpoint, no region).
 //

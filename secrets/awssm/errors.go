@@ -13,12 +13,6 @@ import (
 	"github.com/pgsecure/pgsecure/secrets"
 )
 
-// ErrAccessDenied is wrapped when AWS refuses the caller: the IAM identity
-// lacks secretsmanager:GetSecretValue (or kms:Decrypt on the secret's key), or
-// its access key is unknown or signs wrongly. Retrying will not help until the
-// permission or the AWS credentials are fixed; the SDK does not retry it.
-var ErrAccessDenied = fmt.Errorf("pgsecure/awssm: AWS denied access: %w", secrets.ErrAccessDenied)
-
 // deniedCodes are AWS error codes that mean "who you are, or what you may do".
 var deniedCodes = map[string]string{
 	"AccessDeniedException":       "the AWS identity may not read this secret: grant secretsmanager:GetSecretValue on it",
@@ -34,10 +28,10 @@ var deniedCodes = map[string]string{
 // whether err is transient (throttling, 5xx, connection failure).
 var sdkRetryable = retry.IsErrorRetryables(retry.DefaultRetryables)
 
-// classify wraps an error from an AWS call with a sentinel and a hint.
-// The SDK's messages carry codes and AWS's own text; decoding errors, which
-// may quote the response, are withheld.
-func classify(ctx context.Context, name string, err error) error {
+// classify turns an error from an AWS call into a *secrets.Error naming the
+// source. The SDK's messages carry codes and AWS's own text; decoding
+// errors, which may quote the response, are withheld.
+func classify(ctx context.Context, name, op string, err error) error {
 	var (
 		notFound    *types.ResourceNotFoundException
 		decryption  *types.DecryptionFailure
@@ -45,33 +39,30 @@ func classify(ctx context.Context, name string, err error) error {
 		apiErr      smithy.APIError
 		undecodable *smithy.DeserializationError
 	)
+	fail := func(kind error, hint string, err error) error {
+		return &secrets.Error{Kind: kind, Source: name, Op: op, Hint: hint, Err: err}
+	}
 	switch {
 	case ctx.Err() != nil:
-		return fmt.Errorf("pgsecure/awssm: %s: gave up waiting for AWS: %w: %w", name, context.Cause(ctx), err)
+		return fail(nil, "gave up waiting for AWS", fmt.Errorf("%w: %w", context.Cause(ctx), err))
 	case errors.As(err, &undecodable):
-		return fmt.Errorf("pgsecure/awssm: %s: AWS sent a response that cannot be decoded: %w: %w", name, secrets.ErrUnavailable, quiet{err})
+		return fail(secrets.ErrUnavailable, "AWS sent a response that cannot be decoded",
+			secrets.Quiet(err, "(decoding error withheld: it may quote the response)"))
 	case errors.As(err, &notFound):
-		return fmt.Errorf("pgsecure/awssm: %s: no such secret, version or stage in this account and region; check the secret id, region and stage: %w: %w", name, secrets.ErrNotFound, err)
+		return fail(secrets.ErrNotFound, "no such secret, version or stage in this account and region; "+
+			"check the secret id, region and stage", err)
 	case errors.As(err, &decryption):
-		return fmt.Errorf("pgsecure/awssm: %s: the secret cannot be decrypted; grant kms:Decrypt on its KMS key: %w: %w", name, ErrAccessDenied, err)
+		return fail(secrets.ErrAccessDenied, "the secret cannot be decrypted; grant kms:Decrypt on its KMS key", err)
 	case errors.As(err, &apiErr) && deniedCodes[apiErr.ErrorCode()] != "":
-		return fmt.Errorf("pgsecure/awssm: %s: %s: %w: %w", name, deniedCodes[apiErr.ErrorCode()], ErrAccessDenied, err)
+		return fail(secrets.ErrAccessDenied, deniedCodes[apiErr.ErrorCode()], err)
 	case errors.As(err, &maxTries), sdkRetryable.IsErrorRetryable(err) == aws.TrueTernary:
-		return fmt.Errorf("pgsecure/awssm: %s: AWS is unavailable or throttling (after the SDK's retries); retry later: %w: %w", name, secrets.ErrUnavailable, err)
+		return fail(secrets.ErrUnavailable, "AWS is unavailable or throttling (after the SDK's retries); retry later", err)
 	default:
-		return fmt.Errorf("pgsecure/awssm: %s: the AWS call failed: %w: %w", name, secrets.ErrUnavailable, err)
+		return fail(secrets.ErrUnavailable, "the AWS call failed", err)
 	}
 }
 
-// quiet keeps err reachable with errors.Is and errors.As without printing
-// it: the SDK's decoding errors may quote bytes of the response, which can be
-// part of a secret.
-type quiet struct{ err error }
-
-func (q quiet) Error() string { return "(decoding error withheld: it may quote the response)" }
-func (q quiet) Unwrap() error { return q.err }
-
 // misconfigured reports a source that cannot work as configured.
 func misconfigured(name, what string) error {
-	return fmt.Errorf("pgsecure/awssm: %s: %s: %w", name, what, secrets.ErrInvalid)
+	return &secrets.Error{Kind: secrets.ErrInvalid, Source: name, Op: "open", Hint: what}
 }

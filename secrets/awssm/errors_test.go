@@ -30,7 +30,7 @@ func TestBadAWSCredentialsAreDenied(t *testing.T) {
 		var apiErr smithy.APIError
 		require.ErrorAs(t, err, &apiErr, code)
 		assert.Equal(t, code, apiErr.ErrorCode())
-		assert.ErrorIs(t, err, ErrAccessDenied, code)
+		assert.ErrorIs(t, err, secrets.ErrAccessDenied, code)
 		assert.NotErrorIs(t, err, secrets.ErrUnavailable, code)
 		assert.Contains(t, err.Error(), deniedCodes[code], code)
 		assert.Empty(t, srv.Requests(), "a badly signed request must not reach the handler")
@@ -42,7 +42,7 @@ func TestAccessDeniedIsNotRetried(t *testing.T) {
 	srv, cfg := newServer(t)
 	srv.Fail(1, http.StatusBadRequest, "AccessDeniedException")
 	_, err := fetch(t, SecretsManager(cfg, "prod/db"))
-	assert.ErrorIs(t, err, ErrAccessDenied)
+	assert.ErrorIs(t, err, secrets.ErrAccessDenied)
 	assert.NotErrorIs(t, err, secrets.ErrUnavailable)
 	assert.Contains(t, err.Error(), "secretsmanager:GetSecretValue")
 	assert.Len(t, srv.Requests(), 1)
@@ -54,7 +54,7 @@ func TestDecryptionFailureIsDenied(t *testing.T) {
 	_, err := fetch(t, SecretsManager(cfg, "prod/db"))
 	var typed *types.DecryptionFailure
 	assert.ErrorAs(t, err, &typed)
-	assert.ErrorIs(t, err, ErrAccessDenied)
+	assert.ErrorIs(t, err, secrets.ErrAccessDenied)
 	assert.Contains(t, err.Error(), "kms:Decrypt")
 }
 
@@ -137,6 +137,14 @@ func TestEmptySecretValueIsInvalid(t *testing.T) {
 	assert.Contains(t, err.Error(), "version e1 is empty")
 }
 
-func TestAccessDeniedWrapsTheSecretsSentinel(t *testing.T) {
-	assert.ErrorIs(t, ErrAccessDenied, secrets.ErrAccessDenied)
+func TestErrorsAreSecretsErrors(t *testing.T) {
+	srv, cfg := newServer(t)
+	srv.Fail(1, 400, "AccessDeniedException")
+	_, err := fetch(t, SecretsManager(cfg, "prod/db"))
+	var e *secrets.Error
+	require.ErrorAs(t, err, &e)
+	assert.Equal(t, secrets.ErrAccessDenied, e.Kind)
+	assert.Equal(t, "awssm:prod/db", e.Source)
+	assert.Equal(t, "GetSecretValue", e.Op)
+	assert.Contains(t, e.Hint, "secretsmanager:GetSecretValue")
 }

@@ -29,7 +29,7 @@ func RDSIAM(cfg aws.Config, endpoint, region, user string) *Source {
 	if region == "" {
 		region = cfg.Region
 	}
-	name := "rdsiam:" + user + "@" + endpoint
+	name := "rdsiam://" + user + "@" + endpoint
 	iam := &iamSource{name: name, endpoint: endpoint, region: region, user: user, creds: cfg.Credentials, now: time.Now}
 	src := &Source{name: name, impl: iam}
 	host, port, err := net.SplitHostPort(endpoint)
@@ -60,7 +60,7 @@ func (s *iamSource) credentials(ctx context.Context) (secrets.Credentials, error
 	issued := s.now()
 	token, err := auth.BuildAuthToken(ctx, s.endpoint, s.region, s.user, s.creds)
 	if err != nil {
-		return secrets.Credentials{}, classify(ctx, s.name, err)
+		return secrets.Credentials{}, classify(ctx, s.name, "build IAM token", err)
 	}
 	return secrets.Credentials{
 		User:     s.user,

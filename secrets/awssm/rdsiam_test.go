@@ -28,7 +28,7 @@ func TestRDSIAMTokenShape(t *testing.T) {
 	assert.Equal(t, "app", c.User)
 	assert.Equal(t, "mydb.abc123.eu-west-1.rds.amazonaws.com", c.Host)
 	assert.EqualValues(t, 5432, c.Port)
-	assert.Equal(t, "rdsiam:app@mydb.abc123.eu-west-1.rds.amazonaws.com:5432", c.Source)
+	assert.Equal(t, "rdsiam://app@mydb.abc123.eu-west-1.rds.amazonaws.com:5432", c.Source)
 
 	token := c.Password.Reveal()
 	// The SDK writes host:port?query; AWS's CLI writes host:port/?query. Both
@@ -113,5 +113,5 @@ func TestRDSIAMCredentialFailure(t *testing.T) {
 	_, err := fetch(t, RDSIAM(cfg, "db.example.com:5432", "", "app"))
 	assert.ErrorIs(t, err, errNoCreds)
 	assert.ErrorIs(t, err, secrets.ErrUnavailable)
-	assert.Contains(t, err.Error(), "rdsiam:app@db.example.com:5432")
+	assert.Contains(t, err.Error(), "rdsiam://app@db.example.com:5432")
 }

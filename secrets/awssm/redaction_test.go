@@ -54,7 +54,7 @@ func TestErrorsNeverContainTheSecret(t *testing.T) {
 		_, err := fetch(t, src)
 		require.Error(t, err, what)
 		assertNoSecret(t, what, err, leaky...)
-		assert.True(t, strings.HasPrefix(err.Error(), "pgsecure/awssm: "), what)
+		assert.True(t, strings.HasPrefix(err.Error(), "pgsecure: "+src.Name()+": "), what)
 	}
 
 	const numeric = "73914650281937"                                // a secret the SDK will quote

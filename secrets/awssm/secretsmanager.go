@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/pgsecure/pgsecure/internal/refresh"
 	"github.com/pgsecure/pgsecure/secrets"
 )
 
@@ -50,7 +50,8 @@ func SecretsManager(cfg aws.Config, secretID string, opts ...Option) *Source {
 		opt(&o)
 	}
 	name := "awssm:" + secretID
-	sm := &smSource{name: name, id: secretID, opts: o, rotates: o.versionID == "" && (o.stage == "" || o.stage == StageCurrent)}
+	sm := &smSource{name: name, id: secretID, opts: o, rotates: o.versionID == "" && (o.stage == "" || o.stage == StageCurrent),
+		jitter: refresh.Rand}
 	if sm.opts.stage == "" && sm.opts.versionID == "" {
 		sm.opts.stage = StageCurrent
 	}
@@ -72,10 +73,11 @@ type smSource struct {
 	opts    smOptions
 	rotates bool
 	client  *secretsmanager.Client
+	jitter  func() float64
 
 	mu          sync.Mutex
-	tryPending  bool   // the next fetch reads AWSPENDING once
-	lastPending string // VersionId last returned from AWSPENDING
+	rejected    *secrets.Credentials // the database rejected these; the next fetch looks past them
+	lastPending string               // VersionId last served from AWSPENDING; "" outside a rotation
 }
 
 func (s *smSource) invalidate(rejected secrets.Credentials) {
@@ -84,28 +86,80 @@ func (s *smSource) invalidate(rejected secrets.Credentials) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	// Pending credentials that were rejected too: go back to AWSCURRENT.
-	s.tryPending = rejected.Version == "" || rejected.Version != s.lastPending
+	s.rejected = &rejected
 }
 
 func (s *smSource) credentials(ctx context.Context) (secrets.Credentials, error) {
 	s.mu.Lock()
-	pending := s.tryPending
-	s.tryPending = false
+	rejected := s.rejected
+	s.rejected = nil
 	s.mu.Unlock()
-	if pending {
-		c, err := s.get(ctx, "", StagePending)
-		if err == nil {
-			s.mu.Lock()
-			s.lastPending = c.Version
-			s.mu.Unlock()
-			return c, nil
-		}
-		if ctx.Err() != nil || !errors.Is(err, secrets.ErrNotFound) {
-			return secrets.Credentials{}, err
-		}
+	if rejected == nil {
+		return s.current(ctx)
 	}
+	return refresh.AwaitNewer(ctx, s.jitter, func(ctx context.Context) (secrets.Credentials, error) {
+		return s.afterRejection(ctx, *rejected)
+	}, func(c secrets.Credentials) bool { return sameVersion(c, *rejected) })
+}
+
+// current reads the configured stage. Inside a rotation window, after
+// AWSPENDING was accepted by the database, it keeps serving that version
+// until AWSCURRENT moves to it (or it disappears).
+func (s *smSource) current(ctx context.Context) (secrets.Credentials, error) {
+	c, err := s.get(ctx, s.opts.versionID, s.opts.stage)
+	if err != nil {
+		return c, err
+	}
+	s.mu.Lock()
+	pending := s.lastPending
+	s.mu.Unlock()
+	if pending == "" || c.Version == pending {
+		s.setPending(pending, "")
+		return c, nil
+	}
+	if p, err := s.get(ctx, pending, ""); err == nil {
+		return p, nil
+	}
+	s.setPending(pending, "")
+	return c, nil
+}
+
+// afterRejection reads AWSPENDING and returns it unless it is the rejected
+// version (or absent); then it reads the configured stage. A pending
+// version accepted in an earlier rotation is not trusted on its own: only
+// what AWSPENDING holds now counts.
+func (s *smSource) afterRejection(ctx context.Context, rejected secrets.Credentials) (secrets.Credentials, error) {
+	c, err := s.get(ctx, "", StagePending)
+	switch {
+	case err == nil && !sameVersion(c, rejected):
+		s.mu.Lock()
+		s.lastPending = c.Version
+		s.mu.Unlock()
+		return c, nil
+	case err != nil && (ctx.Err() != nil || !errors.Is(err, secrets.ErrNotFound)):
+		return secrets.Credentials{}, err
+	}
+	s.mu.Lock()
+	s.lastPending = "" // the pending credentials were rejected too, or there are none: AWSCURRENT
+	s.mu.Unlock()
 	return s.get(ctx, s.opts.versionID, s.opts.stage)
+}
+
+// setPending sets lastPending to to if it still is from.
+func (s *smSource) setPending(from, to string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lastPending == from {
+		s.lastPending = to
+	}
+}
+
+// sameVersion reports whether c is the version that was rejected.
+func sameVersion(c, rejected secrets.Credentials) bool {
+	if rejected.Version != "" {
+		return c.Version == rejected.Version
+	}
+	return c.Password.Equal(rejected.Password)
 }
 
 func (s *smSource) get(ctx context.Context, versionID, stage string) (secrets.Credentials, error) {
@@ -118,7 +172,7 @@ func (s *smSource) get(ctx context.Context, versionID, stage string) (secrets.Cr
 	}
 	out, err := s.client.GetSecretValue(ctx, in)
 	if err != nil {
-		return secrets.Credentials{}, classify(ctx, s.name, err)
+		return secrets.Credentials{}, classify(ctx, s.name, "GetSecretValue", err)
 	}
 	value := out.SecretBinary
 	if out.SecretString != nil {
@@ -148,7 +202,8 @@ func (s *smSource) parse(value []byte, version string) (secrets.Credentials, err
 	}
 	c, err := secrets.ParseJSON(trimmed)
 	if err != nil {
-		return secrets.Credentials{}, fmt.Errorf("pgsecure/awssm: %s: version %s: %w", s.name, version, err)
+		return secrets.Credentials{}, &secrets.Error{Kind: secrets.ErrInvalid, Source: s.name, Op: "parse version " + version,
+			Hint: "the secret is not usable", Err: err}
 	}
 	return c, nil
 }

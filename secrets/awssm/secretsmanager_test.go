@@ -1,8 +1,10 @@
 package awssm
 
 import (
+	"context"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -90,6 +92,7 @@ func TestSecretsManagerRotation(t *testing.T) {
 	srv, cfg := newServer(t)
 	srv.Put("prod/db", awstest.Version{ID: "v2", Stages: []string{StagePending}, String: rdsJSON(testPending)})
 	src := SecretsManager(cfg, "prod/db")
+	assert.True(t, src.Rotates())
 
 	old := mustFetch(t, src)
 	require.Equal(t, "v1", old.Version)
@@ -99,13 +102,78 @@ func TestSecretsManagerRotation(t *testing.T) {
 	assert.Equal(t, "v2", next.Version)
 	assert.Equal(t, testPending, next.Password.Reveal())
 
-	again := mustFetch(t, src) // once only: back to AWSCURRENT
-	assert.Equal(t, "v1", again.Version)
+	again := mustFetch(t, src)
+	assert.Equal(t, "v2", again.Version, "the accepted pending version is kept while AWSCURRENT has not moved")
 
-	src.Invalidate(next) // the pending credentials were rejected too: no loop
+	src.Invalidate(next) // the pending credentials were rejected too: back to AWSCURRENT, no loop
+	assert.Equal(t, "v1", mustFetch(t, src).Version)
 	assert.Equal(t, "v1", mustFetch(t, src).Version)
 
-	assert.Equal(t, []string{StageCurrent, StagePending, StageCurrent, StageCurrent}, stages(srv))
+	cur, pend, byID := awstest.Request{SecretID: "prod/db", VersionStage: StageCurrent},
+		awstest.Request{SecretID: "prod/db", VersionStage: StagePending}, awstest.Request{SecretID: "prod/db", VersionID: "v2"}
+	assert.Equal(t, []awstest.Request{cur, pend, cur, byID, pend, cur, cur}, srv.Requests())
+}
+
+// TestSecretsManagerRotationFinishes: once the rotation moves AWSCURRENT to
+// the pending version, the source reads AWSCURRENT alone again.
+func TestSecretsManagerRotationFinishes(t *testing.T) {
+	srv, cfg := newServer(t)
+	srv.Put("prod/db", awstest.Version{ID: "v2", Stages: []string{StagePending}, String: rdsJSON(testPending)})
+	src := SecretsManager(cfg, "prod/db")
+	src.Invalidate(mustFetch(t, src))
+	require.Equal(t, "v2", mustFetch(t, src).Version)
+	srv.Put("prod/db", awstest.Version{ID: "v2", Stages: []string{StageCurrent}, String: rdsJSON(testPending)})
+	n := len(srv.Requests())
+	assert.Equal(t, "v2", mustFetch(t, src).Version)
+	assert.Equal(t, "v2", mustFetch(t, src).Version)
+	assert.Len(t, srv.Requests(), n+2, "one request per fetch after the rotation finished")
+}
+
+// TestSecretsManagerBacksOffAcrossTheRotationWindow is issue 13 item 6: when
+// the database rejected AWSCURRENT and the rotation has not yet published a
+// usable version (no AWSPENDING), the fetch reads again with jittered
+// backoff instead of handing back the rejected credentials at once.
+func TestSecretsManagerBacksOffAcrossTheRotationWindow(t *testing.T) {
+	srv, cfg := newServer(t)
+	src := SecretsManager(cfg, "prod/db")
+	src.impl.(*smSource).jitter = func() float64 { return 0 }
+	old := mustFetch(t, src)
+	src.Invalidate(old)
+	go func() {
+		// The rotation publishes the new version while the source backs off.
+		for len(srv.Requests()) < 3 { // AWSCURRENT, then AWSPENDING (absent) and AWSCURRENT after the rejection
+			time.Sleep(time.Millisecond)
+		}
+		srv.Put("prod/db", awstest.Version{ID: "v2", Stages: []string{StageCurrent}, String: rdsJSON(testPending)})
+	}()
+	c := mustFetch(t, src)
+	assert.Equal(t, "v2", c.Version, "the fetch waited for the rotation to publish")
+	assert.Equal(t, testPending, c.Password.Reveal())
+	assert.GreaterOrEqual(t, len(srv.Requests()), 5, "it read again after backing off")
+}
+
+// TestSecretsManagerRotationBackoffIsBounded: a rotation that never publishes
+// leaves the source handing back what AWSCURRENT holds after rotationTries
+// reads, or when the caller's deadline comes first.
+func TestSecretsManagerRotationBackoffIsBounded(t *testing.T) {
+	srv, cfg := newServer(t)
+	src := SecretsManager(cfg, "prod/db")
+	src.impl.(*smSource).jitter = func() float64 { return 0.999 } // the first wait is about 100 ms
+	old := mustFetch(t, src)
+	src.Invalidate(old)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go func() {
+		for len(srv.Requests()) < 3 { // AWSCURRENT, then AWSPENDING (absent) and AWSCURRENT
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(30 * time.Millisecond) // the third answer arrives; the source waits
+		cancel()                          // the caller's deadline, while the source waits
+	}()
+	c, err := src.Credentials(ctx)
+	require.NoError(t, err, "the database decides about the credentials")
+	assert.Equal(t, "v1", c.Version)
+	assert.Len(t, srv.Requests(), 3, "no reads after the deadline")
 }
 
 func TestSecretsManagerRotationWithoutPendingVersion(t *testing.T) {
@@ -155,7 +223,7 @@ func TestSecretsManagerConcurrentUse(t *testing.T) {
 	for err := range errs {
 		assert.NoError(t, err)
 	}
-	assert.Len(t, srv.Requests(), 16)
+	assert.GreaterOrEqual(t, len(srv.Requests()), 16, "every fetch reached AWS")
 }
 
 func TestSecretsManagerRotationThroughCache(t *testing.T) {
@@ -168,4 +236,24 @@ func TestSecretsManagerRotationThroughCache(t *testing.T) {
 	cache.Invalidate(old) // the cache forwards the rejection to the source
 	assert.Equal(t, "v2", mustFetch(t, cache).Version)
 	assert.Equal(t, []string{StageCurrent, StagePending}, stages(srv))
+	assert.True(t, cache.Rotates(), "the cache forwards Rotates")
+}
+
+// TestSecretsManagerSecondRotation: the version accepted from AWSPENDING in
+// one rotation becomes AWSCURRENT; when the next rotation's password is set,
+// its rejection leads straight to the new AWSPENDING, without backing off.
+func TestSecretsManagerSecondRotation(t *testing.T) {
+	srv, cfg := newServer(t)
+	src := SecretsManager(cfg, "prod/db")
+	src.Invalidate(mustFetch(t, src))
+	srv.Put("prod/db", awstest.Version{ID: "v2", Stages: []string{StagePending}, String: rdsJSON(testPending)})
+	v2 := mustFetch(t, src)
+	require.Equal(t, "v2", v2.Version)
+	srv.Put("prod/db", awstest.Version{ID: "v2", Stages: []string{StageCurrent}, String: rdsJSON(testPending)}) // finishSecret
+
+	srv.Put("prod/db", awstest.Version{ID: "v3", Stages: []string{StagePending}, String: rdsJSON("third-pw")}) // next rotation
+	src.Invalidate(v2)
+	n := len(srv.Requests())
+	assert.Equal(t, "v3", mustFetch(t, src).Version)
+	assert.Len(t, srv.Requests(), n+1, "one read of AWSPENDING, no backoff")
 }

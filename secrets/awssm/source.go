@@ -27,10 +27,18 @@ type rotator interface {
 	invalidate(rejected secrets.Credentials)
 }
 
+// Rotates implements secrets.Rotator: a Secrets Manager source that follows
+// AWSCURRENT rotates; a pinned version or stage, and RDS IAM, do not.
+func (s *Source) Rotates() bool {
+	sm, ok := s.impl.(*smSource)
+	return ok && sm.rotates && s.err == nil
+}
+
 var (
 	_ secrets.Source      = (*Source)(nil)
 	_ secrets.Invalidator = (*Source)(nil)
 	_ secrets.Namer       = (*Source)(nil)
+	_ secrets.Rotator     = (*Source)(nil)
 )
 
 // Credentials fetches credentials from AWS. See the package documentation for
@@ -43,16 +51,17 @@ func (s *Source) Credentials(ctx context.Context) (secrets.Credentials, error) {
 }
 
 // Invalidate tells the source that the database rejected credentials it
-// returned. A Secrets Manager source reading AWSCURRENT then reads AWSPENDING
-// on its next fetch; other sources ignore the call.
+// returned. A Secrets Manager source reading AWSCURRENT then looks past them
+// on its next fetch (see the package documentation: AWSPENDING, then
+// AWSCURRENT again with backoff); other sources ignore the call.
 func (s *Source) Invalidate(rejected secrets.Credentials) {
 	if r, ok := s.impl.(rotator); ok && s.err == nil {
 		r.invalidate(rejected)
 	}
 }
 
-// Name names the source for logs and errors ("awssm:<secret-id>",
-// "rdsiam:<user>@<host>:<port>"); it holds no secret.
+// Name names the source by its redacted URI ("awssm:<secret-id>",
+// "rdsiam://<user>@<host>:<port>") for logs and errors; it holds no secret.
 func (s *Source) Name() string { return s.name }
 
 // String returns Name.

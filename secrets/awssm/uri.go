@@ -2,16 +2,14 @@ package awssm
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net"
 	"net/url"
-	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 
+	"github.com/pgsecure/pgsecure/internal/uriparam"
 	"github.com/pgsecure/pgsecure/secrets"
 )
 
@@ -84,7 +82,8 @@ func loadConfig(ctx context.Context, scheme, region string) (aws.Config, error) 
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return aws.Config{}, fmt.Errorf("pgsecure/awssm: %s: loading the AWS configuration failed; check the AWS_* variables and shared config files: %w: %w", scheme, secrets.ErrInvalid, err)
+		return aws.Config{}, &secrets.Error{Kind: secrets.ErrInvalid, Source: scheme + " URI", Op: "load AWS configuration",
+			Hint: "check the AWS_* variables and shared config files", Err: err}
 	}
 	return cfg, nil
 }
@@ -158,19 +157,5 @@ func parseRDSIAMURI(u *url.URL) (iamURI, error) {
 // singleParams returns the query parameters of u, each allowed at most once
 // and only if named in allowed.
 func singleParams(u *url.URL, allowed ...string) (map[string]string, error) {
-	q, err := url.ParseQuery(u.RawQuery)
-	if err != nil {
-		return nil, errors.New("bad query string")
-	}
-	out := map[string]string{}
-	for k, vs := range q {
-		switch {
-		case !slices.Contains(allowed, k):
-			return nil, fmt.Errorf("unknown parameter %q (known: %s)", k, strings.Join(allowed, ", "))
-		case len(vs) != 1:
-			return nil, fmt.Errorf("parameter %q given %d times", k, len(vs))
-		}
-		out[k] = vs[0]
-	}
-	return out, nil
+	return uriparam.Parse(u, allowed, nil)
 }

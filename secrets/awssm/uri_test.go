@@ -46,11 +46,11 @@ func TestParseSecretsManagerURIErrors(t *testing.T) {
 		"awssm://db#frag":                          "%23",
 		"awssm://":                                 "no secret id",
 		"awssm:///":                                "no secret id",
-		"awssm://db?regoin=us-east-1":              `unknown parameter "regoin"`,
-		"awssm://db?stage=A&stage=B":               `"stage" given 2 times`,
+		"awssm://db?regoin=us-east-1":              `parameter "regoin" is not known; did you mean "region"?`,
+		"awssm://db?stage=A&stage=B":               `"stage" appears 2 times`,
 		"awssm://db?endpoint=http://plain.example": "https URL",
 		"awssm://db?endpoint=%3A%2F%2F":            "https URL",
-		"awssm://db?a=%zz":                         "bad query string",
+		"awssm://db?a=%zz":                         "query is malformed",
 	} {
 		u, err := url.Parse(uri)
 		require.NoError(t, err, uri)
@@ -79,7 +79,7 @@ func TestParseRDSIAMURIErrors(t *testing.T) {
 		"rdsiam://db.example.com:5432":            "no database user",
 		"rdsiam://app:hunter2@db.example.com":     "must not carry a password",
 		"rdsiam://app@db.example.com:5432/orders": "unexpected path",
-		"rdsiam://app@db.example.com?user=x":      `unknown parameter "user"`,
+		"rdsiam://app@db.example.com?user=x":      `parameter "user" is not known`,
 		"rdsiam:app@db":                           "want rdsiam://",
 	} {
 		u, err := url.Parse(uri)

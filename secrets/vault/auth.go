@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/vault/api/auth/approle"
 	"github.com/hashicorp/vault/api/auth/kubernetes"
 
+	"github.com/pgsecure/pgsecure/internal/files"
 	"github.com/pgsecure/pgsecure/secrets"
 )
 
@@ -123,13 +124,13 @@ func (a Auth) validate() error {
 			missing = "a role"
 		}
 	default:
-		return fmt.Errorf("pgsecure/vault: no auth method configured; use TokenAuth, AppRoleAuth or KubernetesAuth: %w", secrets.ErrInvalid)
+		return configError("no auth method configured; use TokenAuth, AppRoleAuth or KubernetesAuth", nil)
 	}
 	if a.mount == "" && a.method != "token" {
 		missing = "a login mount"
 	}
 	if missing != "" {
-		return fmt.Errorf("pgsecure/vault: %s auth needs %s: %w", a.method, missing, secrets.ErrInvalid)
+		return configError(fmt.Sprintf("%s auth needs %s", a.method, missing), nil)
 	}
 	return nil
 }
@@ -151,14 +152,14 @@ func (a Auth) login(ctx context.Context, c *api.Client) (login, error) {
 	path := "auth/" + a.mount + "/login"
 	m, err := a.loginMethod()
 	if err != nil {
-		return login{}, &Error{Op: "login", Path: path, Kind: secrets.ErrInvalid, Hint: "check the auth configuration", Err: err}
+		return login{}, err
 	}
 	s, err := m.Login(ctx, c)
 	if err != nil {
 		return login{}, classify("login", path, err)
 	}
 	if s == nil || s.Auth == nil || s.Auth.ClientToken == "" {
-		return login{}, &Error{Op: "login", Path: path, Kind: ErrDenied, Hint: "Vault returned no token"}
+		return login{}, vaultError(secrets.ErrAccessDenied, "login "+path, "Vault answered the login without a token", nil)
 	}
 	return login{
 		token:     s.Auth.ClientToken,
@@ -167,24 +168,23 @@ func (a Auth) login(ctx context.Context, c *api.Client) (login, error) {
 	}, nil
 }
 
+// loginMethod reads the files the method needs (role ID, secret ID,
+// service account token); a missing or unreadable file is a configuration
+// error (secrets.ErrInvalid) naming the file, not a Vault outage.
 func (a Auth) loginMethod() (api.AuthMethod, error) {
 	switch a.method {
 	case "approle":
-		roleID := a.roleID
-		if a.roleIDFile != "" {
-			b, err := readSmallFile(a.roleIDFile, "role ID")
-			if err != nil {
-				return nil, err
-			}
-			roleID = b
+		roleID, err := a.fromFile(a.roleID, a.roleIDFile, "role ID", "role_id_file")
+		if err != nil {
+			return nil, err
 		}
-		sid := &approle.SecretID{FromString: a.secretID.Reveal()}
-		if a.secretIDFile != "" {
-			sid = &approle.SecretID{FromFile: a.secretIDFile}
+		secretID, err := a.fromFile(a.secretID.Reveal(), a.secretIDFile, "secret ID", "secret_id_file")
+		if err != nil {
+			return nil, err
 		}
-		return approle.NewAppRoleAuth(roleID, sid, approle.WithMountPath(a.mount))
+		return approle.NewAppRoleAuth(roleID, &approle.SecretID{FromString: secretID}, approle.WithMountPath(a.mount))
 	case "kubernetes":
-		jwt, err := readSmallFile(a.jwtPath, "service account token")
+		jwt, err := a.fromFile("", a.jwtPath, "service account token", "jwt_path")
 		if err != nil {
 			return nil, err
 		}
@@ -194,34 +194,30 @@ func (a Auth) loginMethod() (api.AuthMethod, error) {
 	return nil, errors.New("unknown auth method")
 }
 
+// fromFile returns value, or the content of path when path is set.
+func (a Auth) fromFile(value, path, what, param string) (string, error) {
+	if path == "" {
+		return value, nil
+	}
+	v, err := files.ReadTrimmed(path, what)
+	if err != nil {
+		return "", vaultError(secrets.ErrInvalid, "login", fmt.Sprintf("cannot read the %s file %s: check %s and the file's permissions",
+			what, path, param), err)
+	}
+	return v, nil
+}
+
 func (a Auth) readToken() (string, error) {
 	switch {
 	case a.tokenFile != "":
-		tok, err := readSmallFile(a.tokenFile, "Vault token")
-		if err != nil {
-			return "", &Error{Op: "login", Path: "token file", Kind: secrets.ErrInvalid, Hint: "check token_file", Err: err}
-		}
-		return tok, nil
+		return a.fromFile("", a.tokenFile, "Vault token", "token_file")
 	case a.tokenEnv:
 		tok := strings.TrimSpace(os.Getenv(api.EnvVaultToken))
 		if tok == "" {
-			return "", &Error{Op: "login", Path: "VAULT_TOKEN", Kind: secrets.ErrInvalid, Hint: "set VAULT_TOKEN or use a token file"}
+			return "", vaultError(secrets.ErrInvalid, "login", "VAULT_TOKEN is not set (or empty): set it, "+
+				"or name a token file (token_file=) or another auth method (auth=approle, auth=kubernetes)", nil)
 		}
 		return tok, nil
 	}
 	return a.token.Reveal(), nil
-}
-
-// readSmallFile reads a credential file. Errors name the file, never its
-// content.
-func readSmallFile(path, what string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("read %s file: %w", what, err)
-	}
-	s := strings.TrimSpace(string(b))
-	if s == "" {
-		return "", fmt.Errorf("%s file %s is empty", what, path)
-	}
-	return s, nil
 }

@@ -13,7 +13,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
-	"github.com/pgsecure/pgsecure/secrets"
+	"github.com/pgsecure/pgsecure/internal/refresh"
 )
 
 // Client is a Vault API client that keeps itself logged in: it logs in
@@ -30,8 +30,12 @@ type Client struct {
 	gen     uint64    // successful logins so far
 	expires time.Time // end of the token's lease; zero when unknown
 	ttl     time.Duration
-	logins  single[uint64]
+	logins  refresh.Group[uint64]
 }
+
+// requestTimeout bounds one shared login or lease read, which runs detached
+// from the caller that started it.
+const requestTimeout = 30 * time.Second
 
 // NewClient returns a Client for the Vault server at addr (VAULT_ADDR when
 // empty) that verifies the server's TLS certificate against the PEM CA file
@@ -46,7 +50,7 @@ func NewClient(addr, caFile string, auth Auth) (*Client, error) {
 	}
 	cfg := api.DefaultConfig()
 	if cfg.Error != nil {
-		return nil, fmt.Errorf("pgsecure/vault: reading VAULT_* environment: %w: %w", cfg.Error, secrets.ErrInvalid)
+		return nil, configError("the VAULT_* environment variables are not valid", cfg.Error)
 	}
 	cfg.AgentAddress = ""
 	if addr != "" {
@@ -60,17 +64,17 @@ func NewClient(addr, caFile string, auth Auth) (*Client, error) {
 	}
 	if caFile != "" {
 		if err := cfg.ConfigureTLS(&api.TLSConfig{CACert: caFile}); err != nil {
-			return nil, fmt.Errorf("pgsecure/vault: loading Vault CA file %s: %w: %w", caFile, err, secrets.ErrInvalid)
+			return nil, configError("cannot load the Vault CA file "+caFile+" (ca= or VAULT_CACERT)", err)
 		}
 	}
 	tr, ok := cfg.HttpClient.Transport.(*http.Transport)
 	if !ok || tr.TLSClientConfig == nil {
-		return nil, fmt.Errorf("pgsecure/vault: unexpected Vault HTTP transport %T: %w", cfg.HttpClient.Transport, secrets.ErrInvalid)
+		return nil, configError(fmt.Sprintf("unexpected Vault HTTP transport %T", cfg.HttpClient.Transport), nil)
 	}
 	tr.TLSClientConfig.InsecureSkipVerify = false
 	c, err := api.NewClient(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("pgsecure/vault: creating Vault client: %w: %w", err, secrets.ErrInvalid)
+		return nil, configError("cannot create the Vault client", err)
 	}
 	c.ClearToken() // api.NewClient picks up VAULT_TOKEN; auth decides instead
 	return newClient(c, &auth), nil
@@ -82,7 +86,7 @@ func NewClient(addr, caFile string, auth Auth) (*Client, error) {
 // TLS verification or talks plain http to a non-loopback address.
 func Wrap(c *api.Client, auth *Auth) (*Client, error) {
 	if c == nil {
-		return nil, fmt.Errorf("pgsecure/vault: Wrap needs a non-nil *api.Client: %w", secrets.ErrInvalid)
+		return nil, configError("Wrap needs a non-nil *api.Client", nil)
 	}
 	if auth != nil {
 		if err := auth.validate(); err != nil {
@@ -96,16 +100,14 @@ func Wrap(c *api.Client, auth *Auth) (*Client, error) {
 	}
 	if tr, ok := c.CloneConfig().HttpClient.Transport.(*http.Transport); ok &&
 		tr.TLSClientConfig != nil && tr.TLSClientConfig.InsecureSkipVerify {
-		return nil, fmt.Errorf("pgsecure/vault: the Vault client skips TLS verification; "+
-			"unset VAULT_SKIP_VERIFY and give it a CA file instead: %w", secrets.ErrInvalid)
+		return nil, configError("the Vault client skips TLS verification; "+
+			"unset VAULT_SKIP_VERIFY and give it a CA file instead", nil)
 	}
 	return newClient(c, auth), nil
 }
 
 func newClient(c *api.Client, auth *Auth) *Client {
-	cl := &Client{api: c, auth: auth, now: time.Now}
-	cl.logins.mu = &cl.mu
-	return cl
+	return &Client{api: c, auth: auth, now: time.Now}
 }
 
 // API returns the underlying client, for requests this package does not
@@ -123,7 +125,7 @@ func (c *Client) Login(ctx context.Context) error {
 func checkAddress(addr string) error {
 	u, err := url.Parse(addr)
 	if err != nil || u.Host == "" {
-		return fmt.Errorf("pgsecure/vault: Vault address %q is not a URL like https://vault:8200: %w", addr, secrets.ErrInvalid)
+		return configError(fmt.Sprintf("Vault address %q is not a URL like https://vault:8200", addr), nil)
 	}
 	switch u.Scheme {
 	case "https":
@@ -133,8 +135,7 @@ func checkAddress(addr string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("pgsecure/vault: Vault address %s must use https (plain http only on loopback): %w",
-		u.Redacted(), secrets.ErrInvalid)
+	return configError(fmt.Sprintf("Vault address %s must use https (plain http only on loopback)", u.Redacted()), nil)
 }
 
 func isLoopback(host string) bool {
@@ -177,16 +178,18 @@ func (c *Client) ensureLogin(ctx context.Context) (uint64, error) {
 }
 
 // expiringLocked reports whether the token is within its safety margin
-// (see margin) of expiring.
+// (see refresh.Margin) of expiring.
 func (c *Client) expiringLocked() bool {
-	return !c.expires.IsZero() && !c.now().Before(c.expires.Add(-margin(c.ttl)))
+	return !c.expires.IsZero() && !c.now().Before(c.expires.Add(-refresh.Margin(c.ttl)))
 }
 
 // relogin logs in unless another caller already did since generation seen.
 func (c *Client) relogin(ctx context.Context, seen uint64) (uint64, error) {
-	return c.logins.do(ctx, func() (uint64, bool, error) {
+	return c.logins.Do(ctx, func() (uint64, bool, error) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
 		return c.gen, c.gen != seen && !c.expiringLocked(), nil
-	}, c.doLogin)
+	}, requestTimeout, c.doLogin)
 }
 
 // doLogin performs one login on a token-less copy of the client and installs

@@ -194,7 +194,38 @@ func TestUnreachableIsUnavailable(t *testing.T) {
 	_, err = src.Credentials(context.Background())
 	require.ErrorIs(t, err, secrets.ErrUnavailable)
 	assert.NotContains(t, err.Error(), "hvs.unreachable-token")
-	var e *Error
+	var e *secrets.Error
 	require.ErrorAs(t, err, &e)
-	assert.Equal(t, "secret/data/db", e.Path)
+	assert.Equal(t, "read secret/data/db", e.Op)
+	assert.Equal(t, "vault+http://"+addr+"/secret/data/db", e.Source, "named by its URI")
+}
+
+// TestLocalProblemsNameWhatIsMissing is issue 11 #7: an unset VAULT_TOKEN or
+// an unreadable token file is a configuration problem (secrets.ErrInvalid)
+// that says what is missing and names the source by its URI, not "secret is
+// malformed" or "Vault unavailable".
+func TestLocalProblemsNameWhatIsMissing(t *testing.T) {
+	clearVaultEnv(t)
+	missing := filepath.Join(t.TempDir(), "no-token")
+	for name, tc := range map[string]struct {
+		auth Auth
+		want string
+	}{
+		"unset VAULT_TOKEN":    {EnvTokenAuth(), "VAULT_TOKEN is not set (or empty): set it"},
+		"missing token file":   {TokenFileAuth(missing), "cannot read the Vault token file " + missing + ": check token_file"},
+		"missing role ID file": {AppRoleFileAuth(missing, missing), "cannot read the role ID file " + missing},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := NewClient("https://127.0.0.1:1", "", tc.auth)
+			require.NoError(t, err)
+			src, err := Database(c, "database", "app")
+			require.NoError(t, err)
+			_, err = src.Credentials(context.Background())
+			require.ErrorIs(t, err, secrets.ErrInvalid)
+			assert.NotErrorIs(t, err, secrets.ErrUnavailable, "a local file problem is not a Vault outage")
+			assert.Contains(t, err.Error(), "pgsecure: vault://127.0.0.1:1/database/creds/app: login: ")
+			assert.Contains(t, err.Error(), tc.want)
+			assert.NotContains(t, err.Error(), "malformed")
+		})
+	}
 }

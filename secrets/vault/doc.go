@@ -20,13 +20,28 @@
 //
 // # Dynamic credentials
 //
-// A Database source holds one lease. It renews the lease in the background at
-// about two thirds of its life, with jitter, and with backoff after
-// failures. When renewal fails for good, when the lease's max TTL is near, or
-// when Invalidate reports that the database rejected the credentials, the
-// next Credentials call reads new credentials (a new database role). Close
-// stops the renewal and, with WithRevokeOnClose, revokes the lease so the
-// role is dropped at once.
+// A Database source holds one lease and manages its lifetime on the timing
+// model of package secrets (secrets.Cached therefore does not wrap it): it
+// renews the lease at two thirds of each grant, with jitter, and with backoff
+// after failures. When renewal fails for good or the lease's max TTL is near,
+// it reads new credentials (a new database role) in the background while the
+// current ones are still served; callers wait for Vault only when no valid
+// lease is held, or the lease is in its last tenth. When Vault is down, the
+// current lease is served until it expires (one warning per outage, one info
+// on recovery); after that, Credentials fails with secrets.ErrExpired naming
+// the source. Invalidate (the database rejected the credentials) makes the
+// next call read new ones. Close stops the renewal and, with
+// WithRevokeOnClose, revokes the lease so the role is dropped at once.
+//
+// # Static roles
+//
+// A StaticRole source reads the role's current password on each call (so
+// secrets.Cached caches it). Its credentials carry no Expires: sessions
+// opened with the old password outlive a rotation, so the pool does not
+// retire them. New connections pick up a rotation when the cache refreshes,
+// or at once when the database rejects the old password: the next read
+// then waits (jittered backoff from 100 ms, up to about 6 s) until Vault
+// returns the rotated one.
 //
 // # URI grammar
 //
@@ -57,10 +72,12 @@
 //
 // # Errors
 //
-// Failed requests return *Error, which wraps secrets.ErrNotFound (404, no
-// data), secrets.ErrUnavailable (unreachable, sealed, 5xx, 429),
-// secrets.ErrInvalid (missing or malformed fields) or ErrDenied (login
-// refused, 401, 403), and the client's error, so errors.As reaches
-// *api.ResponseError. No error or log record contains a token, secret ID or
-// password.
+// Failed requests return *secrets.Error, named by the source's URI (see
+// Source.Name), with the operation and Vault path, which wraps
+// secrets.ErrNotFound (404, no data), secrets.ErrUnavailable (unreachable,
+// sealed, 5xx, 429), secrets.ErrInvalid (missing or malformed fields, an
+// unset VAULT_TOKEN, an unreadable token or secret ID file) or
+// secrets.ErrAccessDenied (login refused, 401, 403), and the client's error,
+// so errors.As reaches *api.ResponseError. No error or log record contains a
+// token, secret ID or password.
 package vault

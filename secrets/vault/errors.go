@@ -15,66 +15,9 @@ import (
 	"github.com/pgsecure/pgsecure/secrets"
 )
 
-// ErrDenied is wrapped by errors where Vault refused the login or the
-// token's policy does not allow the request (HTTP 400 on login, 401, 403).
-// It also wraps secrets.ErrInvalid: retrying will not help until the
-// configuration (role, secret ID, policy) is fixed.
-var ErrDenied error = deniedError{}
-
-type deniedError struct{}
-
-func (deniedError) Error() string { return "pgsecure/vault: access denied by Vault" }
-func (deniedError) Unwrap() error { return secrets.ErrInvalid }
-
 // ErrClosed is wrapped by errors from a Source used after Close. It also
 // wraps secrets.ErrUnavailable.
 var ErrClosed = fmt.Errorf("pgsecure/vault: source is closed: %w", secrets.ErrUnavailable)
-
-// Error is the error type of every failed Vault request made by this
-// package. Its message never contains a token, secret ID or password: it
-// names the operation and the Vault path only.
-//
-// errors.Is reaches Kind (a secrets sentinel or ErrDenied) and errors.As
-// reaches the underlying error, typically an *api.ResponseError.
-type Error struct {
-	Op   string // what was attempted: "read", "login", "renew", "revoke"
-	Path string // the Vault path (never a secret)
-	Kind error  // secrets.ErrNotFound, secrets.ErrUnavailable, secrets.ErrInvalid or ErrDenied
-	Hint string // how to fix it
-	Err  error  // the underlying error, may be nil
-}
-
-func (e *Error) Error() string {
-	msg := fmt.Sprintf("pgsecure/vault: %s %s: %s", e.Op, e.Path, kindText(e.Kind))
-	if e.Hint != "" {
-		msg += " (" + e.Hint + ")"
-	}
-	if e.Err != nil {
-		msg += ": " + describe(e.Err)
-	}
-	return msg
-}
-
-// Unwrap lets errors.Is and errors.As reach both Kind and Err.
-func (e *Error) Unwrap() []error {
-	if e.Err == nil {
-		return []error{e.Kind}
-	}
-	return []error{e.Kind, e.Err}
-}
-
-func kindText(kind error) string {
-	switch {
-	case errors.Is(kind, ErrDenied):
-		return "access denied"
-	case errors.Is(kind, secrets.ErrNotFound):
-		return "secret not found"
-	case errors.Is(kind, secrets.ErrUnavailable):
-		return "Vault unavailable"
-	default:
-		return "secret is malformed"
-	}
-}
 
 // describe summarises an underlying error without echoing request bodies:
 // for a Vault response it gives the status code and Vault's own messages,
@@ -93,52 +36,71 @@ func describe(err error) string {
 	return err.Error()
 }
 
-// classify turns an error from the Vault client into an *Error.
+// configError reports a configuration that can never work
+// (secrets.ErrInvalid); err, when set, is the cause.
+func configError(hint string, err error) error {
+	return &secrets.Error{Kind: secrets.ErrInvalid, Source: "vault", Op: "configure", Hint: hint, Err: err}
+}
+
+// vaultError builds the *secrets.Error of a failed Vault operation. op names
+// the operation and the Vault path ("read database/creds/app"); the source's
+// name is added by the Source (see secrets.Named). A Vault response is
+// described by status and Vault's own messages only (see describe).
+func vaultError(kind error, op, hint string, err error) error {
+	if err != nil {
+		err = secrets.Quiet(err, describe(err))
+	}
+	return &secrets.Error{Kind: kind, Op: op, Hint: hint, Err: err}
+}
+
+// classify turns an error from the Vault client into a *secrets.Error.
 func classify(op, path string, err error) error {
-	var e *Error
+	var e *secrets.Error
 	if errors.As(err, &e) {
 		return err
 	}
 	kind := secrets.ErrUnavailable
-	hint := "check that Vault is reachable, unsealed and its TLS certificate is trusted"
+	hint := "Vault is unreachable: check that it is up, unsealed and its TLS certificate is trusted"
 	var re *api.ResponseError
 	var cv *tls.CertificateVerificationError
 	switch {
 	case errors.As(err, &cv):
 		hint = "Vault's TLS certificate is not trusted: check the CA file (ca= or VAULT_CACERT) and the Vault host name"
 	case errors.Is(err, api.ErrSecretNotFound):
-		kind, hint = secrets.ErrNotFound, "check the mount and path"
+		kind, hint = secrets.ErrNotFound, "no secret at this path: check the mount and path"
 	case errors.As(err, &re) && unknownRole(re):
 		kind, hint = secrets.ErrNotFound, "no such role: check the mount and role name"
 	case errors.As(err, &re):
 		hint, kind = classifyStatus(op, re.StatusCode)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		hint = "the request was cancelled or timed out"
+		hint = "Vault did not answer in time (the request was cancelled or timed out)"
 	default:
 		var ne net.Error
 		if !errors.As(err, &ne) {
-			hint = "check the Vault address and CA file"
+			hint = "the request to Vault failed: check the Vault address and CA file"
 		}
 	}
-	return &Error{Op: op, Path: path, Kind: kind, Hint: hint, Err: err}
+	return vaultError(kind, op+" "+path, hint, err)
 }
 
 // classifyStatus returns the hint and the sentinel (kind) for an HTTP status.
 func classifyStatus(op string, code int) (string, error) {
 	switch {
 	case code == http.StatusNotFound:
-		return "check the mount and path", secrets.ErrNotFound
+		return "no secret at this path: check the mount and path", secrets.ErrNotFound
 	case code == http.StatusUnauthorized || code == http.StatusForbidden:
 		if op == "login" {
-			return "check the role and its credentials", ErrDenied
+			return "Vault refused the login: check the role and its credentials", secrets.ErrAccessDenied
 		}
-		return "the token's policy must allow this path; the token may have expired", ErrDenied
+		return "access denied: the token's policy must allow this path, or the token expired", secrets.ErrAccessDenied
 	case code == http.StatusBadRequest && op == "login":
-		return "check the role and its credentials", ErrDenied
+		return "Vault refused the login: check the role and its credentials", secrets.ErrAccessDenied
+	case op == "renew" && code == http.StatusBadRequest:
+		return "Vault no longer knows the lease (revoked or expired)", secrets.ErrNotFound
 	case code == http.StatusTooManyRequests || code >= 500:
 		return "Vault is sealed, overloaded or failing; retry later", secrets.ErrUnavailable
 	default:
-		return "Vault rejected the request", secrets.ErrInvalid
+		return "Vault rejected the request as malformed: check the path and parameters", secrets.ErrInvalid
 	}
 }
 
@@ -151,7 +113,7 @@ func unknownRole(re *api.ResponseError) bool {
 
 // invalid reports a secret whose content cannot be used.
 func invalid(path, what string) error {
-	return &Error{Op: "read", Path: path, Kind: secrets.ErrInvalid, Hint: what}
+	return vaultError(secrets.ErrInvalid, "read "+path, what, nil)
 }
 
 // isDenied reports whether err means the token was refused, so that a

@@ -3,12 +3,13 @@ package vault
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
+	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/hashicorp/vault/api"
 
+	"github.com/pgsecure/pgsecure/internal/refresh"
 	"github.com/pgsecure/pgsecure/secrets"
 )
 
@@ -18,24 +19,108 @@ type lease struct {
 	id      string
 	ttl     time.Duration // duration as first issued
 	creds   secrets.Credentials
-	retired bool               // must be re-read
+	retired bool               // must not be handed out again (rejected, closed)
+	stale   bool               // to be replaced in the background; still valid until Expires
 	stop    context.CancelFunc // stops the watcher; nil when none runs
 }
 
-// leased returns the current lease's credentials, reading new ones when
-// there are none or they are retired or near their end. Concurrent callers
-// share one read.
+// leased returns the current lease's credentials. Callers wait for Vault
+// only when no valid lease is held or the current one is in its mandatory
+// window (see refresh.For); a lease due for replacement (max TTL near,
+// renewal failed) is replaced by one background read while it is still
+// served. Concurrent callers share one read.
 func (s *Source) leased(ctx context.Context) (secrets.Credentials, error) {
-	return s.fetch.do(ctx, func() (secrets.Credentials, bool, error) {
+	creds, err := s.fetch.Do(ctx, s.leaseReady(true), requestTimeout, s.replaceLease)
+	if err != nil {
+		if ctx.Err() != nil {
+			return secrets.Credentials{}, &secrets.Error{Source: s.name, Op: "read " + s.path,
+				Hint: "gave up waiting for credentials", Err: context.Cause(ctx)}
+		}
+		return secrets.Credentials{}, secrets.Named(err, s.name)
+	}
+	s.fetch.Go(ctx, s.leaseReady(false), requestTimeout, s.replaceLease)
+	return creds, nil
+}
+
+// leaseReady reports the current lease when it needs no read: for a caller
+// that would wait (wait), while it is valid and before its mandatory window
+// (or, after a failed read, until it expires); for a background read, while
+// it is not stale and before its advisory point, or while backing off.
+func (s *Source) leaseReady(wait bool) refresh.Ready[secrets.Credentials] {
+	return func() (secrets.Credentials, bool, error) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
 		if s.closed {
 			return secrets.Credentials{}, false, ErrClosed
 		}
 		l := s.cur
-		if l == nil || l.retired || !s.beforeMargin(l.creds.Expires, l.ttl) {
-			return secrets.Credentials{}, false, nil
+		if l == nil || l.retired {
+			return secrets.Credentials{}, !wait, nil // nothing to refresh in the background
 		}
-		return l.creds, true, nil
-	}, s.newLease)
+		now := s.now()
+		exp := l.creds.Expires
+		if !refresh.Usable(exp, now) {
+			return l.creds, !wait, nil
+		}
+		if wait {
+			return l.creds, s.failures > 0 || exp.IsZero() || now.Before(exp.Add(-refresh.Margin(l.ttl))), nil
+		}
+		due := l.stale || s.failures > 0 || (!exp.IsZero() && !now.Before(exp.Add(-refresh.Margin(l.ttl))))
+		return l.creds, !due || now.Before(s.retryAt), nil
+	}
+}
+
+// replaceLease reads a new lease. When that fails while the current lease
+// is still valid, it serves the current one (one warning per outage) and
+// retries later with backoff; past its expiry the error wraps
+// secrets.ErrExpired and names the source.
+func (s *Source) replaceLease(ctx context.Context) (secrets.Credentials, error) {
+	creds, err := s.newLease(ctx)
+	now := s.now()
+	s.mu.Lock()
+	if err == nil {
+		failures, since := s.failures, s.outageSince
+		s.failures, s.outageSince = 0, time.Time{}
+		s.mu.Unlock()
+		if failures > 0 {
+			s.cfg.logger.Info("pgsecure/vault: Vault recovered", "source", s.name, "failed_reads", failures,
+				"outage", now.Sub(since))
+		}
+		return creds, nil
+	}
+	if errors.Is(err, ErrClosed) {
+		s.mu.Unlock()
+		return secrets.Credentials{}, err
+	}
+	s.failures++
+	first := s.failures == 1
+	if first {
+		s.outageSince = now
+	}
+	s.retryAt = now.Add(refresh.Backoff(s.failures, s.jitter()))
+	l := s.cur
+	var cur secrets.Credentials
+	valid := l != nil && !l.retired && refresh.Usable(l.creds.Expires, now)
+	expired := l != nil && !l.retired && !valid
+	if l != nil {
+		cur = l.creds
+	}
+	since := s.outageSince
+	s.mu.Unlock()
+	err = secrets.Named(err, s.name)
+	switch {
+	case valid:
+		if first {
+			s.cfg.logger.Warn("pgsecure/vault: reading new credentials failed; serving the current lease until it expires",
+				"source", s.name, "lease_id", l.id, "expires", cur.Expires, "error", err)
+		}
+		return cur, nil
+	case expired:
+		return secrets.Credentials{}, &secrets.Error{Kind: secrets.ErrExpired, Source: s.name, Op: "read " + s.path,
+			Hint: "the lease expires at " + cur.Expires.UTC().Format(time.RFC3339) + " (too soon to open a connection with) and Vault has been failing since " +
+				since.UTC().Format(time.RFC3339) + "; restore Vault or fix the error below", Err: err}
+	}
+	return secrets.Credentials{}, err
 }
 
 // newLease reads new credentials and makes them current.
@@ -65,11 +150,11 @@ func (s *Source) newLease(ctx context.Context) (secrets.Credentials, error) {
 	}
 	s.mu.Unlock()
 	s.cfg.logger.Info("pgsecure/vault: new database credentials",
-		"path", s.path, "user", creds.User, "lease_id", l.id, "ttl", l.ttl, "renewable", sec.Renewable)
+		"source", s.name, "user", creds.User, "lease_id", l.id, "ttl", l.ttl, "renewable", sec.Renewable)
 	return creds, nil
 }
 
-// retireLocked marks l to be re-read and stops its watcher.
+// retireLocked marks l never to be handed out again and stops its watcher.
 func (s *Source) retireLocked(l *lease) {
 	l.retired = true
 	if l.stop != nil {
@@ -78,36 +163,22 @@ func (s *Source) retireLocked(l *lease) {
 	}
 }
 
-// beforeMargin reports whether now is earlier than expires minus a safety
-// margin of a tenth of ttl (between 1 s and half of ttl). A zero expires
-// never expires.
-func (s *Source) beforeMargin(expires time.Time, ttl time.Duration) bool {
-	if expires.IsZero() {
-		return true
-	}
-	return s.now().Before(expires.Add(-margin(ttl)))
-}
-
-// margin is how long before its end a lease or token is replaced: a tenth
-// of ttl, at least 1 s, at most half of ttl.
-func margin(ttl time.Duration) time.Duration {
-	return min(max(ttl/10, time.Second), ttl/2)
-}
-
-// watch renews l until it is retired, cannot be renewed, or reaches its
-// max TTL; then it retires l so the next Credentials call reads new ones.
+// watch renews l at the advisory point of each grant (see refresh.For) until
+// it is retired, cannot be renewed, or reaches its max TTL; then it marks l
+// stale and starts its replacement in the background, while l is still
+// served until its mandatory window.
 func (s *Source) watch(ctx context.Context, l *lease) {
 	defer s.wg.Done()
 	ttl := l.ttl       // duration granted by the last issue or renewal
 	granted := s.now() // when it was granted
-	wait := renewDelay(ttl, s.jitter())
+	wait := refresh.RenewDelay(ttl, s.jitter())
 	capped := false // the last renewal did not give a full ttl: max TTL is near
 	for failures := 0; ; {
 		if !sleep(ctx, wait) {
 			return
 		}
 		if capped {
-			s.retire(l, "max TTL reached", nil)
+			s.replace(ctx, l, "max TTL reached", nil)
 			return
 		}
 		sec, err := s.renewLease(ctx, l.id)
@@ -116,16 +187,24 @@ func (s *Source) watch(ctx context.Context, l *lease) {
 		}
 		now := s.now()
 		if err != nil {
-			remaining := granted.Add(ttl).Sub(now) - margin(l.ttl)
+			remaining := granted.Add(ttl).Sub(now) - refresh.Margin(l.ttl)
 			if permanent(err) || remaining <= 0 {
-				s.retire(l, "renewal failed", err)
+				s.replace(ctx, l, "renewal failed", err)
 				return
 			}
 			failures++
-			wait = min(retryDelay(failures, s.jitter()), remaining)
-			s.cfg.logger.Warn("pgsecure/vault: lease renewal failed; will retry",
-				"path", s.path, "lease_id", l.id, "retry_in", wait, "error", err)
+			wait = min(refresh.Backoff(failures, s.jitter()), remaining)
+			level := slog.LevelDebug // one warning per outage
+			if failures == 1 {
+				level = slog.LevelWarn
+			}
+			s.cfg.logger.Log(ctx, level, "pgsecure/vault: lease renewal failed; will retry",
+				"source", s.name, "lease_id", l.id, "retry_in", wait, "error", err)
 			continue
+		}
+		if failures > 0 {
+			s.cfg.logger.Info("pgsecure/vault: lease renewed again after failures", "source", s.name,
+				"lease_id", l.id, "failed_renewals", failures)
 		}
 		failures = 0
 		ttl, granted = time.Duration(sec.LeaseDuration)*time.Second, now
@@ -133,23 +212,28 @@ func (s *Source) watch(ctx context.Context, l *lease) {
 		s.mu.Lock()
 		l.creds.Expires = now.Add(ttl)
 		s.mu.Unlock()
-		s.cfg.logger.Debug("pgsecure/vault: lease renewed", "path", s.path, "lease_id", l.id, "ttl", ttl)
-		wait = renewDelay(ttl, s.jitter())
+		s.cfg.logger.Debug("pgsecure/vault: lease renewed", "source", s.name, "lease_id", l.id, "ttl", ttl)
+		wait = refresh.RenewDelay(ttl, s.jitter())
 	}
 }
 
-// retire marks l to be re-read, if it is still current.
-func (s *Source) retire(l *lease, why string, err error) {
+// replace marks l stale, if it is still current, and starts reading its
+// replacement in the background.
+func (s *Source) replace(ctx context.Context, l *lease, why string, err error) {
 	s.mu.Lock()
-	if s.cur == l {
-		l.retired = true
+	current := s.cur == l
+	if current {
+		l.stale = true
 	}
 	s.mu.Unlock()
-	attrs := []any{"path", s.path, "lease_id", l.id, "reason", why}
+	attrs := []any{"source", s.name, "lease_id", l.id, "reason", why}
 	if err != nil {
 		attrs = append(attrs, "error", err)
 	}
-	s.cfg.logger.Info("pgsecure/vault: database credentials will be re-read", attrs...)
+	s.cfg.logger.Info("pgsecure/vault: replacing the database credentials", attrs...)
+	if current {
+		s.fetch.Go(ctx, s.leaseReady(false), requestTimeout, s.replaceLease)
+	}
 }
 
 func (s *Source) renewLease(ctx context.Context, id string) (*api.Secret, error) {
@@ -162,7 +246,7 @@ func (s *Source) renewLease(ctx context.Context, id string) (*api.Secret, error)
 		err = errors.New("empty renewal response")
 	}
 	if err != nil {
-		return nil, classify("renew", "sys/leases/renew", err)
+		return nil, secrets.Named(classify("renew", "sys/leases/renew", err), s.name)
 	}
 	return sec, nil
 }
@@ -170,9 +254,9 @@ func (s *Source) renewLease(ctx context.Context, id string) (*api.Secret, error)
 func (s *Source) revoke(ctx context.Context, id string) error {
 	err := s.client.do(ctx, func(c *api.Client) error { return c.Sys().RevokeWithContext(ctx, id) })
 	if err != nil {
-		return classify("revoke", "sys/leases/revoke", err)
+		return secrets.Named(classify("revoke", "sys/leases/revoke", err), s.name)
 	}
-	s.cfg.logger.Info("pgsecure/vault: lease revoked", "path", s.path, "lease_id", id)
+	s.cfg.logger.Info("pgsecure/vault: lease revoked", "source", s.name, "lease_id", id)
 	return nil
 }
 
@@ -183,25 +267,6 @@ func permanent(err error) bool {
 	return errors.As(err, &re) && re.StatusCode >= 400 && re.StatusCode < 500 &&
 		re.StatusCode != http.StatusTooManyRequests
 }
-
-// renewDelay is how long to wait before renewing a lease of duration ttl:
-// between 17/30 and 2/3 of ttl, spread by r in [0, 1) so that many clients
-// do not renew together.
-func renewDelay(ttl time.Duration, r float64) time.Duration {
-	return ttl*2/3 - time.Duration(float64(ttl)*r/10)
-}
-
-// retryDelay is the backoff before renewal attempt n+1 after n failures:
-// doubling from 1 s up to 1 min, each scaled by a factor in [0.5, 1).
-func retryDelay(n int, r float64) time.Duration {
-	d := time.Minute
-	if n < 7 {
-		d = min(time.Second<<(n-1), time.Minute)
-	}
-	return time.Duration(float64(d) * (0.5 + r/2))
-}
-
-func randFloat() float64 { return rand.Float64() }
 
 // sleep waits for d or until ctx ends; it reports whether d elapsed.
 func sleep(ctx context.Context, d time.Duration) bool {

@@ -3,7 +3,9 @@ package vault
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,29 +13,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pgsecure/pgsecure/internal/testutil"
 	"github.com/pgsecure/pgsecure/secrets"
 )
-
-func TestRenewDelay(t *testing.T) {
-	ttl := 90 * time.Second
-	assert.Equal(t, 60*time.Second, renewDelay(ttl, 0), "no jitter: two thirds of the lease")
-	assert.Equal(t, 55500*time.Millisecond, renewDelay(ttl, 0.5))
-	assert.Greater(t, renewDelay(ttl, 0.999999), 51*time.Second, "jitter never goes below 17/30")
-}
-
-func TestRetryDelay(t *testing.T) {
-	assert.Equal(t, 500*time.Millisecond, retryDelay(1, 0))
-	assert.Equal(t, 2*time.Second, retryDelay(3, 0))
-	assert.Less(t, retryDelay(3, 0.9999), 4*time.Second)
-	assert.Equal(t, 30*time.Second, retryDelay(7, 0), "capped at a minute before jitter")
-	assert.Equal(t, 30*time.Second, retryDelay(100, 0))
-}
-
-func TestMargin(t *testing.T) {
-	assert.Equal(t, time.Second, margin(5*time.Second))
-	assert.Equal(t, 6*time.Minute, margin(time.Hour))
-	assert.Equal(t, 500*time.Millisecond, margin(time.Second), "never more than half the lease")
-}
 
 func TestPermanentRenewalErrors(t *testing.T) {
 	for code, want := range map[int]bool{400: true, 403: true, 404: true, 429: false, 500: false, 503: false} {
@@ -48,8 +30,9 @@ func TestPermanentRenewalErrors(t *testing.T) {
 func leaseSource(t *testing.T, now *time.Time) (*Source, *lease) {
 	t.Helper()
 	clearVaultEnv(t)
-	c, err := NewClient("https://vault:8200", "", TokenAuth("t"))
+	c, err := NewClient("https://127.0.0.1:1", "", TokenAuth("t")) // nothing listens: Vault is down
 	require.NoError(t, err)
+	c.api.SetMaxRetries(0)
 	s, err := Database(c, "database", "app")
 	require.NoError(t, err)
 	s.now = func() time.Time { return *now }
@@ -98,8 +81,8 @@ func TestErrorClassification(t *testing.T) {
 	}{
 		{"read", &api.ResponseError{StatusCode: http.StatusNotFound}, secrets.ErrNotFound},
 		{"read", api.ErrSecretNotFound, secrets.ErrNotFound},
-		{"read", &api.ResponseError{StatusCode: http.StatusForbidden, Errors: []string{"permission denied"}}, ErrDenied},
-		{"login", &api.ResponseError{StatusCode: http.StatusBadRequest, Errors: []string{"invalid role or secret ID"}}, ErrDenied},
+		{"read", &api.ResponseError{StatusCode: http.StatusForbidden, Errors: []string{"permission denied"}}, secrets.ErrAccessDenied},
+		{"login", &api.ResponseError{StatusCode: http.StatusBadRequest, Errors: []string{"invalid role or secret ID"}}, secrets.ErrAccessDenied},
 		{"read", &api.ResponseError{StatusCode: http.StatusServiceUnavailable, Errors: []string{"Vault is sealed"}}, secrets.ErrUnavailable},
 		{"read", &api.ResponseError{StatusCode: http.StatusTooManyRequests}, secrets.ErrUnavailable},
 		{"read", &api.ResponseError{StatusCode: http.StatusBadRequest}, secrets.ErrInvalid},
@@ -110,17 +93,99 @@ func TestErrorClassification(t *testing.T) {
 		err := classify(tt.op, "database/creds/app", tt.err)
 		assert.ErrorIs(t, err, tt.kind, "%v", tt.err)
 		assert.ErrorIs(t, err, tt.err)
-		assert.Contains(t, err.Error(), "pgsecure/vault: "+tt.op+" database/creds/app")
+		assert.Contains(t, err.Error(), "pgsecure: "+tt.op+" database/creds/app: ")
 		var re *api.ResponseError
 		if errors.As(tt.err, &re) {
 			assert.ErrorAs(t, err, &re)
 			assert.Contains(t, err.Error(), "HTTP ")
 		}
 	}
-	assert.ErrorIs(t, ErrDenied, secrets.ErrInvalid, "denied wraps ErrInvalid: retrying will not help")
+}
+
+// TestDeniedIsAccessDenied is issue 13 defect 2: a Vault permission problem
+// is classified like an AWS one (secrets.ErrAccessDenied), not as a
+// malformed secret.
+func TestDeniedIsAccessDenied(t *testing.T) {
+	err := classify("read", "database/creds/app", &api.ResponseError{StatusCode: http.StatusForbidden, Errors: []string{"permission denied"}})
+	require.ErrorIs(t, err, secrets.ErrAccessDenied)
+	assert.NotErrorIs(t, err, secrets.ErrInvalid)
+	var e *secrets.Error
+	require.ErrorAs(t, err, &e)
+	assert.Equal(t, "read database/creds/app", e.Op)
+	assert.Contains(t, e.Hint, "policy")
 }
 
 func TestErrorOmitsRawBodies(t *testing.T) {
 	err := classify("read", "p", &api.ResponseError{StatusCode: 500, RawError: true, Errors: []string{"<html>password=hunter2</html>"}})
 	assert.NotContains(t, err.Error(), "hunter2")
+}
+
+// TestLeaseServedThroughVaultOutageThenExpired is issue 13 item 8 for a
+// Database source: with Vault down, the current lease is served until it
+// expires (one warning per outage, callers not made to wait again), then
+// the error wraps secrets.ErrExpired and names the source.
+func TestLeaseServedThroughVaultOutageThenExpired(t *testing.T) {
+	start := time.Unix(1_000_000, 0)
+	now := start
+	s, _ := leaseSource(t, &now)
+	logs := &testutil.LogBuffer{}
+	s.cfg.logger = slog.New(slog.NewTextHandler(logs, nil))
+
+	now = start.Add(95 * time.Second) // in the mandatory window (the last tenth)
+	for range 3 {
+		creds, err := s.Credentials(context.Background())
+		require.NoError(t, err, "valid credentials are served while Vault is down")
+		assert.Equal(t, "u1", creds.User)
+	}
+	waitIdle(t, s)
+	assert.Equal(t, 1, strings.Count(logs.String(), "serving the current lease"), "one warning per outage")
+
+	now = start.Add(101 * time.Second) // past the lease's end
+	_, err := s.Credentials(context.Background())
+	require.ErrorIs(t, err, secrets.ErrExpired)
+	require.ErrorIs(t, err, secrets.ErrUnavailable, "Vault's failure is reachable")
+	assert.Contains(t, err.Error(), "vault://127.0.0.1:1/database/creds/app", "names the source")
+	assert.Contains(t, err.Error(), "the lease expires at")
+}
+
+// TestStaleLeaseIsServedWhileReplaced: a lease due for replacement (max TTL
+// near) is still handed out while one background read replaces it.
+func TestStaleLeaseIsServedWhileReplaced(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	s, l := leaseSource(t, &now)
+	s.mu.Lock()
+	l.stale = true
+	s.mu.Unlock()
+	creds, err := s.Credentials(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, "u1", creds.User, "the stale lease is served at once")
+	waitIdle(t, s)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	assert.Equal(t, 1, s.failures, "one background read was attempted (Vault is down here)")
+	assert.Same(t, l, s.cur)
+}
+
+func waitIdle(t *testing.T, s *Source) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.fetch.InFlight() {
+		require.True(t, time.Now().Before(deadline), "background read never ended")
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestOnlyDatabaseSourcesManageTheirLifetime(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	db, _ := leaseSource(t, &now)
+	assert.Same(t, db, secrets.Cached(db, secrets.CacheOptions{}), "a Database source is not wrapped in a second timer")
+	assert.True(t, db.Rotates())
+	static, err := StaticRole(db.client, "database", "app")
+	require.NoError(t, err)
+	_, cached := secrets.Cached(static, secrets.CacheOptions{}).(*secrets.Cache)
+	assert.True(t, cached, "a static role is read on every call: cached")
+	assert.True(t, static.Rotates())
+	kv, err := KV(db.client, "secret", "db")
+	require.NoError(t, err)
+	assert.False(t, kv.Rotates())
 }

@@ -1,11 +1,6 @@
 package vault
 
-import (
-	"fmt"
-	"log/slog"
-
-	"github.com/pgsecure/pgsecure/secrets"
-)
+import "log/slog"
 
 // Option configures a Source. Options that do not apply to the kind of
 // source they are given to make the constructor fail.
@@ -34,7 +29,7 @@ func defaultConfig() config {
 func fieldOption(name, key string, set func(*fields)) Option {
 	return func(c *config) error {
 		if key == "" {
-			return fmt.Errorf("pgsecure/vault: %s must not be empty: %w", name, secrets.ErrInvalid)
+			return configError(name+" must not be empty", nil)
 		}
 		set(&c.fields)
 		c.fieldsSet = true
@@ -83,7 +78,7 @@ func WithRevokeOnClose() Option {
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) error {
 		if l == nil {
-			return fmt.Errorf("pgsecure/vault: WithLogger needs a non-nil logger: %w", secrets.ErrInvalid)
+			return configError("WithLogger needs a non-nil logger", nil)
 		}
 		c.logger = l
 		return nil
@@ -101,10 +96,10 @@ func buildConfig(k kind, opts []Option) (config, error) {
 		}
 	}
 	if c.fieldsSet && k != kindKV {
-		return c, fmt.Errorf("pgsecure/vault: field options apply only to KV sources: %w", secrets.ErrInvalid)
+		return c, configError("field options apply only to KV sources", nil)
 	}
 	if c.revokeOnClose && k != kindDatabase {
-		return c, fmt.Errorf("pgsecure/vault: WithRevokeOnClose applies only to Database sources: %w", secrets.ErrInvalid)
+		return c, configError("WithRevokeOnClose applies only to Database sources", nil)
 	}
 	return c, nil
 }

@@ -50,7 +50,7 @@ func TestOptionsApply(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, s.cfg.revokeOnClose)
 	assert.Same(t, l, s.cfg.logger)
-	assert.Equal(t, "vault:database/creds/app", s.String())
+	assert.Equal(t, "vault://vault:8200/database/creds/app", s.String())
 }
 
 func TestNumberForms(t *testing.T) {

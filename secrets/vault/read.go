@@ -16,18 +16,18 @@ import (
 func (s *Source) readKV(ctx context.Context) (secrets.Credentials, error) {
 	var kv *api.KVSecret
 	err := s.client.do(ctx, func(c *api.Client) (err error) {
-		kv, err = c.KVv2(s.mount).Get(ctx, s.name)
+		kv, err = c.KVv2(s.mount).Get(ctx, s.secret)
 		return err
 	})
 	if err != nil {
 		return secrets.Credentials{}, classify("read", s.path, err)
 	}
 	if kv == nil || kv.Data == nil {
-		return secrets.Credentials{}, &Error{Op: "read", Path: s.path, Kind: secrets.ErrNotFound,
-			Hint: "the latest version is deleted or empty"}
+		return secrets.Credentials{}, vaultError(secrets.ErrNotFound, "read "+s.path,
+			"the latest version of the secret is deleted or empty", nil)
 	}
 	f := s.cfg.fields
-	creds := secrets.Credentials{Source: s.String()}
+	creds := secrets.Credentials{Source: s.name}
 	var pw string
 	var err2 error
 	for _, p := range []struct {
@@ -58,9 +58,10 @@ func (s *Source) readStatic(ctx context.Context) (secrets.Credentials, error) {
 	if err != nil {
 		return secrets.Credentials{}, err
 	}
-	if ttl, ok := number(sec.Data["ttl"]); ok && ttl > 0 {
-		creds.Expires = s.now().Add(time.Duration(ttl) * time.Second)
-	}
+	// No Expires: sessions opened with a static role's password outlive its
+	// rotation, so the pool need not retire them. A rotation is picked up
+	// when the cache refreshes, or at once when the database rejects the old
+	// password (see Invalidate).
 	if v, ok := sec.Data["last_vault_rotation"].(string); ok {
 		creds.Version = v
 	}
@@ -94,7 +95,7 @@ func (s *Source) readLogical(ctx context.Context) (*api.Secret, error) {
 		return nil, classify("read", s.path, err)
 	}
 	if sec == nil || sec.Data == nil {
-		return nil, &Error{Op: "read", Path: s.path, Kind: secrets.ErrNotFound, Hint: "check the mount and role"}
+		return nil, vaultError(secrets.ErrNotFound, "read "+s.path, "Vault returned no data: check the mount and role", nil)
 	}
 	return sec, nil
 }
@@ -108,7 +109,7 @@ func (s *Source) userPassword(sec *api.Secret) (secrets.Credentials, error) {
 	if err != nil {
 		return secrets.Credentials{}, err
 	}
-	return secrets.Credentials{User: user, Password: secrets.NewSecret(pw), Source: s.String()}, nil
+	return secrets.Credentials{User: user, Password: secrets.NewSecret(pw), Source: s.name}, nil
 }
 
 // str returns data[key] as a string. The error names the key, never the

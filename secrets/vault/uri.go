@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pgsecure/pgsecure/internal/uriparam"
 	"github.com/pgsecure/pgsecure/secrets"
 )
 
@@ -57,7 +58,7 @@ func Open(_ context.Context, u *url.URL) (secrets.Source, error) {
 }
 
 func uriError(format string, args ...any) error {
-	return fmt.Errorf("pgsecure/vault: URI: "+format+": %w", append(args, secrets.ErrInvalid)...)
+	return &secrets.Error{Kind: secrets.ErrInvalid, Source: "vault URI", Op: "open", Hint: fmt.Sprintf(format, args...)}
 }
 
 // uriQuery returns the query parameters, refusing user-info, fragments,
@@ -70,22 +71,9 @@ func uriQuery(u *url.URL) (map[string]string, error) {
 	if u.Fragment != "" || u.Opaque != "" {
 		return nil, uriError("write vault://host:port/<mount>/creds/<role>?... (no fragment)")
 	}
-	values, err := url.ParseQuery(u.RawQuery)
+	q, err := uriparam.Parse(u, uriParams, secretParams)
 	if err != nil {
-		return nil, uriError("the query is not valid percent-encoded key=value pairs")
-	}
-	q := make(map[string]string, len(values))
-	for k, v := range values {
-		switch {
-		case slices.Contains(secretParams, k):
-			return nil, uriError("parameter %q would put a secret in configuration; "+
-				"use VAULT_TOKEN, token_file= or secret_id_file= instead", k)
-		case !slices.Contains(uriParams, k):
-			return nil, uriError("unknown parameter %q (known: %s)", k, strings.Join(uriParams, ", "))
-		case len(v) != 1:
-			return nil, uriError("parameter %q is given %d times", k, len(v))
-		}
-		q[k] = v[0]
+		return nil, uriError("%s", err.Error())
 	}
 	return q, nil
 }

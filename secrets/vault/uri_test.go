@@ -53,10 +53,13 @@ func TestURIGrammar(t *testing.T) {
 			assert.Equal(t, tt.addr, s.client.api.Address())
 			assert.Equal(t, tt.path, s.path)
 			assert.Equal(t, tt.mount, s.mount)
-			assert.Equal(t, tt.name, s.name)
+			assert.Equal(t, tt.name, s.secret)
 			assert.Equal(t, tt.kind, s.kind)
 			assert.Equal(t, tt.auth, s.client.auth.String())
-			assert.Equal(t, "vault:"+tt.path, s.String())
+			scheme, _, _ := strings.Cut(tt.uri, "://")
+			want := scheme + "://" + strings.TrimPrefix(strings.TrimPrefix(tt.addr, "https://"), "http://") + "/" + tt.path
+			assert.Equal(t, want, s.Name(), "named by its URI without query")
+			assert.Equal(t, want, secrets.NameOf(s))
 		})
 	}
 }
@@ -85,7 +88,7 @@ func TestURIRefused(t *testing.T) {
 		"secret_id param":         {"vault://vault:8200/database/creds/app?auth=approle&role_id=r&secret_id=" + secret, `"secret_id"`},
 		"password param":          {"vault://vault:8200/secret/data/db?password=" + secret, `"password"`},
 		"plain http remote":       {"vault+http://vault.example.com:8200/database/creds/app", "loopback"},
-		"unknown param":           {"vault://vault:8200/database/creds/app?tls_skip_verify=true", "unknown parameter"},
+		"unknown param":           {"vault://vault:8200/database/creds/app?tls_skip_verify=true", `parameter "tls_skip_verify" is not known`},
 		"repeated param":          {"vault://vault:8200/database/creds/app?ca=/a&ca=/b", "2 times"},
 		"no host":                 {"vault:///database/creds/app", "no Vault host"},
 		"bad path":                {"vault://vault:8200/database/roles/app", "must be <mount>/creds/<role>"},

@@ -15,9 +15,12 @@ import (
 // host, port and database, when the source provides them) from src instead
 // of the connection string and PGPASSWORD.
 //
-// Fetches go through a secrets.Cache (unless src is one already): it
-// refreshes before expiry, coalesces concurrent fetches into one backend
-// call, and keeps serving unexpired credentials while the backend is down.
+// Fetches go through secrets.Cached: a secrets.Cache (unless src is one
+// already, or manages its own lifetime, as a Vault dynamic-credentials
+// source does) that refreshes in the background before expiry without
+// stalling callers, coalesces concurrent fetches into one backend call, and
+// keeps serving unexpired credentials while the backend is down (the timing
+// model is documented in package secrets).
 // Config fetches once, so a source that cannot be reached fails Build at
 // startup. Each connection remembers when the credentials it was opened
 // with expire (a lease, a token) and the pool retires it shortly before
@@ -48,7 +51,7 @@ func (b *Builder) CredentialCache(o secrets.CacheOptions) *Builder {
 // come from a source, and the pipeline's connect.Credentials: it is told
 // about rejected credentials and knows when each generation expires.
 type credStage struct {
-	cache  *secrets.Cache
+	cache  secrets.Source // a secrets.Cache, or the source itself when it manages its own lifetime
 	name   string
 	events *eventSink
 
@@ -68,7 +71,7 @@ func (b *Builder) credentialStage(ctx context.Context, cfg *pgxpool.Config) (*cr
 	if o.Logger == nil {
 		o.Logger = b.log()
 	}
-	s := &credStage{cache: secrets.NewCache(b.creds, o), name: secrets.NameOf(b.creds), events: &b.events}
+	s := &credStage{cache: secrets.Cached(b.creds, o), name: secrets.NameOf(b.creds), events: &b.events}
 	c, err := s.fetch(ctx)
 	if err != nil {
 		return nil, err
@@ -89,6 +92,8 @@ func (s *credStage) fetch(ctx context.Context) (secrets.Credentials, error) {
 	isNew := len(s.recent) == 0 || !same(s.recent[len(s.recent)-1], c)
 	if isNew {
 		s.recent = remember(s.recent, c)
+	} else {
+		s.recent[len(s.recent)-1] = c // same credentials, renewed lease: Expires follows the renewal
 	}
 	s.mu.Unlock()
 	if isNew {
@@ -141,8 +146,8 @@ func (s *credStage) Rejected(ctx context.Context, code, user, password string) (
 	known := find(s.recent, rejected)
 	_, fromRetry := findIdx(s.retried, rejected)
 	s.mu.Unlock()
-	if known != nil {
-		s.cache.Invalidate(*known)
+	if inv, ok := s.cache.(secrets.Invalidator); ok && known != nil {
+		inv.Invalidate(*known)
 	}
 	if fromRetry {
 		return "", "", false // fresh credentials were rejected too: the server's error stands
@@ -180,7 +185,7 @@ func (s *credStage) Expiry(user, password string) time.Time {
 
 // rotates reports whether a source's credentials change on a schedule.
 func rotates(src any) bool {
-	r, ok := src.(interface{ Rotates() bool })
+	r, ok := src.(secrets.Rotator)
 	return ok && r.Rotates()
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgsecure/pgsecure/internal/connect"
+	"github.com/pgsecure/pgsecure/internal/refresh"
 	"github.com/pgsecure/pgsecure/verify"
 )
 
@@ -169,13 +170,12 @@ func (s *poolState) fresh(c *pgx.Conn) bool {
 }
 
 // retireAt is when a connection opened with credentials expiring at exp is
-// retired: a margin before exp, so that no query runs on a session whose
-// role is about to be dropped.
+// retired: refresh.RetireMargin (2 s) before exp, the pool's half of the one
+// timing model (package secrets never hands out credentials within
+// refresh.MinMargin of their expiry), so a connection opened with them serves
+// queries for at least 2 s and none outlives them.
 func retireAt(exp time.Time) time.Time {
-	margin := time.Until(exp) / 10
-	margin = max(margin, 2*time.Second)
-	margin = min(margin, 5*time.Minute)
-	return exp.Add(-margin)
+	return exp.Add(-refresh.RetireMargin)
 }
 
 // Refused is the one path every refusal takes: one event, and one log line

@@ -187,7 +187,9 @@ func (r Report) String() string {
 		fmt.Fprintf(&b, "auth:        %s %s (channel binding: %t)\n", r.AuthMethod, r.SASLMechanism, r.ChannelBound())
 	}
 	fmt.Fprintf(&b, "certificate: %s (issuer %s)\n", leaf.Subject, leaf.Issuer)
-	if len(leaf.DNSNames)+len(leaf.IPAddresses) == 0 {
+	if len(r.ServerChain) == 0 {
+		fmt.Fprintf(&b, "  names:     not known (a hook hid the TLS connection from pgsecure)\n")
+	} else if len(leaf.DNSNames)+len(leaf.IPAddresses) == 0 {
 		fmt.Fprintf(&b, "  names:     none in subjectAltName; matched by Common Name (as libpq does)\n")
 	} else {
 		fmt.Fprintf(&b, "  names:     DNS %v IP %v\n", leaf.DNSNames, leaf.IPAddresses)

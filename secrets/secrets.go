@@ -235,10 +235,11 @@ type Invalidator interface {
 // Closer is implemented by sources that hold resources or leases (a Vault
 // lease watcher); a source asked to revoke leases on close does so in Close.
 //
-// Who closes a source: a source the caller passes to Builder.Credentials
-// stays the caller's, who closes it after the pool. A source pgsecure opened
-// itself from a URI (Builder.CredentialsURI) is pgsecure's, and it is closed
-// (renewals stopped, leases revoked if so configured) when the pool closes.
+// Who closes a source: the caller, always. pgsecure never opens a source
+// itself (the caller calls Open and passes the result to
+// Builder.Credentials), and a pool does not close the source it was given:
+// close it after the pool, which stops renewals and revokes leases if so
+// configured.
 type Closer interface {
 	Close(ctx context.Context) error
 }

@@ -23,7 +23,9 @@
 // A Database source holds one lease and manages its lifetime on the timing
 // model of package secrets (secrets.Cached therefore does not wrap it): it
 // renews the lease at two thirds of each grant, with jitter, and with backoff
-// after failures. When renewal fails for good or the lease's max TTL is near,
+// after failures; each renewal attempt has its own deadline (the time left
+// before the lease's last tenth, 2–30 s), so a Vault that stops answering
+// counts as a failure, not as a renewal in progress. When renewal fails for good or the lease's max TTL is near,
 // it reads new credentials (a new database role) in the background while the
 // current ones are still served; callers wait for Vault only when no valid
 // lease is held, or the lease is in its last tenth. When Vault is down, the

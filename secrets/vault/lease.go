@@ -181,7 +181,7 @@ func (s *Source) watch(ctx context.Context, l *lease) {
 			s.replace(ctx, l, "max TTL reached", nil)
 			return
 		}
-		sec, err := s.renewLease(ctx, l.id)
+		sec, err := s.renewAttempt(ctx, l.id, granted.Add(ttl).Sub(s.now())-refresh.Margin(l.ttl))
 		if ctx.Err() != nil {
 			return
 		}
@@ -235,6 +235,20 @@ func (s *Source) replace(ctx context.Context, l *lease, why string, err error) {
 		s.fetch.Go(ctx, s.leaseReady(false), requestTimeout, s.replaceLease)
 	}
 }
+
+// renewAttempt is one renewal of lease id, bounded so that a Vault that
+// accepts the request and never answers counts as a failure (logged and
+// retried) while the lease can still be served: it gets useful, the time
+// left before the lease stops being handed out, at least minRenewTimeout
+// and at most requestTimeout.
+func (s *Source) renewAttempt(ctx context.Context, id string, useful time.Duration) (*api.Secret, error) {
+	ctx, cancel := context.WithTimeout(ctx, min(max(useful, minRenewTimeout), requestTimeout))
+	defer cancel()
+	return s.renewLease(ctx, id)
+}
+
+// minRenewTimeout is the least time one renewal attempt is given.
+const minRenewTimeout = 2 * time.Second
 
 func (s *Source) renewLease(ctx context.Context, id string) (*api.Secret, error) {
 	var sec *api.Secret

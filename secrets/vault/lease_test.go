@@ -2,10 +2,16 @@ package vault
 
 import (
 	"context"
+	"encoding/pem"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -188,4 +194,55 @@ func TestOnlyDatabaseSourcesManageTheirLifetime(t *testing.T) {
 	kv, err := KV(db.client, "secret", "db")
 	require.NoError(t, err)
 	assert.False(t, kv.Rotates())
+}
+
+// TestHangingRenewalIsAFailure: a renewal that Vault accepts and never
+// answers does not hold the lease watcher; the attempt times out while the
+// lease can still be served, counts as a failure and the lease is replaced.
+// The server is a test double: a hostile peer (standing for a network
+// partition or a wedged proxy in front of Vault) that a real Vault is not.
+func TestHangingRenewalIsAFailure(t *testing.T) {
+	clearVaultEnv(t)
+	var renewals atomic.Int32
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/sys/leases/renew" {
+			renewals.Add(1)
+			_, _ = io.Copy(io.Discard, r.Body) // so that the client's hang-up ends the request
+			<-r.Context().Done()               // never answers
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"errors":["Vault is sealed"]}`))
+	}))
+	t.Cleanup(srv.Close)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	require.NoError(t, os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600))
+	c, err := NewClient(srv.URL, caFile, TokenAuth("t"))
+	require.NoError(t, err)
+	c.api.SetMaxRetries(0)
+	s, err := Database(c, "database", "app")
+	require.NoError(t, err)
+	logs := &testutil.LogBuffer{}
+	s.cfg.logger = slog.New(slog.NewTextHandler(logs, nil))
+	issued := time.Now()
+	// A 5 s lease is renewed at once (its mandatory window starts after 1 s).
+	l := &lease{id: "database/creds/app/L1", ttl: 5 * time.Second,
+		creds: secrets.Credentials{User: "u1", Password: secrets.NewSecret("p1"), Version: "database/creds/app/L1", Expires: issued.Add(5 * time.Second)}}
+	s.cur = l
+
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	done := make(chan struct{})
+	s.wg.Add(1)
+	go func() { s.watch(ctx, l); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the lease watcher is stuck in a renewal Vault never answers (a lease of 5 s); logs:\n%s", logs)
+	}
+	waitIdle(t, s)
+	assert.Equal(t, int32(1), renewals.Load(), "one renewal was attempted")
+	assert.Contains(t, logs.String(), "replacing the database credentials", "the lease is replaced")
+	assert.Contains(t, logs.String(), "Vault did not answer in time", "the log says why")
 }

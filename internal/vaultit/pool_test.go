@@ -73,3 +73,35 @@ func TestBuildRetriesWithNewLeaseAfterRevocation(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotEqual(t, stale.User, user, "Build invalidated the rejected lease and retried with a new one")
 }
+
+// TestPoolLeavesTheSourceToItsCaller is issue 13 item 3 as documented on
+// secrets.Closer: closing a pool does not close the source it was given
+// (the lease stays valid and renewed; a second pool can use the source),
+// and the caller's Close revokes the lease (the role can no longer log in).
+func TestPoolLeavesTheSourceToItsCaller(t *testing.T) {
+	e := startVault(t).withPostgres(t)
+	ctx := context.Background()
+	src := e.source(t, "owned", "1h", "2h", vaultsrc.WithRevokeOnClose())
+
+	pool := e.buildPool(t, src)
+	creds, err := src.Credentials(ctx)
+	require.NoError(t, err)
+	pool.Close()
+
+	again, err := src.Credentials(ctx)
+	require.NoError(t, err, "the source still serves after the pool closed")
+	assert.Equal(t, creds.Version, again.Version, "the same lease: the pool did not close or revoke it")
+	_, err = e.login(ctx, creds)
+	require.NoError(t, err, "the lease's role can still log in after the pool closed")
+	second := e.buildPool(t, src)
+	user, err := poolUser(ctx, second)
+	require.NoError(t, err)
+	assert.Equal(t, creds.User, user, "a second pool uses the same source")
+	second.Close()
+
+	require.NoError(t, src.Close(ctx))
+	_, err = e.login(ctx, creds)
+	requireRejected(t, err)
+	_, err = src.Credentials(ctx)
+	assert.ErrorIs(t, err, vaultsrc.ErrClosed, "a closed source refuses")
+}

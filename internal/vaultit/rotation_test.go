@@ -108,25 +108,42 @@ func TestRotationSoakVaultStaticRole(t *testing.T) {
 // fails no query and logs one warning; an outage past the lease's end gives
 // ErrExpired naming the source, and the pool recovers when Vault returns,
 // without a restart.
+//
+// The outage is timed by what the source does, not by the clock: Vault
+// stays sealed until the source has failed to renew twice (so the outage
+// spans retries, and one warning must cover them), then is unsealed while
+// the lease is still valid.
 func TestOutageSoakVault(t *testing.T) {
 	e := startVault(t).withPostgres(t)
 	var logs testutil.LogBuffer
-	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	src := e.source(t, "outage", "30s", "10m", vaultsrc.WithLogger(logger))
+	// Debug: every renewal attempt is in the log, not only the warnings.
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	// A 60 s lease is renewed 34–40 s after issue and served until 54 s:
+	// room for two failed renewals (each up to ~3 s with the client's own
+	// retries) and a backoff before the mandatory window.
+	src := e.source(t, "outage", "60s", "10m", vaultsrc.WithLogger(logger))
 	core := e.cluster.Cores[0]
 	unseal := func() {
 		e.cluster.UnsealCore(t, core)
 		vault.TestWaitActive(t, core.Core)
 	}
-	e.soak(t, src, "vault outage (sealed 21 s, lease 30 s)", func(context.Context, *versions) {
+	failures := func() int { return strings.Count(logs.String(), "pgsecure/vault: lease renewal failed") }
+	e.soak(t, src, "vault outage (sealed across two failed renewals, lease 60 s)", func(context.Context, *versions) {
 		time.Sleep(time.Second)
+		t0 := time.Now()
 		core.Seal(t)
-		time.Sleep(21 * time.Second) // past the renewal point (2/3 of 30 s) and its retries, before the lease ends
+		t.Logf("sealed in %s", time.Since(t0).Round(time.Millisecond))
+		retried := poll(50*time.Second, 50*time.Millisecond, func() bool { return failures() >= 2 })
+		t.Logf("sealed for %s; renewal failures seen: %d", time.Since(t0).Round(time.Millisecond), failures())
 		unseal()
-		time.Sleep(3 * time.Second)
+		assert.True(t, retried, "the source retried the renewal while Vault was sealed:\n%s", logs.String())
+		assert.True(t, poll(30*time.Second, 50*time.Millisecond, func() bool {
+			return strings.Contains(logs.String(), "lease renewed again after failures")
+		}), "recovery is logged:\n%s", logs.String())
 	})
-	assert.Equal(t, 1, strings.Count(logs.String(), "lease renewal failed"), "one warning per outage:\n%s", logs.String())
-	assert.Contains(t, logs.String(), "lease renewed again after failures", "recovery is logged")
+	assert.Equal(t, 1, strings.Count(logs.String(), `level=WARN msg="pgsecure/vault: lease renewal failed`),
+		"one warning per outage:\n%s", logs.String())
+	assert.NotContains(t, logs.String(), "replacing the database credentials", "the lease outlived the outage")
 
 	// Down past the lease's end (a short one, so the test does not wait long).
 	short := e.source(t, "outage_short", "6s", "10m")

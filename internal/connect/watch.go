@@ -3,6 +3,7 @@ package connect
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -230,7 +231,48 @@ func (w *authWatch) rejected(body []byte) error {
 		return nil
 	}
 	w.cfg.User, w.cfg.Password = user, password
+	w.keepForRetry()
 	return &retryError{code: code, message: msg}
+}
+
+// keepForRetry makes sure that pgx's second pass retries this host with the
+// fresh credentials. pgconn keeps one host for that pass: the last one whose
+// error wraps a *pgconn.NotPreferredError. A later host of this connect that
+// authenticates but is not preferred (a primary, under
+// target_session_attrs=prefer-standby) would take this host's place, and
+// the connection would land on the primary although this host (a standby)
+// is only waiting for the fresh credentials. So for the rest of this
+// connect a not-preferred answer from any other address becomes a plain
+// error. If this host then fails again, the connect fails; the next one
+// starts with the fresh credentials and needs no retry.
+func (w *authWatch) keepForRetry() {
+	if w.attempt == nil || w.cfg.ValidateConnect == nil {
+		return // nothing can answer "not preferred" after this host
+	}
+	retry, next := w.attempt.addr, w.cfg.ValidateConnect
+	w.cfg.ValidateConnect = func(ctx context.Context, pgConn *pgconn.PgConn) error {
+		err := next(ctx, pgConn)
+		var np *pgconn.NotPreferredError
+		if err == nil || !errors.As(err, &np) {
+			return err
+		}
+		if a := attemptOf(pgConn.Conn()); a == nil || a.addr == retry {
+			return err // the retry itself (pgx's second pass ignores not-preferred there)
+		}
+		return &deferredError{retry: retry, reason: err.Error()}
+	}
+}
+
+// deferredError replaces a not-preferred answer while another host waits
+// for its retry with fresh credentials (see keepForRetry). It deliberately
+// does not wrap the *pgconn.NotPreferredError.
+type deferredError struct {
+	retry  string // the address retried instead
+	reason string
+}
+
+func (e *deferredError) Error() string {
+	return fmt.Sprintf("pgsecure: not used (%s): %s, whose credentials were rejected, is tried again with fresh ones first", e.reason, e.retry)
 }
 
 // retryError replaces a credential rejection that will be retried with

@@ -141,16 +141,16 @@ func indexOfPort(c *testutil.Cluster, port int) int {
 // host).
 func credentialRotationUnder(t *testing.T, c *testutil.Cluster, mode string, want int) {
 	t.Helper()
-	credentialRotation(t, c, "target_session_attrs="+mode, "Rotated-"+mode+"-1b9e", want)
+	credentialRotation(t, c, c.Nodes[:2], "target_session_attrs="+mode, "Rotated-"+mode+"-1b9e", want)
 }
 
-// credentialRotation is credentialRotationUnder for any query string; pw is
-// the rotated password.
-func credentialRotation(t *testing.T, c *testutil.Cluster, query, pw string, want int) {
+// credentialRotation is credentialRotationUnder for any host list (nodes,
+// in that order) and query string; pw is the rotated password.
+func credentialRotation(t *testing.T, c *testutil.Cluster, nodes []*testutil.Postgres, query, pw string, want int) {
 	t.Helper()
 	src, clock := newBackend(appPassword, "v1", 0)
 	ctx := ctxT(t, time.Minute)
-	url := strings.Replace(multiHostURL(c.Nodes[:2], query), ":"+appPassword+"@", "@", 1)
+	url := strings.Replace(multiHostURL(nodes, query), ":"+appPassword+"@", "@", 1)
 	pool, err := pgsecure.NewBuilder(url).RootCAFile(c.CAFile).Logger(quiet).Credentials(src).
 		CredentialCache(cacheOn(clock, time.Hour)).Build(ctx)
 	require.NoError(t, err)
@@ -182,8 +182,9 @@ func credentialRotation(t *testing.T, c *testutil.Cluster, query, pw string, wan
 	}
 }
 
-// TestTargetSessionAttrsCredentialRotation: every mode but prefer-standby
-// (see TestPreferStandbyCredentialRotation) keeps the rotation retry.
+// TestTargetSessionAttrsCredentialRotation: every mode keeps the rotation
+// retry (prefer-standby, whose host order matters more, in
+// TestPreferStandbyCredentialRotation).
 func TestTargetSessionAttrsCredentialRotation(t *testing.T) {
 	c := haCluster(t, testutil.ClusterOptions{Standbys: 1})
 	for mode, want := range map[string]int{"any": -1, "read-write": 0, "read-only": 1, "primary": 0, "standby": 1} {
@@ -197,16 +198,30 @@ func TestLoadBalanceHostsCredentialRotation(t *testing.T) {
 	c := haCluster(t, testutil.ClusterOptions{Standbys: 1})
 	for i := range 4 {
 		t.Run(strconv.Itoa(i), func(t *testing.T) {
-			credentialRotation(t, c, "target_session_attrs=read-write&load_balance_hosts=random", fmt.Sprintf("Rotated-lb-%d-7c2d", i), 0)
+			credentialRotation(t, c, c.Nodes[:2], "target_session_attrs=read-write&load_balance_hosts=random", fmt.Sprintf("Rotated-lb-%d-7c2d", i), 0)
 		})
 	}
 }
 
 // TestPreferStandbyCredentialRotation: prefer-standby with a credential
-// source recovers from a rotated password like every other mode.
+// source recovers from a rotated password within one Acquire like every
+// other mode, and still lands on the standby whatever the host order: when
+// the standby comes first, its retry with fresh credentials must not lose
+// to the primary that answered after it (pgconn keeps one host for its
+// second pass).
 func TestPreferStandbyCredentialRotation(t *testing.T) {
 	c := haCluster(t, testutil.ClusterOptions{Standbys: 1})
-	credentialRotationUnder(t, c, "prefer-standby", 1)
+	t.Run("primary first", func(t *testing.T) {
+		credentialRotation(t, c, c.Nodes[:2], "target_session_attrs=prefer-standby", "Rotated-ps-1-5d0e", 1)
+	})
+	t.Run("standby first", func(t *testing.T) {
+		credentialRotation(t, c, []*testutil.Postgres{c.Nodes[1], c.Nodes[0]}, "target_session_attrs=prefer-standby", "Rotated-ps-2-5d0e", 1)
+	})
+	for i := range 4 {
+		t.Run("load balanced "+strconv.Itoa(i), func(t *testing.T) {
+			credentialRotation(t, c, c.Nodes[:2], "target_session_attrs=prefer-standby&load_balance_hosts=random", fmt.Sprintf("Rotated-ps-lb-%d-5d0e", i), 1)
+		})
+	}
 }
 
 // TestTargetSessionAttrsClientCertificate: on a cluster whose nodes require

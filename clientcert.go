@@ -13,6 +13,8 @@ import (
 	"reflect"
 	"runtime"
 	"slices"
+
+	"github.com/pgsecure/pgsecure/internal/keyfile"
 )
 
 // clientCert is the client certificate pgsecure presents when a server asks
@@ -114,7 +116,7 @@ func loadClientPair(certPEM, keyPEM []byte, passphrase func() ([]byte, error), n
 	for i, c := range certs {
 		chain[i] = c.Raw
 	}
-	key, err := parsePrivateKeyPEM(keyPEM, passphrase)
+	key, err := keyfile.Parse(keyPEM, passphrase)
 	if err != nil {
 		return nil, keyProblem(n.keySetting, n.passSetting, n.key, err)
 	}

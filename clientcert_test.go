@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/pgsecure/pgsecure/internal/certgen"
+	"github.com/pgsecure/pgsecure/internal/keyfile"
+	"github.com/pgsecure/pgsecure/internal/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -102,7 +104,7 @@ func TestClientCertFilesServesPairWithChain(t *testing.T) {
 
 func TestClientCertFilesEncryptedKey(t *testing.T) {
 	keyPEM := readFixture(t, keysDir(), "ec-pbes2-aes256-sha256.key")
-	plain, err := parsePrivateKeyPEM(keyPEM, staticPass(fixturePassphrase))
+	plain, err := keyfile.Parse(keyPEM, staticPass(fixturePassphrase))
 	require.NoError(t, err)
 	dir := t.TempDir()
 	certPath, keyPath := filepath.Join(dir, "client.crt"), filepath.Join(dir, "client.key")
@@ -123,7 +125,7 @@ func TestClientCertFilesEncryptedKey(t *testing.T) {
 	assert.Equal(t, "sslpassword", ce.Setting)
 	assert.Contains(t, err.Error(), "wrong passphrase for key file "+keyPath)
 	assert.NotContains(t, err.Error(), wrong)
-	assertNoKeyMaterial(t, err.Error(), keyPEM)
+	testutil.AssertNoKeyMaterial(t, err.Error(), keyPEM)
 
 	_, err = newClientCertFiles(certPath, keyPath, nil, logTo(new(bytes.Buffer)))
 	require.ErrorIs(t, err, ErrInsecureConfig)
@@ -145,7 +147,7 @@ func TestClientCertFilesMismatchNamesBothFiles(t *testing.T) {
 	require.ErrorAs(t, err, &ce)
 	require.ErrorIs(t, err, ErrInsecureConfig)
 	assert.Contains(t, err.Error(), "the key file "+keyPath+" does not belong to the certificate file "+certPath)
-	assertNoKeyMaterial(t, err.Error(), b.KeyPEM)
+	testutil.AssertNoKeyMaterial(t, err.Error(), b.KeyPEM)
 }
 
 func TestClientCertFilesRefusesUnusableFiles(t *testing.T) {
@@ -174,7 +176,7 @@ func TestClientCertFilesRefusesUnusableFiles(t *testing.T) {
 			_, err := newClientCertFiles(certPath, keyPath, nil, logTo(new(bytes.Buffer)))
 			require.ErrorIs(t, err, ErrInsecureConfig)
 			assert.Contains(t, err.Error(), c.want)
-			assertNoKeyMaterial(t, err.Error(), c.key)
+			testutil.AssertNoKeyMaterial(t, err.Error(), c.key)
 		})
 	}
 	_, err = newClientCertFiles(filepath.Join(t.TempDir(), "missing.crt"), filepath.Join(t.TempDir(), "missing.key"), nil, logTo(new(bytes.Buffer)))
@@ -205,7 +207,7 @@ func TestClientCertFilesReloadKeepsLastGoodPair(t *testing.T) {
 	assert.Equal(t, "second", served(t, cc).Leaf.Subject.CommonName, "a mismatched pair keeps the last good one")
 	assert.Contains(t, logs.String(), "level=WARN")
 	assert.Contains(t, logs.String(), "does not belong to the certificate file "+certPath)
-	assertNoKeyMaterial(t, logs.String(), p2.KeyPEM)
+	testutil.AssertNoKeyMaterial(t, logs.String(), p2.KeyPEM)
 
 	// A half-written certificate file, too.
 	clock.write(t, certPath, p3.CertPEM[:len(p3.CertPEM)/2], 0o644)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/pgsecure/pgsecure/internal/certgen"
+	"github.com/pgsecure/pgsecure/internal/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -26,7 +27,7 @@ func TestSPKIPinFixedVector(t *testing.T) {
 
 func TestSPKIPinMatchesOpenSSL(t *testing.T) {
 	if _, err := exec.LookPath("openssl"); err != nil {
-		skipWithoutTool(t, "openssl is not installed; TestSPKIPinFixedVector checks a vector it computed")
+		testutil.SkipWithoutTool(t, "openssl is not installed; TestSPKIPinFixedVector checks a vector it computed")
 	}
 	for _, kt := range []certgen.KeyType{certgen.ECDSAP256, certgen.RSA2048} {
 		t.Run(string(kt), func(t *testing.T) {

@@ -11,3 +11,6 @@ const ReportKey = "pgsecure.verify.report"
 
 // ErrNotEncrypted is pgsecure.ErrNotEncrypted (its one home for users).
 var ErrNotEncrypted = errors.New("pgsecure: connection is not encrypted")
+
+// ErrKeyPassphrase is pgsecure.ErrKeyPassphrase (its one home for users).
+var ErrKeyPassphrase = errors.New("pgsecure: wrong passphrase for private key")

@@ -1,4 +1,4 @@
-package pgsecure
+package keyfile
 
 import (
 	"os"
@@ -11,11 +11,11 @@ import (
 // may contain it.
 const fuzzKeyPassphrase = "Fuzz-Key-Passphrase-41"
 
-// FuzzParsePrivateKeyPEM feeds arbitrary PEM-ish input (seeded with every
+// FuzzParse feeds arbitrary PEM-ish input (seeded with every
 // committed key fixture, encrypted or not) to the key parser: it must not
 // panic, and its errors must echo neither the passphrase nor key bytes.
-func FuzzParsePrivateKeyPEM(f *testing.F) {
-	paths, _ := filepath.Glob(filepath.Join("testdata", "keys", "*.key"))
+func FuzzParse(f *testing.F) {
+	paths, _ := filepath.Glob(filepath.Join(keysDir(), "*.key"))
 	for _, p := range paths {
 		if b, err := os.ReadFile(p); err == nil {
 			f.Add(b)
@@ -29,7 +29,7 @@ func FuzzParsePrivateKeyPEM(f *testing.F) {
 	maxPBKDF2Iterations, maxScryptWork = 20_000, 1<<22
 	f.Cleanup(func() { maxPBKDF2Iterations, maxScryptWork = oldIter, oldWork })
 	f.Fuzz(func(t *testing.T, data []byte) {
-		_, err := parsePrivateKeyPEM(data, func() ([]byte, error) { return []byte(fuzzKeyPassphrase), nil })
+		_, err := Parse(data, func() ([]byte, error) { return []byte(fuzzKeyPassphrase), nil })
 		if err == nil {
 			return
 		}

@@ -173,6 +173,8 @@ func (s *Source) watch(ctx context.Context, l *lease) {
 	granted := s.now() // when it was granted
 	wait := refresh.RenewDelay(ttl, s.jitter())
 	capped := false // the last renewal did not give a full ttl: max TTL is near
+	// left is how long the lease is still handed out: until its last tenth.
+	left := func(now time.Time) time.Duration { return granted.Add(ttl).Sub(now) - refresh.Margin(l.ttl) }
 	for failures := 0; ; {
 		if !sleep(ctx, wait) {
 			return
@@ -181,13 +183,13 @@ func (s *Source) watch(ctx context.Context, l *lease) {
 			s.replace(ctx, l, "max TTL reached", nil)
 			return
 		}
-		sec, err := s.renewAttempt(ctx, l.id, granted.Add(ttl).Sub(s.now())-refresh.Margin(l.ttl))
+		sec, err := s.renewLease(ctx, l.id, left(s.now()))
 		if ctx.Err() != nil {
 			return
 		}
 		now := s.now()
 		if err != nil {
-			remaining := granted.Add(ttl).Sub(now) - refresh.Margin(l.ttl)
+			remaining := left(now)
 			if permanent(err) || remaining <= 0 {
 				s.replace(ctx, l, "renewal failed", err)
 				return
@@ -236,21 +238,17 @@ func (s *Source) replace(ctx context.Context, l *lease, why string, err error) {
 	}
 }
 
-// renewAttempt is one renewal of lease id, bounded so that a Vault that
-// accepts the request and never answers counts as a failure (logged and
-// retried) while the lease can still be served: it gets useful, the time
-// left before the lease stops being handed out, at least minRenewTimeout
-// and at most requestTimeout.
-func (s *Source) renewAttempt(ctx context.Context, id string, useful time.Duration) (*api.Secret, error) {
-	ctx, cancel := context.WithTimeout(ctx, min(max(useful, minRenewTimeout), requestTimeout))
-	defer cancel()
-	return s.renewLease(ctx, id)
-}
-
 // minRenewTimeout is the least time one renewal attempt is given.
 const minRenewTimeout = 2 * time.Second
 
-func (s *Source) renewLease(ctx context.Context, id string) (*api.Secret, error) {
+// renewLease renews lease id once, bounded so that a Vault that accepts the
+// request and never answers counts as a failure (logged and retried) while
+// the lease can still be served: the attempt gets useful, the time left
+// before the lease stops being handed out, at least minRenewTimeout and at
+// most requestTimeout.
+func (s *Source) renewLease(ctx context.Context, id string, useful time.Duration) (*api.Secret, error) {
+	ctx, cancel := context.WithTimeout(ctx, min(max(useful, minRenewTimeout), requestTimeout))
+	defer cancel()
 	var sec *api.Secret
 	err := s.client.do(ctx, func(c *api.Client) (err error) {
 		sec, err = c.Sys().RenewWithContext(ctx, id, 0)

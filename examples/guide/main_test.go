@@ -20,13 +20,7 @@ import (
 // command (self-signed, CN only), runs a real PostgreSQL with it, and
 // connects with nothing but the guide's PG* variables.
 func TestGuideSetup(t *testing.T) {
-	openssl, err := exec.LookPath("openssl")
-	if err != nil && os.Getenv("CI") == "true" {
-		t.Fatalf("openssl is required in CI: %v", err)
-	}
-	if err != nil {
-		t.Skip("openssl not installed")
-	}
+	openssl := testutil.RequireTool(t, "openssl", "openssl")
 	dir := t.TempDir()
 	crt, key := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
 	out, err := exec.Command(openssl, "req", "-newkey", "rsa:4096", "-nodes", "-keyout", key, "-x509", "-days", "365",

@@ -172,10 +172,7 @@ func TestParsePrivateKeyPEMFixtures(t *testing.T) {
 // openssl binary (when installed) and parses it; with -regen-keys it
 // rewrites testdata/keys instead.
 func TestParsePrivateKeyPEMFreshOpenSSL(t *testing.T) {
-	openssl, err := exec.LookPath("openssl")
-	if err != nil {
-		testutil.SkipWithoutTool(t, "openssl is not installed; the committed fixtures are tested by TestParsePrivateKeyPEMFixtures")
-	}
+	openssl := testutil.RequireTool(t, "openssl", "openssl") // without it the committed fixtures are tested by TestParsePrivateKeyPEMFixtures
 	dir := t.TempDir()
 	if *regenKeys {
 		dir = keysDir()

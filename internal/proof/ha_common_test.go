@@ -53,20 +53,6 @@ func multiHostKV(nodes []*testutil.Postgres, caFile, extra string) string {
 		strings.Join(hosts, ","), strings.Join(ports, ","), appUser, caFile, extra)
 }
 
-// lookPsql returns psql's path: it fails t under CI=true and skips it
-// otherwise when psql is missing.
-func lookPsql(t *testing.T) string {
-	t.Helper()
-	psql, err := exec.LookPath("psql")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("psql (libpq) is required when CI=true: %v; install with: apt-get install -y postgresql-client", err)
-		}
-		t.Skipf("skipping: psql not found: %v", err)
-	}
-	return psql
-}
-
 // psqlQuery runs query with psql (libpq) on conninfo and returns its
 // trimmed output. The password travels only in PGPASSWORD; HOME is empty so
 // no ~/.postgresql file or ~/.pgpass takes part.

@@ -49,7 +49,7 @@ func tsaCases() []tsaCase {
 // certificate); both must pick the node libpq documents, or both must fail,
 // and pgsecure's connection must be verified against that node's own name.
 func TestTargetSessionAttrsParity(t *testing.T) {
-	psql := lookPsql(t)
+	psql := testutil.RequireTool(t, "psql", "postgresql-client")
 	c := haCluster(t, testutil.ClusterOptions{Standbys: 2})
 	for _, tc := range tsaCases() {
 		nodes := make([]*testutil.Postgres, len(tc.order))

@@ -52,7 +52,7 @@ type opensslPKI struct {
 
 func newOpenSSLPKI(t *testing.T) *opensslPKI {
 	t.Helper()
-	o := &opensslPKI{t: t, openssl: requireTool(t, "openssl", "openssl"), dir: t.TempDir()}
+	o := &opensslPKI{t: t, openssl: testutil.RequireTool(t, "openssl", "openssl"), dir: t.TempDir()}
 	require.NoError(t, os.WriteFile(o.path("openssl.config"), []byte(opensslConfig), 0o600))
 	return o
 }
@@ -118,7 +118,7 @@ func (o *opensslPKI) bundle(file string, names ...string) string {
 // sending its CA), psql trusts sslrootcert only through a self-signed root;
 // pgsecure must agree, and say how to fix an intermediate pinned alone.
 func TestLibpqParityTrustAnchors(t *testing.T) {
-	psql := requireTool(t, "psql", "postgresql-client")
+	psql := testutil.RequireTool(t, "psql", "postgresql-client")
 	o := newOpenSSLPKI(t)
 	o.rootCA("root_ca", "Test root CA for pgsecure")
 	o.issue("server_ca", "Test server CA for pgsecure", "rsa", "root_ca", "v3_ca")
@@ -169,7 +169,7 @@ func TestLibpqParityTrustAnchors(t *testing.T) {
 // refusal must be ErrNotEncrypted, and the check command's diagnosis
 // (x509check.ExplainHandshakeFailure) must name RSA-PSS.
 func TestLibpqParityRSAPSS(t *testing.T) {
-	psql := requireTool(t, "psql", "postgresql-client")
+	psql := testutil.RequireTool(t, "psql", "postgresql-client")
 	o := newOpenSSLPKI(t)
 	o.rootCA("root_ca", "Test root CA for pgsecure")
 	o.issue("server-rsapss", "localhost", "rsa-pss", "root_ca", "server")

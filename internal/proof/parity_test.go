@@ -68,7 +68,7 @@ func parityCases() []parityCase {
 // sslmode=verify-full and the same root certificate, connect to the same
 // server; pgsecure must accept exactly when libpq does.
 func TestLibpqParity(t *testing.T) {
-	psql := requireTool(t, "psql", "postgresql-client")
+	psql := testutil.RequireTool(t, "psql", "postgresql-client")
 	pki := testutil.NewPKI(t)
 	other, err := certgen.NewCA("unpinned CA", certgen.ECDSAP256)
 	require.NoError(t, err)
@@ -101,20 +101,6 @@ func TestLibpqParity(t *testing.T) {
 			}
 		})
 	}
-}
-
-// requireTool returns the path of a command the test needs, failing when
-// CI=true and it is missing, skipping otherwise.
-func requireTool(t *testing.T, name, debianPackage string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required when CI=true: %v; install with: apt-get install -y %s", name, err, debianPackage)
-		}
-		t.Skipf("skipping: %s not found: %v", name, err)
-	}
-	return path
 }
 
 // runPsql connects with psql and reports whether SELECT 1 succeeded, with

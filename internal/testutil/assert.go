@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,14 +21,19 @@ func AssertNoKeyMaterial(t testing.TB, msg string, pemBytes []byte) {
 	}
 }
 
-// SkipWithoutTool skips a test that needs an external tool, except in CI,
-// where scripts/install-deps.sh installs it and its absence is a failure.
-func SkipWithoutTool(t testing.TB, why string) {
+// RequireTool returns the path of a command a test needs. When it is
+// missing the test fails under CI=true (scripts/install-deps.sh installs
+// it, from debianPackage) and is skipped otherwise.
+func RequireTool(t testing.TB, name, debianPackage string) string {
 	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatal(why)
+	path, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is required when CI=true: %v; install with: apt-get install -y %s", name, err, debianPackage)
+		}
+		t.Skipf("skipping: %s not found: %v", name, err)
 	}
-	t.Skip(why)
+	return path
 }
 
 // ReadFixture returns the file name in dir, failing t when it cannot.

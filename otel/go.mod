@@ -2,11 +2,9 @@ module github.com/pgsecure/pgsecure/otel
 
 go 1.26.0
 
-replace github.com/pgsecure/pgsecure => ../
-
 require (
 	github.com/jackc/pgx/v5 v5.12.0
-	github.com/pgsecure/pgsecure v0.0.0-00010101000000-000000000000
+	github.com/pgsecure/pgsecure v0.1.0
 	github.com/stretchr/testify v1.12.1
 	go.opentelemetry.io/otel v1.47.0
 	go.opentelemetry.io/otel/metric v1.47.0

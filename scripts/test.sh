@@ -32,8 +32,11 @@ oldest="go$(awk '$1 == "go" { print $2; exit }' go.mod)"
 GOTOOLCHAIN="$oldest" go vet ./...
 GOTOOLCHAIN="$oldest" go test -count=1 ./...
 
-# The OpenTelemetry module (its own go.mod, so the root links no OTel code).
-(cd otel && go mod tidy -diff && go vet ./... && go test -race -count=1 ./...)
+# The OpenTelemetry module (its own go.mod, so the root links no OTel code),
+# against this checkout through otel/go.work, then as a consumer builds it:
+# through the module proxy protocol at the root version its go.mod requires.
+(cd otel && go vet ./... && go test -race -count=1 ./...)
+scripts/consumer.sh
 
 if [ "${1:-}" != "-short" ] && [ -f internal/vaultit/go.mod ]; then
   (cd internal/vaultit && go vet ./... && go test -count=1 -timeout 30m ./...)

@@ -37,6 +37,9 @@ GOTOOLCHAIN="$oldest" go test -count=1 ./...
 # through the module proxy protocol at the root version its go.mod requires.
 (cd otel && go vet ./... && go test -race -count=1 ./...)
 scripts/consumer.sh
+# GORM, sqlx, goose, golang-migrate and sqlc-style code on a pgsecure pool
+# (docs/ecosystem.md), in a test module of its own.
+(cd internal/ecosystem && go mod tidy -diff && go vet ./... && go test -race -count=1 ./...)
 
 if [ "${1:-}" != "-short" ] && [ -f internal/vaultit/go.mod ]; then
   (cd internal/vaultit && go vet ./... && go test -count=1 -timeout 30m ./...)

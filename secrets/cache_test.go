@@ -439,3 +439,10 @@ func TestCacheCallerContextAlreadyDone(t *testing.T) {
 	require.True(t, errors.Is(err, context.Canceled))
 	assert.Zero(t, src.calls.Load(), "no fetch for a caller that already gave up")
 }
+
+func TestCloseClosesOnlyClosers(t *testing.T) {
+	src := newScripted(func(_ context.Context, n int64) (Credentials, error) { return creds(n, time.Time{}), nil })
+	require.NoError(t, Close(t.Context(), NewCache(src, CacheOptions{})))
+	assert.Equal(t, 1, src.closed, "a cached source is closed through its cache")
+	require.NoError(t, Close(t.Context(), Env()), "a source that holds nothing is left alone")
+}

@@ -244,6 +244,19 @@ type Closer interface {
 	Close(ctx context.Context) error
 }
 
+// Close closes src if it is a Closer (a Cache or Chain passes the call on to
+// the sources it wraps) and does nothing otherwise, so a program can close
+// whatever source it opened with one call, after the pool:
+//
+//	defer secrets.Close(context.Background(), src) // deferred first: runs after pool.Close
+//	defer pool.Close()
+func Close(ctx context.Context, src Source) error {
+	if cl, ok := src.(Closer); ok {
+		return cl.Close(ctx)
+	}
+	return nil
+}
+
 // SourceFunc adapts a function to Source.
 type SourceFunc func(ctx context.Context) (Credentials, error)
 

@@ -1,0 +1,1 @@
+CREATE TABLE migrate_accounts (id bigserial PRIMARY KEY, name text NOT NULL);

@@ -380,3 +380,13 @@ func hexDigit(c byte) (byte, bool) {
 	}
 	return 0, false
 }
+
+// IsSecret reports whether the setting key (as Parse keys it) holds a
+// secret: password, sslpassword, oauth_client_secret.
+func IsSecret(key string) bool {
+	if key == "password" {
+		return true
+	}
+	k, ok := byName[key]
+	return ok && k.Secret
+}

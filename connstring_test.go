@@ -69,6 +69,17 @@ func TestQuestionMarkInPasswordHidesNoSetting(t *testing.T) {
 		require.NoError(t, err, "the trust anchor comes from the first query parameter")
 		pool.Close()
 	})
+	t.Run("no query", func(t *testing.T) {
+		// The password holds the URL's only '?': nothing pgsecure adds for pgx
+		// may land in the database name.
+		pool, err := pgsecure.NewBuilder(fmt.Sprintf("postgres://%s:%s@localhost:%d/postgres", appUser, qPassword, pg.Port)).
+			RootCAFile(pki.CAFile).Build(ctx)
+		require.NoError(t, err)
+		var db string
+		require.NoError(t, pool.QueryRow(ctx, "SELECT current_database()").Scan(&db))
+		assert.Equal(t, "postgres", db)
+		pool.Close()
+	})
 	t.Run("hostaddr", func(t *testing.T) {
 		// db.example.com is never resolved: hostaddr says where to connect.
 		noDNS := func(cfg *pgxpool.Config) {

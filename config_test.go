@@ -229,15 +229,19 @@ func TestParseErrorsDoNotLeakPassword(t *testing.T) {
 }
 
 func TestParseKeywordValue(t *testing.T) {
-	m, err := libpq.ParseKeywordValue(`host=h  dbname='my db' password='it\'s' user=a\ b`)
+	m, err := libpq.Parse(`host=h  dbname='my db' password='it\'s' user=a\ b`)
 	require.NoError(t, err)
 	assert.Equal(t, map[string]string{"host": "h", "database": "my db", "password": "it's", "user": "a b"}, m)
-	_, err = libpq.ParseKeywordValue("host")
+	_, err = libpq.Parse("host")
 	assert.Error(t, err)
-	m, err = libpq.ParseURLQuery("postgres://u@h/db?sslmode=disable&sslmode=verify-full&dbname=x%20y")
+	m, err = libpq.Parse("postgres://u@h/db?sslmode=disable&sslmode=verify-full&dbname=x%20y")
 	require.NoError(t, err)
 	assert.Equal(t, "verify-full", m["sslmode"], "last one wins")
 	assert.Equal(t, "x y", m["database"])
+	m, err = libpq.Parse("postgres://u:pa?ss#x@h/db?sslmode=verify-full")
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"user": "u", "password": "pa?ss#x", "host": "h", "database": "db", "sslmode": "verify-full"}, m,
+		"the user information ends at the '@', as in libpq and pgx")
 }
 
 func TestSpecialFilesRefused(t *testing.T) {

@@ -1,9 +1,12 @@
 package pgsecure
 
 import (
-	"github.com/pgsecure/pgsecure/internal/libpq"
+	"fmt"
+	"maps"
 	"os"
-	"strings"
+
+	"github.com/pgsecure/pgsecure/internal/libpq"
+	"github.com/pgsecure/pgsecure/internal/uriparam"
 )
 
 // setting is one effective libpq value and where it came from.
@@ -14,28 +17,29 @@ type setting struct {
 }
 
 // connSettings is the connection string's key/value view plus the
-// environment, for the keys pgsecure decides on itself.
+// environment, for the keys pgsecure decides on itself. raw is libpq.Parse's
+// reading, which is pgx's own; pgx is handed raw rendered back (forPgx), so
+// what pgsecure checks is what pgx uses.
 type connSettings struct {
-	raw              map[string]string
-	isURL            bool
-	userinfoPassword string
-	env              func(string) (string, bool)
+	raw   map[string]string
+	isURL bool
+	env   func(string) (string, bool)
 }
 
 func parseConnSettings(connString string, env func(string) (string, bool)) (*connSettings, error) {
-	cs := &connSettings{env: env}
+	cs := &connSettings{env: env, isURL: libpq.IsURL(connString)}
 	var err error
-	if strings.HasPrefix(connString, "postgres://") || strings.HasPrefix(connString, "postgresql://") {
-		cs.isURL = true
-		cs.raw, err = libpq.ParseURLQuery(connString)
-		cs.userinfoPassword = libpq.UserinfoPassword(connString)
-	} else {
-		cs.raw, err = libpq.ParseKeywordValue(connString)
-	}
+	cs.raw, err = libpq.Parse(connString)
 	if err != nil {
-		// The parsers never quote values, so the message cannot carry a password.
+		// The parser never quotes the input, so the message cannot carry a password.
 		return nil, &ConfigError{Setting: "connection string", Problem: "cannot be parsed", Err: err,
 			Fix: `use "postgres://user@host:port/db?key=value" or "host=... dbname=..." (values with spaces in single quotes)`}
+	}
+	for k := range cs.raw {
+		if !libpq.ValidKey(k) {
+			return nil, configErr("connection string", "", fmt.Sprintf("%s contains characters no libpq key or server parameter has", uriparam.Name(k)),
+				"use only letters, digits, '_', '.' and '-' in keys; percent-encode special characters in values only")
+		}
 	}
 	return cs, nil
 }
@@ -43,7 +47,7 @@ func parseConnSettings(connString string, env func(string) (string, bool)) (*con
 // get returns the effective value of key: the connection string first, then
 // its environment variable (libpq's precedence).
 func (cs *connSettings) get(key string) setting {
-	if v, ok := cs.raw[key]; ok {
+	if v, ok := cs.raw[canonicalKey(key)]; ok {
 		return setting{value: v, from: "connection string", set: true}
 	}
 	if k, ok := libpq.Lookup(key); ok && k.Env != "" {
@@ -54,26 +58,27 @@ func (cs *connSettings) get(key string) setting {
 	return setting{}
 }
 
-// forPgx returns the connection string to hand to pgx: the caller's string
-// with every TLS key neutralised, so pgx neither reads certificate files
-// (including its silent ~/.postgresql defaults) nor builds a plaintext
-// fallback. pgsecure installs its own TLS configuration on every host after
-// parsing, and refuses any host left without it.
-func (cs *connSettings) forPgx(connString string) string {
-	neutral := []string{"sslmode=verify-full", "sslrootcert=", "sslcert=", "sslkey=", "sslpassword=", "sslnegotiation="}
-	if cs.isURL {
-		sep := "&"
-		if !strings.Contains(connString, "?") {
-			sep = "?"
-		}
-		return connString + sep + strings.Join(neutral, "&")
+// canonicalKey is the key under which pgx (and so raw) holds a setting.
+func canonicalKey(k string) string {
+	if k == "dbname" {
+		return "database"
 	}
-	for i, kv := range neutral {
-		if strings.HasSuffix(kv, "=") {
-			neutral[i] = kv + "''"
-		}
+	return k
+}
+
+// forPgx returns the connection string to hand to pgx: the settings pgsecure
+// read and checked, in keyword/value form with every value quoted (so pgx
+// cannot read them differently), and every TLS key neutralised, so pgx
+// neither reads certificate files (including its silent ~/.postgresql
+// defaults) nor builds a plaintext fallback. pgsecure installs its own TLS
+// configuration on every host after parsing, and refuses any host left
+// without it.
+func (cs *connSettings) forPgx() string {
+	settings := maps.Clone(cs.raw)
+	for k, v := range map[string]string{"sslmode": "verify-full", "sslrootcert": "", "sslcert": "", "sslkey": "", "sslpassword": "", "sslnegotiation": ""} {
+		settings[k] = v
 	}
-	return connString + " " + strings.Join(neutral, " ")
+	return libpq.Render(settings)
 }
 
 func osEnv(name string) (string, bool) { return os.LookupEnv(name) }

@@ -276,7 +276,7 @@ func (b *Builder) config(ctx context.Context) (*pgxpool.Config, *poolState, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg, err := pgxpool.ParseConfig(cs.forPgx(b.connString.Reveal()))
+	cfg, err := pgxpool.ParseConfig(cs.forPgx())
 	if err != nil {
 		return nil, nil, cs.explainParseError()
 	}

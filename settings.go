@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"github.com/pgsecure/pgsecure/internal/libpq"
 	"net"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -117,37 +116,6 @@ func stripConsumedParams(cc *pgx.ConnConfig) error {
 		}
 	}
 	return nil
-}
-
-// secrets returns the secret values the connection string or environment
-// hold, so messages that quote pgx can be scrubbed of them.
-func (cs *connSettings) secrets() []string {
-	var out []string
-	for _, k := range []string{"password", "sslpassword"} {
-		if v := cs.raw[k]; v != "" {
-			out = append(out, v, url.QueryEscape(v), url.PathEscape(v))
-		}
-	}
-	if v, ok := cs.env("PGPASSWORD"); ok && v != "" {
-		out = append(out, v)
-	}
-	if pw := cs.userinfoPassword; pw != "" {
-		out = append(out, pw)
-		if dec, err := url.PathUnescape(pw); err == nil {
-			out = append(out, dec)
-		}
-	}
-	return out
-}
-
-// scrub replaces every occurrence of the given secrets in msg.
-func scrub(msg string, secrets ...string) string {
-	for _, s := range secrets {
-		if len(s) >= 1 {
-			msg = strings.ReplaceAll(msg, s, "xxxxx")
-		}
-	}
-	return msg
 }
 
 // DefaultConnectTimeout limits each host's connection attempt (TCP, TLS,

@@ -86,8 +86,7 @@ func runCheck(args []string, stdout, stderr io.Writer, env func(string) (string,
 		dsns = []string{""}
 	}
 
-	sc := &scrubber{}
-	out := &checkOutput{Targets: checkAll(o, dsns, env, sc)}
+	out := &checkOutput{Targets: checkAll(o, dsns, env)}
 	out.summarize()
 	var b strings.Builder
 	if o.json {
@@ -99,10 +98,12 @@ func runCheck(args []string, stdout, stderr io.Writer, env func(string) (string,
 		fmt.Fprintln(stderr, "pgsecure check: cannot print the report:", err)
 		return exitUsage
 	}
-	fmt.Fprint(stdout, sc.scrub(b.String()))
+	// Nothing is rewritten here: the target labels are redacted where they
+	// are made (targetLabel), and pgsecure's messages carry no secret.
+	fmt.Fprint(stdout, b.String())
 	for _, r := range out.Targets {
 		if r.Error != "" {
-			fmt.Fprintln(stderr, sc.scrub("pgsecure check: "+r.Target+": "+r.Error))
+			fmt.Fprintln(stderr, "pgsecure check: "+r.Target+": "+r.Error)
 		}
 	}
 	return out.ExitCode
@@ -115,17 +116,16 @@ func usageError(stderr io.Writer, format string, args ...any) int {
 
 // checkAll checks every target, o.parallel at a time, each within its own
 // timeout, and returns the reports in the order of dsns.
-func checkAll(o checkOptions, dsns []string, env func(string) (string, bool), sc *scrubber) []*checkReport {
+func checkAll(o checkOptions, dsns []string, env func(string) (string, bool)) []*checkReport {
 	reports := make([]*checkReport, len(dsns))
 	sem := make(chan struct{}, o.parallel)
 	var wg sync.WaitGroup
 	for i, dsn := range dsns {
-		sc.add(dsnSecrets(dsn)...)
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			reports[i] = inspect(context.Background(), o, dsn, env, sc)
+			reports[i] = inspect(context.Background(), o, dsn, env)
 		}()
 	}
 	wg.Wait()
@@ -135,7 +135,7 @@ func checkAll(o checkOptions, dsns []string, env func(string) (string, bool), sc
 // inspect connects to one target through the pgsecure builder exactly as an
 // application would, audits the server, probes its plaintext policy, and
 // reports.
-func inspect(parent context.Context, o checkOptions, dsn string, env func(string) (string, bool), sc *scrubber) *checkReport {
+func inspect(parent context.Context, o checkOptions, dsn string, env func(string) (string, bool)) *checkReport {
 	r := &checkReport{Target: targetLabel(dsn), Findings: []finding{}}
 	ctx, cancel := context.WithTimeout(parent, o.timeout)
 	defer cancel()
@@ -145,7 +145,7 @@ func inspect(parent context.Context, o checkOptions, dsn string, env func(string
 		r.finish()
 		return r
 	}
-	b, rd, closeSource, err := newBuilder(ctx, o, dsn, env, sc)
+	b, rd, closeSource, err := newBuilder(ctx, o, dsn, env)
 	if err != nil {
 		return failConfig(err)
 	}
@@ -157,7 +157,6 @@ func inspect(parent context.Context, o checkOptions, dsn string, env func(string
 		rd.attribute(err)
 		return failConfig(err)
 	}
-	sc.add(cfg.ConnConfig.Password)
 	r.User, r.Database = cfg.ConnConfig.User, cfg.ConnConfig.Database
 	probeAddr := net.JoinHostPort(cfg.ConnConfig.Host, strconv.Itoa(int(cfg.ConnConfig.Port)))
 
@@ -187,16 +186,11 @@ func inspect(parent context.Context, o checkOptions, dsn string, env func(string
 
 // newBuilder returns a pgsecure builder for dsn completed from the PG*
 // variables of env, with the command-line trust anchors, client certificate,
-// pins and credentials of o; every secret it sees goes to sc. The caller
-// calls closeSource when done.
-func newBuilder(ctx context.Context, o checkOptions, dsn string, env func(string) (string, bool), sc *scrubber) (
+// pins and credentials of o. The caller calls closeSource when done.
+func newBuilder(ctx context.Context, o checkOptions, dsn string, env func(string) (string, bool)) (
 	b *pgsecure.Builder, rd resolvedDSN, closeSource func(), err error) {
 	closeSource = func() {}
 	rd = resolveDSN(dsn, env)
-	sc.add(dsnSecrets(rd.dsn)...)
-	if pw, ok := env("PGPASSWORD"); ok {
-		sc.add(pw)
-	}
 	b = pgsecure.NewBuilder(rd.dsn).QueryServerEveryConnection() // an audit wants the server's own words
 	if o.ca != "" {
 		b.RootCAFile(o.ca)
@@ -213,13 +207,12 @@ func newBuilder(ctx context.Context, o checkOptions, dsn string, env func(string
 		if c, ok := src.(secrets.Closer); ok {
 			closeSource = func() { c.Close(context.WithoutCancel(ctx)) }
 		}
-		b.Credentials(&recordingSource{Source: src, sc: sc})
+		b.Credentials(src)
 	}
 	b.BeforeConnect(func(_ context.Context, cc *pgx.ConnConfig) error {
 		if cc.Password == "" {
 			cc.Password, _ = env("PGPASSWORD")
 		}
-		sc.add(cc.Password)
 		return nil
 	})
 	return b, rd, closeSource, nil

@@ -337,25 +337,23 @@ func reloadAndVerify(o renewOptions, env func(string) (string, bool), want *x509
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
 	co := checkOptions{ca: o.ca, timeout: o.timeout, audit: "off", noProbe: true, expiryDays: o.within}
-	sc := &scrubber{}
-	sc.add(dsnSecrets(o.reload)...)
 	target := targetLabel(o.reload)
 	if !renewed {
-		if r := inspect(ctx, co, o.reload, env, sc); presents(r, want) {
+		if r := inspect(ctx, co, o.reload, env); presents(r, want) {
 			fmt.Fprintf(out, "%s presents serial %s: nothing to do\n", target, want.SerialNumber)
 			return exitOK, nil
 		}
 	}
-	if err := reloadServer(ctx, co, env, o.reload, sc); err != nil {
+	if err := reloadServer(ctx, co, env, o.reload); err != nil {
 		code, hint := classify(err, true, true, &checkReport{}, o.timeout)
 		if hint != "" {
 			err = fmt.Errorf("%w (%s)", err, hint)
 		}
-		return code, errors.New(sc.scrub(fmt.Sprintf("--reload %s: %v", target, err)))
+		return code, fmt.Errorf("--reload %s: %w", target, err)
 	}
 	var last *checkReport
 	for {
-		last = inspect(ctx, co, o.reload, env, sc)
+		last = inspect(ctx, co, o.reload, env)
 		if presents(last, want) {
 			fmt.Fprintf(out, "reloaded %s: new connections are served serial %s (verified as pgsecure check does)\n", target, want.SerialNumber)
 			return exitOK, nil
@@ -366,8 +364,8 @@ func reloadAndVerify(o renewOptions, env func(string) (string, bool), want *x509
 			if len(last.ServerChain) > 0 {
 				seen = "serial " + last.ServerChain[0].Serial
 			}
-			return exitInsecure, errors.New(sc.scrub(fmt.Sprintf("after SELECT pg_reload_conf() %s still presents %s, not the renewed serial %s: "+
-				"PostgreSQL keeps the certificate it has when it cannot load the new files (owner, mode 0600, ssl_cert_file): see its log", target, seen, want.SerialNumber)))
+			return exitInsecure, fmt.Errorf("after SELECT pg_reload_conf() %s still presents %s, not the renewed serial %s: "+
+				"PostgreSQL keeps the certificate it has when it cannot load the new files (owner, mode 0600, ssl_cert_file): see its log", target, seen, want.SerialNumber)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -379,8 +377,8 @@ func presents(r *checkReport, want *x509.Certificate) bool {
 }
 
 // reloadServer runs SELECT pg_reload_conf() over a pgsecure connection.
-func reloadServer(ctx context.Context, co checkOptions, env func(string) (string, bool), dsn string, sc *scrubber) error {
-	b, _, closeSource, err := newBuilder(ctx, co, dsn, env, sc)
+func reloadServer(ctx context.Context, co checkOptions, env func(string) (string, bool), dsn string) error {
+	b, _, closeSource, err := newBuilder(ctx, co, dsn, env)
 	if err != nil {
 		return err
 	}

@@ -3,10 +3,10 @@ package main
 import (
 	"bufio"
 	"fmt"
-	"net/url"
 	"os"
 	"strings"
 
+	"github.com/pgsecure/pgsecure/internal/libpq"
 	"github.com/pgsecure/pgsecure/secrets"
 )
 
@@ -43,26 +43,17 @@ func readTargets(path string) ([]string, error) {
 	return out, nil
 }
 
-// targetLabel names a target in reports: its DSN with any password
-// replaced by a redaction marker.
+// targetLabel names a target in reports: its DSN as pgsecure's parser
+// (pgx's) reads it, every secret value (password, sslpassword, however
+// written) replaced by a redaction marker; a DSN that cannot be parsed is
+// not shown at all, since nothing can say where a password is in it.
 func targetLabel(dsn string) string {
 	if dsn == "" {
 		return "(PG* environment variables)"
 	}
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			return "(unparsable URL)"
-		}
-		if _, ok := u.User.Password(); ok {
-			u.User = url.UserPassword(u.User.Username(), secrets.Redacted)
-		}
-		q := u.Query()
-		if q.Has("password") {
-			q.Set("password", secrets.Redacted)
-			u.RawQuery = q.Encode()
-		}
-		return strings.Replace(u.String(), url.QueryEscape(secrets.Redacted), secrets.Redacted, -1)
+	label, err := libpq.Redact(dsn, secrets.Redacted)
+	if err != nil {
+		return "(a connection string that cannot be parsed: not shown, it may hold a password)"
 	}
-	return kvPassword.ReplaceAllString(dsn, "password="+secrets.Redacted)
+	return label
 }

@@ -1,0 +1,284 @@
+package proof
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pgsecure/pgsecure"
+	"github.com/pgsecure/pgsecure/internal/certgen"
+	"github.com/pgsecure/pgsecure/internal/testutil"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// crlWorld is the PKI the CRL tests share: a root, an intermediate under it,
+// a server certificate under each, CAs that carry the same names as root and
+// intermediate under other keys, and the CRLs `openssl ca` makes for them.
+type crlWorld struct {
+	openssl              string
+	root, inter          *opensslCA
+	leafShort, leafLong  *certgen.Pair // issued by root / by the intermediate
+	caFile               string        // the root alone, as sslrootcert
+	chainShort, chainLng []byte        // what the server sends
+	crl                  map[string][]byte
+}
+
+// CRL names in crlWorld.crl: <ca>-<clean|revoked>[-expired], forged-<ca>.
+func newCRLWorld(t *testing.T) *crlWorld {
+	t.Helper()
+	w := &crlWorld{openssl: testutil.RequireTool(t, "openssl", "openssl"), crl: map[string][]byte{}}
+	root, err := certgen.NewCA("pgsecure CRL test root", certgen.ECDSAP256)
+	require.NoError(t, err)
+	inter, err := certgen.NewIntermediate(root, "pgsecure CRL test intermediate", certgen.ECDSAP256)
+	require.NoError(t, err)
+	w.root, w.inter = newOpensslCA(t, w.openssl, root, "root"), newOpensslCA(t, w.openssl, inter, "inter")
+	w.leafShort, err = root.Issue(testutil.LocalServerOptions())
+	require.NoError(t, err)
+	w.leafLong, err = inter.Issue(testutil.LocalServerOptions())
+	require.NoError(t, err)
+	w.caFile = testutil.WritePEM(t, t.TempDir(), "root.crt", root.CertPEM)
+	w.chainShort = w.leafShort.CertPEM
+	w.chainLng = w.leafLong.ChainPEM(inter)
+
+	for _, c := range []struct {
+		name string
+		ca   *opensslCA
+	}{{"root", w.root}, {"inter", w.inter}} {
+		w.crl[c.name+"-clean"] = c.ca.crl(t, false, 0)
+		w.crl[c.name+"-clean-expired"] = c.ca.crl(t, true, 0)
+	}
+	w.root.revoke(t, w.leafShort.CertPEM)
+	w.root.revoke(t, inter.CertPEM)
+	w.inter.revoke(t, w.leafLong.CertPEM)
+	for _, c := range []struct {
+		name string
+		ca   *opensslCA
+	}{{"root", w.root}, {"inter", w.inter}} {
+		w.crl[c.name+"-revoked"] = c.ca.crl(t, false, 0)
+		w.crl[c.name+"-revoked-expired"] = c.ca.crl(t, true, 0)
+		// Same issuer name, another key: a CRL the CA never signed.
+		forged, err := certgen.NewCA(c.ca.Cert.Subject.CommonName, certgen.ECDSAP256)
+		require.NoError(t, err)
+		w.crl["forged-"+c.name] = newOpensslCA(t, w.openssl, forged, "forged-"+c.name).crl(t, false, 0)
+	}
+	return w
+}
+
+// crlRow is one combination of the matrix.
+type crlRow struct {
+	form    string // sslcrl, sslcrldir, both, PGSSLCRL, PGSSLCRLDIR
+	chain   string // "root>leaf" or "root>int>leaf"
+	revoked string // none, leaf, intermediate
+	state   string // current, expired, other-CA, missing
+}
+
+func (r crlRow) String() string {
+	return fmt.Sprintf("%s %s revoked=%s crl=%s", r.form, r.chain, r.revoked, r.state)
+}
+
+// crlRows is the cross product of the forms, chains, revocations and CRL
+// states, without "intermediate revoked" for a chain that has none.
+func crlRows() []crlRow {
+	var rows []crlRow
+	for _, chain := range []string{"root>leaf", "root>int>leaf"} {
+		for _, revoked := range []string{"none", "leaf", "intermediate"} {
+			if revoked == "intermediate" && chain == "root>leaf" {
+				continue
+			}
+			for _, state := range []string{"current", "expired", "other-CA", "missing"} {
+				for _, form := range []string{"sslcrl", "sslcrldir", "both", "PGSSLCRL", "PGSSLCRLDIR"} {
+					rows = append(rows, crlRow{form: form, chain: chain, revoked: revoked, state: state})
+				}
+			}
+		}
+	}
+	return rows
+}
+
+// crls returns the CRLs a row loads: first the CRL of the CA whose verdict
+// the row is about (the leaf's issuer, or the root when the intermediate is
+// revoked), in the state the row names, then the CRLs of the chain's other
+// CAs, current. "missing" leaves out the root's CRL: for root>int>leaf only
+// the intermediate's CRL is loaded, and for root>leaf that CRL covers no CA
+// of the chain.
+func (w *crlWorld) crls(r crlRow) (subject []byte, others [][]byte) {
+	subjectCA, otherCA := "root", "inter"
+	if r.chain == "root>int>leaf" && r.revoked != "intermediate" {
+		subjectCA, otherCA = "inter", "root"
+	}
+	kind := "clean"
+	if r.revoked != "none" {
+		kind = "revoked"
+	}
+	if r.state == "missing" {
+		if r.chain == "root>leaf" {
+			return nil, [][]byte{w.crl["inter-clean"]}
+		}
+		if r.revoked == "leaf" {
+			return w.crl["inter-revoked"], nil
+		}
+		return w.crl["inter-clean"], nil
+	}
+	switch r.state {
+	case "current":
+		subject = w.crl[subjectCA+"-"+kind]
+	case "expired":
+		subject = w.crl[subjectCA+"-"+kind+"-expired"]
+	case "other-CA":
+		subject = w.crl["forged-"+subjectCA]
+	}
+	if r.chain == "root>int>leaf" {
+		others = [][]byte{w.crl[otherCA+"-clean"]}
+	}
+	return subject, others
+}
+
+// setting returns the connection-string keys and environment variables that
+// load the row's CRLs in its form.
+func (w *crlWorld) setting(t *testing.T, r crlRow) (keys map[string]string, env map[string]string) {
+	t.Helper()
+	subject, others := w.crls(r)
+	all := others
+	if subject != nil {
+		all = append([][]byte{subject}, others...)
+	}
+	file := func(crls [][]byte) string {
+		return testutil.WritePEM(t, t.TempDir(), "crl.pem", bytes.Join(crls, nil))
+	}
+	switch r.form {
+	case "sslcrl":
+		return map[string]string{"sslcrl": file(all)}, nil
+	case "sslcrldir":
+		return map[string]string{"sslcrldir": rehashDir(t, w.openssl, all...)}, nil
+	case "both":
+		return map[string]string{"sslcrl": file(all[:1]), "sslcrldir": rehashDir(t, w.openssl, all[1:]...)}, nil
+	case "PGSSLCRL":
+		return nil, map[string]string{"PGSSLCRL": file(all)}
+	case "PGSSLCRLDIR":
+		return nil, map[string]string{"PGSSLCRLDIR": rehashDir(t, w.openssl, all...)}
+	}
+	t.Fatalf("unknown form %q", r.form)
+	return nil, nil
+}
+
+// TestCRLParityWithPsql is issue 19 item 3's differential matrix: every
+// combination of crlRows is run through psql 15 (libpq, OpenSSL with
+// X509_V_FLAG_CRL_CHECK|X509_V_FLAG_CRL_CHECK_ALL) and through pgsecure
+// against one real PostgreSQL server; any disagreement fails. A refusal by
+// pgsecure must wrap ErrUntrustedServer, and a revoked certificate's refusal
+// must name its serial number.
+func TestCRLParityWithPsql(t *testing.T) {
+	psql := testutil.RequireTool(t, "psql", "postgresql-client")
+	w := newCRLWorld(t)
+	pki := testutil.NewPKI(t)
+	pg := startServer(t, pki, testutil.LocalServerOptions())
+
+	var table strings.Builder
+	tw := tabwriter.NewWriter(&table, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "row\tpsql\tpgsecure\tpgsecure's error")
+	accepted, refused := 0, 0
+	served := ""
+	for i, r := range crlRows() {
+		if served != r.chain {
+			chain, key := w.chainShort, w.leafShort.KeyPEM
+			if r.chain == "root>int>leaf" {
+				chain, key = w.chainLng, w.leafLong.KeyPEM
+			}
+			pg.SetServerCert(t, chain, key)
+			served = r.chain
+		}
+		keys, env := w.setting(t, r)
+		libpqOK, libpqOut := runPsqlCRL(t, psql, w.caFile, pg.Port, keys, env)
+		err := connectPgsecureCRL(t, w.caFile, pg.Port, keys, env)
+		verdict := func(ok bool) string {
+			if ok {
+				return "accept"
+			}
+			return "refuse"
+		}
+		msg := ""
+		if err != nil {
+			msg = err.Error()
+		}
+		fmt.Fprintf(tw, "%03d %s\t%s\t%s\t%s\n", i+1, r, verdict(libpqOK), verdict(err == nil), msg)
+		if libpqOK {
+			accepted++
+			assert.NoError(t, err, "row %d %s: psql accepts, pgsecure must too", i+1, r)
+			continue
+		}
+		refused++
+		// A CRL signed by another key fails in OpenSSL's EVP layer, which
+		// libpq reports as "SSL error: EVP lib".
+		onCert := strings.Contains(libpqOut, "certificate") || (r.state == "other-CA" && strings.Contains(libpqOut, "SSL error: EVP lib"))
+		require.True(t, onCert, "row %d %s: psql must fail on the certificate, not on something else: %s", i+1, r, libpqOut)
+		if assert.Error(t, err, "row %d %s: psql refuses (%s), pgsecure must too", i+1, r, strings.TrimSpace(libpqOut)) {
+			assert.ErrorIs(t, err, pgsecure.ErrUntrustedServer, "row %d %s", i+1, r)
+			assert.NotContains(t, err.Error(), appPassword)
+			if r.revoked == "leaf" && r.state == "current" {
+				leaf := w.leafShort
+				if r.chain == "root>int>leaf" {
+					leaf = w.leafLong
+				}
+				assert.Contains(t, err.Error(), serialHex(leaf.Cert.SerialNumber.Bytes()), "row %d %s: the refusal names the serial", i+1, r)
+			}
+		}
+	}
+	require.NoError(t, tw.Flush())
+	t.Logf("CRL parity matrix, %d rows (psql accepted %d, refused %d):\n%s", accepted+refused, accepted, refused, table.String())
+	assert.Equal(t, 100, accepted+refused, "row count")
+	assert.NotZero(t, accepted, "some rows must connect, or the matrix proves nothing")
+}
+
+// serialHex spells a serial number as openssl prints it (upper-case hex).
+func serialHex(b []byte) string { return strings.ToUpper(fmt.Sprintf("%x", b)) }
+
+// runPsqlCRL connects to 127.0.0.1 with psql and the given extra keys and
+// environment, and reports whether SELECT 1 succeeded, with psql's output.
+// HOME is empty, so no ~/.postgresql/root.crl takes part.
+func runPsqlCRL(t *testing.T, psql, caFile string, port int, keys, env map[string]string) (bool, string) {
+	t.Helper()
+	conn := "host=127.0.0.1 port=" + strconv.Itoa(port) + " user=" + appUser + " dbname=postgres sslmode=verify-full sslrootcert=" + caFile
+	for k, v := range keys {
+		conn += " " + k + "=" + v
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, psql, "-w", "-X", "-A", "-t", "-c", "SELECT 1", conn)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "LC_ALL=C", "PGPASSWORD=" + appPassword, "PGCONNECT_TIMEOUT=10"}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	out, err := cmd.CombinedOutput()
+	return err == nil && strings.TrimSpace(string(out)) == "1", string(out)
+}
+
+// connectPgsecureCRL opens one pgsecure connection to 127.0.0.1 with the
+// given extra keys (in the URL) and environment variables.
+func connectPgsecureCRL(t *testing.T, caFile string, port int, keys, env map[string]string) error {
+	t.Helper()
+	for _, k := range []string{"PGSSLCRL", "PGSSLCRLDIR"} {
+		t.Setenv(k, env[k])
+	}
+	var q []string
+	for k, v := range keys {
+		q = append(q, k+"="+v)
+	}
+	ctx := ctxT(t, 30*time.Second)
+	cfg, err := pgsecure.NewBuilder(dsn("127.0.0.1", port, strings.Join(q, "&"))).RootCAFile(caFile).Logger(quiet).Config(ctx)
+	if err != nil {
+		return err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	require.NoError(t, err)
+	defer pool.Close()
+	return pool.Ping(ctx)
+}

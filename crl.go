@@ -26,7 +26,7 @@ import (
 // PGSSLCRL and PGSSLCRLDIR) add up: all the CRLs they name are used.
 func (b *Builder) CRLFiles(paths ...string) *Builder {
 	if len(paths) == 0 || slices.Contains(paths, "") {
-		b.errs = append(b.errs, configErr("CRLFiles", "builder", "empty path", "pass the path of a PEM file of CRLs"))
+		b.errs = append(b.errs, configErr("CRLFiles", "builder", "empty path", "pass the path of a PEM file of CRLs (as the CA makes them, e.g. openssl ca -gencrl -out FILE)"))
 	}
 	b.crlFiles = append(b.crlFiles, paths...)
 	return b

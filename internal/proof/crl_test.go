@@ -282,3 +282,60 @@ func connectPgsecureCRL(t *testing.T, caFile string, port int, keys, env map[str
 	defer pool.Close()
 	return pool.Ping(ctx)
 }
+
+// TestCRLReloadedWhilePoolRuns: a pool checks CRLs given by CRLFiles or
+// CRLDir; when the CRL on disk is replaced by one that revokes the server
+// certificate, the pool's next new connection is refused, naming the serial,
+// without rebuilding the pool.
+func TestCRLReloadedWhilePoolRuns(t *testing.T) {
+	w := newCRLWorld(t)
+	pki := testutil.NewPKI(t)
+	pg := startServer(t, pki, testutil.LocalServerOptions())
+	pg.SetServerCert(t, w.chainShort, w.leafShort.KeyPEM)
+	serial := serialHex(w.leafShort.Cert.SerialNumber.Bytes())
+
+	for _, form := range []string{"CRLFiles", "CRLDir"} {
+		t.Run(form, func(t *testing.T) {
+			ctx := ctxT(t, time.Minute)
+			b := pgsecure.NewBuilder(dsn("127.0.0.1", pg.Port, "")).RootCAFile(w.caFile).Logger(quiet)
+			var replace func()
+			switch form {
+			case "CRLFiles":
+				file := testutil.WritePEM(t, t.TempDir(), "crl.pem", w.crl["root-clean"])
+				b.CRLFiles(file)
+				replace = func() { writeReplacing(t, file, w.crl["root-revoked"]) }
+			case "CRLDir":
+				dir := rehashDir(t, w.openssl, w.crl["root-clean"])
+				b.CRLDir(dir)
+				replace = func() {
+					entries, err := os.ReadDir(dir)
+					require.NoError(t, err)
+					for _, e := range entries {
+						if strings.Contains(e.Name(), ".r") {
+							writeReplacing(t, dir+"/"+e.Name(), w.crl["root-revoked"])
+						}
+					}
+				}
+			}
+			pool, err := b.Build(ctx)
+			require.NoError(t, err, "the certificate is not revoked yet")
+			defer pool.Close()
+			require.NoError(t, pool.Ping(ctx))
+
+			replace()
+			pool.Reset() // drop idle connections: the next Ping opens a new one
+			err = pool.Ping(ctx)
+			require.ErrorIs(t, err, pgsecure.ErrUntrustedServer, "the replaced CRL revokes the server certificate")
+			assert.Contains(t, err.Error(), "serial "+serial)
+		})
+	}
+}
+
+// writeReplacing replaces path atomically (write a sibling, rename), as a
+// CRL distribution job would.
+func writeReplacing(t *testing.T, path string, content []byte) {
+	t.Helper()
+	tmp := path + ".new"
+	require.NoError(t, os.WriteFile(tmp, content, 0o600))
+	require.NoError(t, os.Rename(tmp, path))
+}

@@ -27,6 +27,7 @@ import (
 
 type checkOptions struct {
 	ca, cert, key, credentials, targetsFile, audit string
+	crlFile, crlDir                                string
 	systemRoots, json                              bool
 	noProbe                                        bool // certs renew: only the certificate matters
 	timeout, probeTimeout                          time.Duration
@@ -39,6 +40,8 @@ func runCheck(args []string, stdout, stderr io.Writer, env func(string) (string,
 	fs := flag.NewFlagSet("pgsecure check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.ca, "ca", "", "PEM `FILE` of the CA that issued the server certificate (sslrootcert)")
+	fs.StringVar(&o.crlFile, "crl", "", "PEM `FILE` of certificate revocation lists to check the server chain against (sslcrl)")
+	fs.StringVar(&o.crlDir, "crl-dir", "", "`DIR` of CRLs prepared with openssl rehash (sslcrldir)")
 	fs.BoolVar(&o.systemRoots, "system-roots", false, "trust the system CA store instead (publicly-issued server certificates only)")
 	fs.StringVar(&o.cert, "cert", "", "client certificate `FILE` (with --key)")
 	fs.StringVar(&o.key, "key", "", "client private key `FILE` (with --cert)")
@@ -159,6 +162,7 @@ func inspect(parent context.Context, o checkOptions, dsn string, env func(string
 	}
 	sc.add(cfg.ConnConfig.Password)
 	r.User, r.Database = cfg.ConnConfig.User, cfg.ConnConfig.Database
+	r.CRLs = loadCRLInfo(rd.dsn, o)
 	probeAddr := net.JoinHostPort(cfg.ConnConfig.Host, strconv.Itoa(int(cfg.ConnConfig.Port)))
 
 	connErr := connect(ctx, cfg, r, o)
@@ -203,6 +207,12 @@ func newBuilder(ctx context.Context, o checkOptions, dsn string, env func(string
 	}
 	if o.systemRoots {
 		b.SystemRoots()
+	}
+	if o.crlFile != "" {
+		b.CRLFiles(o.crlFile)
+	}
+	if o.crlDir != "" {
+		b.CRLDir(o.crlDir)
 	}
 	clientCertificate(b, o.cert, o.key, o.pins)
 	if o.credentials != "" {

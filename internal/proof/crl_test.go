@@ -25,7 +25,7 @@ import (
 // intermediate under other keys, and the CRLs `openssl ca` makes for them.
 type crlWorld struct {
 	openssl              string
-	root, inter          *opensslCA
+	root, inter          *testutil.OpenSSLCA
 	leafShort, leafLong  *certgen.Pair // issued by root / by the intermediate
 	caFile               string        // the root alone, as sslrootcert
 	chainShort, chainLng []byte        // what the server sends
@@ -40,7 +40,7 @@ func newCRLWorld(t *testing.T) *crlWorld {
 	require.NoError(t, err)
 	inter, err := certgen.NewIntermediate(root, "pgsecure CRL test intermediate", certgen.ECDSAP256)
 	require.NoError(t, err)
-	w.root, w.inter = newOpensslCA(t, w.openssl, root, "root"), newOpensslCA(t, w.openssl, inter, "inter")
+	w.root, w.inter = testutil.NewOpenSSLCA(t, w.openssl, root), testutil.NewOpenSSLCA(t, w.openssl, inter)
 	w.leafShort, err = root.Issue(testutil.LocalServerOptions())
 	require.NoError(t, err)
 	w.leafLong, err = inter.Issue(testutil.LocalServerOptions())
@@ -51,24 +51,24 @@ func newCRLWorld(t *testing.T) *crlWorld {
 
 	for _, c := range []struct {
 		name string
-		ca   *opensslCA
+		ca   *testutil.OpenSSLCA
 	}{{"root", w.root}, {"inter", w.inter}} {
-		w.crl[c.name+"-clean"] = c.ca.crl(t, false, 0)
-		w.crl[c.name+"-clean-expired"] = c.ca.crl(t, true, 0)
+		w.crl[c.name+"-clean"] = c.ca.CRL(t, time.Time{}, time.Time{})
+		w.crl[c.name+"-clean-expired"] = c.ca.CRL(t, past(48*time.Hour), past(24*time.Hour))
 	}
-	w.root.revoke(t, w.leafShort.CertPEM)
-	w.root.revoke(t, inter.CertPEM)
-	w.inter.revoke(t, w.leafLong.CertPEM)
+	w.root.Revoke(t, w.leafShort.CertPEM)
+	w.root.Revoke(t, inter.CertPEM)
+	w.inter.Revoke(t, w.leafLong.CertPEM)
 	for _, c := range []struct {
 		name string
-		ca   *opensslCA
+		ca   *testutil.OpenSSLCA
 	}{{"root", w.root}, {"inter", w.inter}} {
-		w.crl[c.name+"-revoked"] = c.ca.crl(t, false, 0)
-		w.crl[c.name+"-revoked-expired"] = c.ca.crl(t, true, 0)
+		w.crl[c.name+"-revoked"] = c.ca.CRL(t, time.Time{}, time.Time{})
+		w.crl[c.name+"-revoked-expired"] = c.ca.CRL(t, past(48*time.Hour), past(24*time.Hour))
 		// Same issuer name, another key: a CRL the CA never signed.
 		forged, err := certgen.NewCA(c.ca.Cert.Subject.CommonName, certgen.ECDSAP256)
 		require.NoError(t, err)
-		w.crl["forged-"+c.name] = newOpensslCA(t, w.openssl, forged, "forged-"+c.name).crl(t, false, 0)
+		w.crl["forged-"+c.name] = testutil.NewOpenSSLCA(t, w.openssl, forged).CRL(t, time.Time{}, time.Time{})
 	}
 	return w
 }
@@ -158,13 +158,13 @@ func (w *crlWorld) setting(t *testing.T, r crlRow) (keys map[string]string, env 
 	case "sslcrl":
 		return map[string]string{"sslcrl": file(all)}, nil
 	case "sslcrldir":
-		return map[string]string{"sslcrldir": rehashDir(t, w.openssl, all...)}, nil
+		return map[string]string{"sslcrldir": testutil.RehashDir(t, w.openssl, all...)}, nil
 	case "both":
-		return map[string]string{"sslcrl": file(all[:1]), "sslcrldir": rehashDir(t, w.openssl, all[1:]...)}, nil
+		return map[string]string{"sslcrl": file(all[:1]), "sslcrldir": testutil.RehashDir(t, w.openssl, all[1:]...)}, nil
 	case "PGSSLCRL":
 		return nil, map[string]string{"PGSSLCRL": file(all)}
 	case "PGSSLCRLDIR":
-		return nil, map[string]string{"PGSSLCRLDIR": rehashDir(t, w.openssl, all...)}
+		return nil, map[string]string{"PGSSLCRLDIR": testutil.RehashDir(t, w.openssl, all...)}
 	}
 	t.Fatalf("unknown form %q", r.form)
 	return nil, nil
@@ -305,7 +305,7 @@ func TestCRLReloadedWhilePoolRuns(t *testing.T) {
 				b.CRLFiles(file)
 				replace = func() { writeReplacing(t, file, w.crl["root-revoked"]) }
 			case "CRLDir":
-				dir := rehashDir(t, w.openssl, w.crl["root-clean"])
+				dir := testutil.RehashDir(t, w.openssl, w.crl["root-clean"])
 				b.CRLDir(dir)
 				replace = func() {
 					entries, err := os.ReadDir(dir)
@@ -339,3 +339,6 @@ func writeReplacing(t *testing.T, path string, content []byte) {
 	require.NoError(t, os.WriteFile(tmp, content, 0o600))
 	require.NoError(t, os.Rename(tmp, path))
 }
+
+// past is d before now.
+func past(d time.Duration) time.Time { return time.Now().Add(-d) }

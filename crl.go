@@ -49,6 +49,10 @@ func (b *Builder) CRLDir(dir string) *Builder {
 type crlSource struct {
 	files []*reloading[[]*x509check.CRL]
 	dirs  []*crlDir
+
+	logger     func() *slog.Logger
+	warnWithin time.Duration // Builder.ExpiryWarning; 0 disables the warning
+	warned     sync.Map      // CRLs already warned about
 }
 
 // crlSource collects the CRLs of the builder and of sslcrl / sslcrldir (or
@@ -78,7 +82,7 @@ func (b *Builder) crlSource(cs *connSettings) (*crlSource, error) {
 	if len(fileList)+len(dirList) == 0 {
 		return nil, nil
 	}
-	src := &crlSource{}
+	src := &crlSource{logger: b.log, warnWithin: b.expiryWarn}
 	for _, f := range fileList {
 		path := f.path
 		rel, err := newReloading("CRL file "+path, []string{path}, func() ([]*x509check.CRL, error) { return loadCRLFile(path) }, b.log)
@@ -146,6 +150,7 @@ func (s *crlSource) all() []*x509check.CRL {
 // several, and each ends in a pinned root). The first chain's failure is
 // reported.
 func (s *crlSource) check(chains [][]*x509.Certificate, now time.Time) error {
+	s.warnExpiring(now)
 	var first error
 	for _, chain := range chains {
 		err := x509check.CheckRevocation(chain, s, now)
@@ -157,6 +162,28 @@ func (s *crlSource) check(chains [][]*x509.Certificate, now time.Time) error {
 		}
 	}
 	return first
+}
+
+// warnExpiring logs once per CRL a warning when a CRL is close to its
+// nextUpdate, after which libpq and pgsecure refuse every connection it
+// covers: when less than a quarter of its validity period is left (a CRL
+// re-issued daily warns 6 hours ahead, a monthly one a week ahead), and
+// never earlier than Builder.ExpiryWarning.
+func (s *crlSource) warnExpiring(now time.Time) {
+	if s.warnWithin <= 0 {
+		return
+	}
+	for _, c := range s.all() {
+		l := c.List
+		if l.NextUpdate.IsZero() || l.NextUpdate.Sub(now) > min(s.warnWithin, l.NextUpdate.Sub(l.ThisUpdate)/4) {
+			continue
+		}
+		if _, dup := s.warned.LoadOrStore(x509check.DescribeCRL(c)+"@"+l.ThisUpdate.String(), struct{}{}); dup {
+			continue
+		}
+		s.logger().Warn("pgsecure: certificate revocation list expires soon; fetch a fresh CRL from the CA (openssl ca -gencrl -out FILE) and replace the file",
+			slog.String("issuer", l.Issuer.String()), slog.String("file", c.Source), slog.Time("next_update", l.NextUpdate))
+	}
 }
 
 // hashedCRLName is a file name `openssl rehash` gives a CRL.

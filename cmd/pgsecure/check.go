@@ -183,6 +183,9 @@ func inspect(parent context.Context, o checkOptions, dsn string, env func(string
 		r.Probe = probe(context.WithoutCancel(parent), o.probeTimeout, probeAddr, r.User, r.Database)
 	}
 	for _, w := range warnings.messages() {
+		if strings.HasPrefix(w, crlExpiryLog) {
+			continue // judgeCRLs reports it, with the CRL's details
+		}
 		r.add("configuration", sevWarning, cliWording(w), "")
 	}
 	r.judge(o.expiryDays)

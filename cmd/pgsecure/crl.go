@@ -24,6 +24,10 @@ type crlInfo struct {
 	Revoked    int        `json:"revoked_entries"`
 }
 
+// crlExpiryLog starts the library's warning about a CRL close to its
+// nextUpdate, as warnCollector keeps it (without "pgsecure: ").
+const crlExpiryLog = "certificate revocation list expires soon"
+
 // hashedCRL is a file name `openssl rehash` gives a CRL.
 var hashedCRL = regexp.MustCompile(`^[0-9a-f]{8}\.r[0-9]+$`)
 

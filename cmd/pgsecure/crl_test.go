@@ -46,6 +46,9 @@ func TestCheckReportsCRLs(t *testing.T) {
 		assert.Equal(t, sevWarning, exp[0].Severity)
 		assert.Contains(t, exp[0].Message, "expires in 0 hours")
 		assert.Contains(t, exp[0].Fix, "openssl ca -gencrl")
+		for _, f := range r.Findings {
+			assert.NotContains(t, f.Message, crlExpiryLog, "the library's log line is not reported a second time")
+		}
 	})
 
 	t.Run("table from PGSSLCRL", func(t *testing.T) {

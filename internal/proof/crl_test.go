@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strconv"
@@ -342,3 +343,29 @@ func writeReplacing(t *testing.T, path string, content []byte) {
 
 // past is d before now.
 func past(d time.Duration) time.Time { return time.Now().Add(-d) }
+
+// TestCRLExpiringWarnsOnce: a pool whose CRL is close to its nextUpdate
+// (under a quarter of its validity left) logs one warning naming the CRL's
+// issuer and file, however many connections it opens, as it warns about a
+// certificate close to expiry.
+func TestCRLExpiringWarnsOnce(t *testing.T) {
+	openssl := testutil.RequireTool(t, "openssl", "openssl")
+	pki := testutil.NewPKI(t)
+	pg := startServer(t, pki, testutil.LocalServerOptions())
+	now := time.Now()
+	crl := testutil.WritePEM(t, t.TempDir(), "ca.crl",
+		testutil.NewOpenSSLCA(t, openssl, pki.CA).CRL(t, now.Add(-3*time.Hour), now.Add(30*time.Minute)))
+	var logs testutil.LogBuffer
+	ctx := ctxT(t, time.Minute)
+	pool, err := pgsecure.NewBuilder(dsn("127.0.0.1", pg.Port, "sslcrl="+crl)).RootCAFile(pki.CAFile).
+		Logger(slog.New(slog.NewTextHandler(&logs, nil))).Build(ctx)
+	require.NoError(t, err)
+	defer pool.Close()
+	for range 3 {
+		pool.Reset()
+		require.NoError(t, pool.Ping(ctx))
+	}
+	assert.Equal(t, 1, strings.Count(logs.String(), "certificate revocation list expires soon"), logs.String())
+	assert.Contains(t, logs.String(), "file="+crl)
+	assert.Contains(t, logs.String(), `issuer="`+pki.CA.Cert.Subject.String()+`"`)
+}

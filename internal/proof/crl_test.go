@@ -198,7 +198,7 @@ func TestCRLParityWithPsql(t *testing.T) {
 			served = r.chain
 		}
 		keys, env := w.setting(t, r)
-		libpqOK, libpqOut := runPsqlCRL(t, psql, w.caFile, pg.Port, keys, env)
+		libpqOK, libpqOut := runPsqlCRL(t, psql, w.caFile, pg.Port, keys, env, nil)
 		err := connectPgsecureCRL(t, w.caFile, pg.Port, keys, env)
 		verdict := func(ok bool) string {
 			if ok {
@@ -241,26 +241,6 @@ func TestCRLParityWithPsql(t *testing.T) {
 
 // serialHex spells a serial number as openssl prints it (upper-case hex).
 func serialHex(b []byte) string { return strings.ToUpper(fmt.Sprintf("%x", b)) }
-
-// runPsqlCRL connects to 127.0.0.1 with psql and the given extra keys and
-// environment, and reports whether SELECT 1 succeeded, with psql's output.
-// HOME is empty, so no ~/.postgresql/root.crl takes part.
-func runPsqlCRL(t *testing.T, psql, caFile string, port int, keys, env map[string]string) (bool, string) {
-	t.Helper()
-	conn := "host=127.0.0.1 port=" + strconv.Itoa(port) + " user=" + appUser + " dbname=postgres sslmode=verify-full sslrootcert=" + caFile
-	for k, v := range keys {
-		conn += " " + k + "=" + v
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, psql, "-w", "-X", "-A", "-t", "-c", "SELECT 1", conn)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "LC_ALL=C", "PGPASSWORD=" + appPassword, "PGCONNECT_TIMEOUT=10"}
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	out, err := cmd.CombinedOutput()
-	return err == nil && strings.TrimSpace(string(out)) == "1", string(out)
-}
 
 // connectPgsecureCRL opens one pgsecure connection to 127.0.0.1 with the
 // given extra keys (in the URL) and environment variables.
@@ -368,4 +348,78 @@ func TestCRLExpiringWarnsOnce(t *testing.T) {
 	assert.Equal(t, 1, strings.Count(logs.String(), "certificate revocation list expires soon"), logs.String())
 	assert.Contains(t, logs.String(), "file="+crl)
 	assert.Contains(t, logs.String(), `issuer="`+pki.CA.Cert.Subject.String()+`"`)
+}
+
+// TestCRLEdgesAgainstPsql runs the CRL settings README's Limits section
+// describes through psql and pgsecure and asserts both verdicts: where they
+// agree, and the documented differences (pgsecure refuses a CRL setting it
+// cannot load, which libpq may skip silently, and never reads
+// ~/.postgresql/root.crl).
+func TestCRLEdgesAgainstPsql(t *testing.T) {
+	psql := testutil.RequireTool(t, "psql", "postgresql-client")
+	w := newCRLWorld(t)
+	pki := testutil.NewPKI(t)
+	pg := startServer(t, pki, testutil.LocalServerOptions())
+	pg.SetServerCert(t, w.chainShort, w.leafShort.KeyPEM)
+	missing := t.TempDir() + "/missing"
+	certOnly := testutil.WritePEM(t, t.TempDir(), "cert.pem", w.root.CertPEM)
+	both := testutil.WritePEM(t, t.TempDir(), "both.pem", append(append([]byte{}, w.root.CertPEM...), w.crl["root-clean"]...))
+	emptyDir := t.TempDir()
+	rootDir := testutil.RehashDir(t, w.openssl, w.crl["root-clean"])
+
+	for _, c := range []struct {
+		name           string
+		keys           map[string]string
+		homeCRL        []byte // written to ~/.postgresql/root.crl for psql
+		psql, pgsecure string // accept, refuse, config (pgsecure refuses the configuration)
+	}{
+		{name: "sslcrl missing", keys: map[string]string{"sslcrl": missing}, psql: "accept", pgsecure: "config"},
+		{name: "sslcrl holding a certificate only", keys: map[string]string{"sslcrl": certOnly}, psql: "refuse", pgsecure: "config"},
+		{name: "sslcrl holding a certificate and the CRL", keys: map[string]string{"sslcrl": both}, psql: "accept", pgsecure: "accept"},
+		{name: "sslcrldir missing", keys: map[string]string{"sslcrldir": missing}, psql: "refuse", pgsecure: "config"},
+		{name: "sslcrldir empty", keys: map[string]string{"sslcrldir": emptyDir}, psql: "refuse", pgsecure: "refuse"},
+		{name: "sslcrldir two directories", keys: map[string]string{"sslcrldir": emptyDir + ":" + rootDir}, psql: "accept", pgsecure: "accept"},
+		{name: "~/.postgresql/root.crl revoking the server", homeCRL: w.crl["root-revoked"], psql: "refuse", pgsecure: "accept"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ok, out := runPsqlCRL(t, psql, w.caFile, pg.Port, c.keys, nil, c.homeCRL)
+			got := map[bool]string{true: "accept", false: "refuse"}[ok]
+			assert.Equal(t, c.psql, got, "psql: %s", out)
+			err := connectPgsecureCRL(t, w.caFile, pg.Port, c.keys, nil)
+			switch c.pgsecure {
+			case "accept":
+				assert.NoError(t, err)
+			case "refuse":
+				assert.ErrorIs(t, err, pgsecure.ErrUntrustedServer)
+			case "config":
+				assert.ErrorIs(t, err, pgsecure.ErrInsecureConfig)
+			}
+		})
+	}
+}
+
+// runPsqlCRL connects to 127.0.0.1 with psql, the given extra keys and
+// environment, and reports whether SELECT 1 succeeded, with psql's output.
+// HOME is a new directory holding ~/.postgresql/root.crl only when homeCRL
+// is given.
+func runPsqlCRL(t *testing.T, psql, caFile string, port int, keys, env map[string]string, homeCRL []byte) (bool, string) {
+	t.Helper()
+	home := t.TempDir()
+	if homeCRL != nil {
+		require.NoError(t, os.MkdirAll(home+"/.postgresql", 0o700))
+		testutil.WritePEM(t, home+"/.postgresql", "root.crl", homeCRL)
+	}
+	conn := "host=127.0.0.1 port=" + strconv.Itoa(port) + " user=" + appUser + " dbname=postgres sslmode=verify-full sslrootcert=" + caFile
+	for k, v := range keys {
+		conn += " " + k + "=" + v
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, psql, "-w", "-X", "-A", "-t", "-c", "SELECT 1", conn)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "LC_ALL=C", "PGPASSWORD=" + appPassword, "PGCONNECT_TIMEOUT=10"}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	out, err := cmd.CombinedOutput()
+	return err == nil && strings.TrimSpace(string(out)) == "1", string(out)
 }

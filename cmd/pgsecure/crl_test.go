@@ -63,7 +63,7 @@ func TestCheckReportsCRLs(t *testing.T) {
 	})
 
 	t.Run("revoked server certificate", func(t *testing.T) {
-		ca.Revoke(t, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: chain[0].Raw}))
+		ca.Revoke(t, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: chain[0].Raw}), "")
 		crl := testutil.WritePEM(t, t.TempDir(), "ca.crl", ca.CRL(t, time.Time{}, time.Time{}))
 		r, res := checkJSON(t, noEnv, "--ca", pki.CAFile, "--crl", crl, "--audit=off", dsn)
 		require.Equal(t, exitInsecure, res.code, res.all())

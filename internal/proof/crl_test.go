@@ -57,9 +57,9 @@ func newCRLWorld(t *testing.T) *crlWorld {
 		w.crl[c.name+"-clean"] = c.ca.CRL(t, time.Time{}, time.Time{})
 		w.crl[c.name+"-clean-expired"] = c.ca.CRL(t, past(48*time.Hour), past(24*time.Hour))
 	}
-	w.root.Revoke(t, w.leafShort.CertPEM)
-	w.root.Revoke(t, inter.CertPEM)
-	w.inter.Revoke(t, w.leafLong.CertPEM)
+	w.root.Revoke(t, w.leafShort.CertPEM, "")
+	w.root.Revoke(t, inter.CertPEM, "")
+	w.inter.Revoke(t, w.leafLong.CertPEM, "")
 	for _, c := range []struct {
 		name string
 		ca   *testutil.OpenSSLCA
@@ -366,6 +366,20 @@ func TestCRLEdgesAgainstPsql(t *testing.T) {
 	both := testutil.WritePEM(t, t.TempDir(), "both.pem", append(append([]byte{}, w.root.CertPEM...), w.crl["root-clean"]...))
 	emptyDir := t.TempDir()
 	rootDir := testutil.RehashDir(t, w.openssl, w.crl["root-clean"])
+	file := func(crls ...[]byte) string { return testutil.WritePEM(t, t.TempDir(), "crl.pem", bytes.Join(crls, nil)) }
+	now := time.Now()
+	// Of two CRLs of one CA, OpenSSL uses the one with the newer thisUpdate.
+	clean := testutil.NewOpenSSLCA(t, w.openssl, w.root.CA)
+	cleanOld, cleanNew := clean.CRL(t, now.Add(-2*time.Hour), now.Add(24*time.Hour)), clean.CRL(t, now.Add(-time.Minute), now.Add(24*time.Hour))
+	revoking := testutil.NewOpenSSLCA(t, w.openssl, w.root.CA)
+	revoking.Revoke(t, w.leafShort.CertPEM, "")
+	revokedOld, revokedNew := revoking.CRL(t, now.Add(-2*time.Hour), now.Add(24*time.Hour)), revoking.CRL(t, now.Add(-time.Minute), now.Add(24*time.Hour))
+	notYet := clean.CRL(t, now.Add(time.Hour), now.Add(24*time.Hour))
+	withReason := func(reason string) []byte {
+		ca := testutil.NewOpenSSLCA(t, w.openssl, w.root.CA)
+		ca.Revoke(t, w.leafShort.CertPEM, reason)
+		return ca.CRL(t, time.Time{}, time.Time{})
+	}
 
 	for _, c := range []struct {
 		name           string
@@ -380,6 +394,14 @@ func TestCRLEdgesAgainstPsql(t *testing.T) {
 		{name: "sslcrldir empty", keys: map[string]string{"sslcrldir": emptyDir}, psql: "refuse", pgsecure: "refuse"},
 		{name: "sslcrldir two directories", keys: map[string]string{"sslcrldir": emptyDir + ":" + rootDir}, psql: "accept", pgsecure: "accept"},
 		{name: "~/.postgresql/root.crl revoking the server", homeCRL: w.crl["root-revoked"], psql: "refuse", pgsecure: "accept"},
+		{name: "newer clean CRL after an older revoking one", keys: map[string]string{"sslcrl": file(revokedOld, cleanNew)}, psql: "accept", pgsecure: "accept"},
+		{name: "newer revoking CRL after an older clean one", keys: map[string]string{"sslcrl": file(cleanOld, revokedNew)}, psql: "refuse", pgsecure: "refuse"},
+		{name: "newer clean CRL before an older revoking one", keys: map[string]string{"sslcrl": file(cleanNew, revokedOld)}, psql: "accept", pgsecure: "accept"},
+		{name: "expired CRL beside a current one", keys: map[string]string{"sslcrl": file(w.crl["root-clean-expired"], w.crl["root-clean"])}, psql: "accept", pgsecure: "accept"},
+		{name: "CRL not valid yet", keys: map[string]string{"sslcrl": file(notYet)}, psql: "refuse", pgsecure: "refuse"},
+		{name: "entry with reason removeFromCRL", keys: map[string]string{"sslcrl": file(withReason("removeFromCRL"))}, psql: "accept", pgsecure: "accept"},
+		{name: "entry with reason certificateHold", keys: map[string]string{"sslcrl": file(withReason("certificateHold"))}, psql: "refuse", pgsecure: "refuse"},
+		{name: "entry with reason keyCompromise", keys: map[string]string{"sslcrl": file(withReason("keyCompromise"))}, psql: "refuse", pgsecure: "refuse"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ok, out := runPsqlCRL(t, psql, w.caFile, pg.Port, c.keys, nil, c.homeCRL)

@@ -62,10 +62,15 @@ func (c *OpenSSLCA) run(t testing.TB, args ...string) {
 }
 
 // Revoke adds certPEM to the CA's database of revoked certificates
-// (openssl ca -revoke).
-func (c *OpenSSLCA) Revoke(t testing.TB, certPEM []byte) {
+// (openssl ca -revoke), with a CRL reason code ("keyCompromise",
+// "removeFromCRL", ...) when reason is not "".
+func (c *OpenSSLCA) Revoke(t testing.TB, certPEM []byte, reason string) {
 	t.Helper()
-	c.run(t, "-revoke", WritePEM(t, t.TempDir(), "revoke.crt", certPEM))
+	args := []string{"-revoke", WritePEM(t, t.TempDir(), "revoke.crt", certPEM)}
+	if reason != "" {
+		args = append(args, "-crl_reason", reason)
+	}
+	c.run(t, args...)
 }
 
 // CRL makes a CRL of the database as it is now (openssl ca -gencrl) with

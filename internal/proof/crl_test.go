@@ -366,7 +366,9 @@ func TestCRLEdgesAgainstPsql(t *testing.T) {
 	both := testutil.WritePEM(t, t.TempDir(), "both.pem", append(append([]byte{}, w.root.CertPEM...), w.crl["root-clean"]...))
 	emptyDir := t.TempDir()
 	rootDir := testutil.RehashDir(t, w.openssl, w.crl["root-clean"])
-	file := func(crls ...[]byte) string { return testutil.WritePEM(t, t.TempDir(), "crl.pem", bytes.Join(crls, nil)) }
+	file := func(crls ...[]byte) string {
+		return testutil.WritePEM(t, t.TempDir(), "crl.pem", bytes.Join(crls, nil))
+	}
 	now := time.Now()
 	// Of two CRLs of one CA, OpenSSL uses the one with the newer thisUpdate.
 	clean := testutil.NewOpenSSLCA(t, w.openssl, w.root.CA)

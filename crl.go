@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -67,10 +66,10 @@ func (b *Builder) crlSource(cs *connSettings) (*crlSource, error) {
 	for _, d := range b.crlDirs {
 		dirList = append(dirList, named{d, "CRLDir", "builder"})
 	}
-	if s := cs.get("sslcrl"); s.set {
+	if s := cs.get("sslcrl"); s.set && s.value != "" { // libpq ignores an empty value
 		fileList = append(fileList, named{s.value, "sslcrl", s.from})
 	}
-	if s := cs.get("sslcrldir"); s.set {
+	if s := cs.get("sslcrldir"); s.set && s.value != "" {
 		// Like OpenSSL's hashed-directory lookup, several directories may
 		// be given, separated by ':'.
 		for _, d := range strings.Split(s.value, string(os.PathListSeparator)) {
@@ -111,13 +110,31 @@ func loadCRLFile(path string) ([]*x509check.CRL, error) {
 	return x509check.ParseCRLs(b, path)
 }
 
-// CRLsFor implements x509check.CRLStore: every CRL of the files, and those
-// the directories file under the issuer name's hash.
-func (s *crlSource) CRLsFor(issuer []byte) []*x509check.CRL {
-	var out []*x509check.CRL
+// crlSnapshot is the CRLs as loaded for one verification: the files'
+// CRLs, and each directory's files by name. It implements
+// x509check.CRLStore.
+type crlSnapshot struct {
+	files []*x509check.CRL
+	dirs  []map[string][]*x509check.CRL
+}
+
+// snapshot re-reads what changed and returns the CRLs to verify with.
+func (s *crlSource) snapshot() *crlSnapshot {
+	snap := &crlSnapshot{}
 	for _, f := range s.files {
-		out = append(out, f.get()...)
+		snap.files = append(snap.files, f.get()...)
 	}
+	for _, d := range s.dirs {
+		snap.dirs = append(snap.dirs, d.current())
+	}
+	return snap
+}
+
+// CRLsFor returns every CRL of the files, and those the directories file
+// under the issuer name's hash: <hash>.r0, .r1, ... up to the first missing
+// file, as OpenSSL's X509_LOOKUP_hash_dir reads them.
+func (s *crlSnapshot) CRLsFor(issuer []byte) []*x509check.CRL {
+	out := slices.Clone(s.files)
 	if len(s.dirs) == 0 {
 		return out
 	}
@@ -125,20 +142,23 @@ func (s *crlSource) CRLsFor(issuer []byte) []*x509check.CRL {
 	if err != nil {
 		return out
 	}
-	for _, d := range s.dirs {
-		out = append(out, d.lookup(h)...)
+	for _, byName := range s.dirs {
+		for k := 0; ; k++ {
+			crls, ok := byName[fmt.Sprintf("%08x.r%d", h, k)]
+			if !ok {
+				break
+			}
+			out = append(out, crls...)
+		}
 	}
 	return out
 }
 
-// all returns every CRL loaded now, for reports.
-func (s *crlSource) all() []*x509check.CRL {
-	var out []*x509check.CRL
-	for _, f := range s.files {
-		out = append(out, f.get()...)
-	}
-	for _, d := range s.dirs {
-		for _, crls := range d.current() {
+// all returns every CRL of the snapshot.
+func (s *crlSnapshot) all() []*x509check.CRL {
+	out := slices.Clone(s.files)
+	for _, byName := range s.dirs {
+		for _, crls := range byName {
 			out = append(out, crls...)
 		}
 	}
@@ -150,10 +170,11 @@ func (s *crlSource) all() []*x509check.CRL {
 // several, and each ends in a pinned root). The first chain's failure is
 // reported.
 func (s *crlSource) check(chains [][]*x509.Certificate, now time.Time) error {
-	s.warnExpiring(now)
+	snap := s.snapshot()
+	s.warnExpiring(snap, now)
 	var first error
 	for _, chain := range chains {
-		err := x509check.CheckRevocation(chain, s, now)
+		err := x509check.CheckRevocation(chain, snap, now)
 		if err == nil {
 			return nil
 		}
@@ -169,11 +190,11 @@ func (s *crlSource) check(chains [][]*x509.Certificate, now time.Time) error {
 // covers: when less than a quarter of its validity period is left (a CRL
 // re-issued daily warns 6 hours ahead, a monthly one a week ahead), and
 // never earlier than Builder.ExpiryWarning.
-func (s *crlSource) warnExpiring(now time.Time) {
+func (s *crlSource) warnExpiring(snap *crlSnapshot, now time.Time) {
 	if s.warnWithin <= 0 {
 		return
 	}
-	for _, c := range s.all() {
+	for _, c := range snap.all() {
 		l := c.List
 		if l.NextUpdate.IsZero() || l.NextUpdate.Sub(now) > min(s.warnWithin, l.NextUpdate.Sub(l.ThisUpdate)/4) {
 			continue
@@ -265,18 +286,4 @@ func (d *crlDir) current() map[string][]*x509check.CRL {
 		}
 	}
 	return d.crls
-}
-
-// lookup returns the CRLs of the files <hash>.r0, .r1, ... up to the first
-// missing one.
-func (d *crlDir) lookup(hash uint32) []*x509check.CRL {
-	byName := d.current()
-	var out []*x509check.CRL
-	for k := 0; ; k++ {
-		crls, ok := byName[fmt.Sprintf("%08x.r%s", hash, strconv.Itoa(k))]
-		if !ok {
-			return out
-		}
-		out = append(out, crls...)
-	}
 }

@@ -56,3 +56,13 @@ func TestCRLFileProblemsRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestEmptyCRLSettingIsUnset: libpq treats sslcrl= and sslcrldir= with an
+// empty value as not set; so does pgsecure.
+func TestEmptyCRLSettingIsUnset(t *testing.T) {
+	cleanEnv(t)
+	cfg, err := NewBuilder("host=db.example.com user=u sslcrl='' sslcrldir=''").RootCAFile(writeCA(t)).Config(context.Background())
+	require.NoError(t, err)
+	assert.NotContains(t, cfg.ConnConfig.RuntimeParams, "sslcrl", "consumed, not sent to the server")
+	assert.NotContains(t, cfg.ConnConfig.RuntimeParams, "sslcrldir")
+}

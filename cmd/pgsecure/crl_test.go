@@ -78,3 +78,16 @@ func TestCheckReportsCRLs(t *testing.T) {
 		assert.NotContains(t, res.all(), appPassword)
 	})
 }
+
+// TestCheckUnusableCRLNamesFlag: a --crl file that holds no CRL is a usage
+// error naming the flag, not the library method.
+func TestCheckUnusableCRLNamesFlag(t *testing.T) {
+	isolate(t)
+	dir := t.TempDir()
+	ca := testutil.NewPKI(t).CAFile
+	notCRL := writeFile(t, dir, "x.crl", "not a CRL\n")
+	res := runCLI(t, noEnv, "check", "--ca", ca, "--crl", notCRL, "postgres://app@127.0.0.1:1/postgres")
+	require.Equal(t, exitUsage, res.code, res.all())
+	assert.Contains(t, res.all(), "--crl")
+	assert.NotContains(t, res.all(), "CRLFiles")
+}

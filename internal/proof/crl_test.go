@@ -3,8 +3,14 @@ package proof
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/pem"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"os"
 	"os/exec"
 	"strconv"
@@ -446,4 +452,63 @@ func runPsqlCRL(t *testing.T, psql, caFile string, port int, keys, env map[strin
 	}
 	out, err := cmd.CombinedOutput()
 	return err == nil && strings.TrimSpace(string(out)) == "1", string(out)
+}
+
+// TestCRLExtensionsAgainstPsql runs CRLs carrying the extensions that change
+// OpenSSL's choice of CRL through psql and pgsecure, which must agree. These
+// CRLs are made with crypto/x509 (openssl ca would need a configuration
+// section per extension): an issuingDistributionPoint limited to user or CA
+// certificates, to a distribution point, or marked indirect; an unknown
+// critical extension; an authority key identifier naming another key.
+func TestCRLExtensionsAgainstPsql(t *testing.T) {
+	psql := testutil.RequireTool(t, "psql", "postgresql-client")
+	w := newCRLWorld(t)
+	pki := testutil.NewPKI(t)
+	pg := startServer(t, pki, testutil.LocalServerOptions())
+	pg.SetServerCert(t, w.chainShort, w.leafShort.KeyPEM)
+	now := time.Now()
+	goCRL := func(signer *certgen.CA, exts ...pkix.Extension) []byte {
+		der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+			Number: big.NewInt(now.UnixNano()), ThisUpdate: now.Add(-time.Hour), NextUpdate: now.Add(24 * time.Hour),
+			ExtraExtensions: exts,
+		}, signer.Cert, signer.Key)
+		require.NoError(t, err)
+		return pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})
+	}
+	idp := func(critical bool, der ...byte) pkix.Extension {
+		return pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 28}, Critical: critical, Value: append([]byte{0x30, byte(len(der))}, der...)}
+	}
+	uri := []byte("http://crl.example.test/root.crl")
+	dp := append([]byte{0xa0, byte(len(uri) + 4), 0xa0, byte(len(uri) + 2), 0x86, byte(len(uri))}, uri...)
+	sameName, err := certgen.NewCA(w.root.Cert.Subject.CommonName, certgen.ECDSAP256)
+	require.NoError(t, err)
+
+	for _, c := range []struct {
+		name string
+		crl  []byte
+		psql bool
+	}{
+		{name: "plain", crl: goCRL(w.root.CA), psql: true},
+		{name: "IDP onlyContainsUserCerts (the root itself is a CA)", crl: goCRL(w.root.CA, idp(true, 0x81, 0x01, 0xff)), psql: false},
+		{name: "IDP onlyContainsCACerts (the leaf is not)", crl: goCRL(w.root.CA, idp(true, 0x82, 0x01, 0xff)), psql: false},
+		{name: "IDP indirectCRL", crl: goCRL(w.root.CA, idp(true, 0x84, 0x01, 0xff)), psql: false},
+		{name: "IDP onlySomeReasons", crl: goCRL(w.root.CA, idp(true, 0x83, 0x02, 0x07, 0x80)), psql: false},
+		{name: "IDP distribution point the certificates do not name", crl: goCRL(w.root.CA, idp(true, dp...)), psql: false},
+		{name: "IDP with no field set", crl: goCRL(w.root.CA, idp(true)), psql: true},
+		{name: "unknown critical extension", crl: goCRL(w.root.CA, pkix.Extension{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1}, Critical: true, Value: []byte{0x05, 0x00}}), psql: false},
+		{name: "unknown non-critical extension", crl: goCRL(w.root.CA, pkix.Extension{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1}, Value: []byte{0x05, 0x00}}), psql: true},
+		{name: "same issuer name, authority key identifier of another key", crl: goCRL(sameName), psql: false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			keys := map[string]string{"sslcrl": testutil.WritePEM(t, t.TempDir(), "crl.pem", c.crl)}
+			ok, out := runPsqlCRL(t, psql, w.caFile, pg.Port, keys, nil, nil)
+			require.Equal(t, c.psql, ok, "psql: %s", out)
+			err := connectPgsecureCRL(t, w.caFile, pg.Port, keys, nil)
+			if c.psql {
+				assert.NoError(t, err, "psql accepts")
+			} else {
+				assert.ErrorIs(t, err, pgsecure.ErrUntrustedServer, "psql refuses: %s", out)
+			}
+		})
+	}
 }

@@ -102,8 +102,12 @@ func (b *Builder) crlSource(cs *connSettings) (*crlSource, error) {
 	return src, nil
 }
 
+// maxCRLFile bounds a CRL file: large public CAs publish CRLs of several
+// megabytes, far above files.MaxSize.
+const maxCRLFile = 64 << 20
+
 func loadCRLFile(path string) ([]*x509check.CRL, error) {
-	b, err := files.Read(path, nil)
+	b, err := files.ReadUpTo(path, maxCRLFile, nil)
 	if err != nil {
 		return nil, err
 	}

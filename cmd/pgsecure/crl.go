@@ -63,7 +63,7 @@ func loadCRLInfo(dsn string, o checkOptions) []crlInfo {
 	}
 	var out []crlInfo
 	for _, p := range paths {
-		b, err := files.Read(p, nil)
+		b, err := files.ReadUpTo(p, 64<<20, nil)
 		if err != nil {
 			continue
 		}

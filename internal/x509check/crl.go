@@ -36,12 +36,15 @@ type issuingDP struct {
 }
 
 var (
-	oidIssuingDP    = asn1.ObjectIdentifier{2, 5, 29, 28}
-	oidDeltaCRL     = asn1.ObjectIdentifier{2, 5, 29, 27}
-	oidAuthKeyID    = asn1.ObjectIdentifier{2, 5, 29, 35}
-	oidCertIssuer   = asn1.ObjectIdentifier{2, 5, 29, 29}
-	reasonRemoveCRL = 8 // CRLReason removeFromCRL
+	oidIssuingDP  = asn1.ObjectIdentifier{2, 5, 29, 28}
+	oidDeltaCRL   = asn1.ObjectIdentifier{2, 5, 29, 27}
+	oidAuthKeyID  = asn1.ObjectIdentifier{2, 5, 29, 35}
+	oidCertIssuer = asn1.ObjectIdentifier{2, 5, 29, 29}
 )
+
+// reasonRemoveFromCRL is the CRLReason removeFromCRL: such an entry does not
+// revoke.
+const reasonRemoveFromCRL = 8
 
 // ParseCRLs parses every PEM "X509 CRL" block of pemBytes (other blocks,
 // such as certificates, are skipped). It fails on a block that does not
@@ -61,11 +64,7 @@ func ParseCRLs(pemBytes []byte, source string) ([]*CRL, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: CRL %d does not parse: %w", source, len(out)+1, err)
 		}
-		c, err := newCRL(list, source)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
+		out = append(out, newCRL(list, source))
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%s contains no PEM \"X509 CRL\" block (a DER CRL can be converted with: openssl crl -inform der -in FILE -out FILE.pem)", source)
@@ -73,7 +72,7 @@ func ParseCRLs(pemBytes []byte, source string) ([]*CRL, error) {
 	return out, nil
 }
 
-func newCRL(list *x509.RevocationList, source string) (*CRL, error) {
+func newCRL(list *x509.RevocationList, source string) *CRL {
 	c := &CRL{List: list, Source: source}
 	for _, e := range list.Extensions {
 		switch {
@@ -96,7 +95,7 @@ func newCRL(list *x509.RevocationList, source string) (*CRL, error) {
 			}
 		}
 	}
-	return c, nil
+	return c
 }
 
 // parseIssuingDP reads the issuingDistributionPoint extension (RFC 5280
@@ -179,7 +178,8 @@ const (
 	scoreScope      = 0x080
 	scoreTime       = 0x040
 	scoreIssuerName = 0x020
-	scoreIssuerCert = 0x018
+	scoreIssuerCert = 0x018 // includes scoreSamePath
+	scoreSamePath   = 0x008
 	scoreAKID       = 0x004
 )
 
@@ -261,7 +261,7 @@ func crlScore(chain []*x509.Certificate, depth int, cert *x509.Certificate, c *C
 	} else {
 		for idx++; idx < len(chain); idx++ {
 			if akidMatches(chain[idx], c) {
-				score |= scoreAKID | 0x008 // CRL_SCORE_SAME_PATH
+				score |= scoreAKID | scoreSamePath
 				issuer = chain[idx]
 				break
 			}
@@ -348,7 +348,7 @@ func verifyCRL(c *CRL, issuer *x509.Certificate, score int, cert *x509.Certifica
 			Fix: "have the CA issue the CRL without that critical extension"}
 	}
 	for _, r := range c.List.RevokedCertificateEntries {
-		if r.SerialNumber.Cmp(cert.SerialNumber) != 0 || r.ReasonCode == reasonRemoveCRL {
+		if r.SerialNumber.Cmp(cert.SerialNumber) != 0 || r.ReasonCode == reasonRemoveFromCRL {
 			continue
 		}
 		fix := "the CA revoked the server certificate: install a new one on the server (ssl_cert_file, ssl_key_file) and reload PostgreSQL " +

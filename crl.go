@@ -79,6 +79,7 @@ func (b *Builder) crlSource(cs *connSettings) (*crlSource, error) {
 		}
 	}
 	if len(fileList)+len(dirList) == 0 {
+		b.warnImplicitCRL()
 		return nil, nil
 	}
 	src := &crlSource{logger: b.log, warnWithin: b.expiryWarn}
@@ -105,6 +106,21 @@ func (b *Builder) crlSource(cs *connSettings) (*crlSource, error) {
 // maxCRLFile bounds a CRL file: large public CAs publish CRLs of several
 // megabytes, far above files.MaxSize.
 const maxCRLFile = 64 << 20
+
+// warnImplicitCRL warns when ~/.postgresql/root.crl exists: libpq checks
+// revocation against it when neither sslcrl nor sslcrldir is set, pgsecure
+// never reads it implicitly, so a setup that relied on it would silently
+// lose the check.
+func (b *Builder) warnImplicitCRL() {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return
+	}
+	if p := filepath.Join(home, ".postgresql", "root.crl"); fileExists(p) {
+		b.log().Warn("pgsecure: "+p+" exists but is not used: libpq would check the server's certificates against it, pgsecure reads no CRL implicitly; "+
+			"pass it explicitly with sslcrl="+p+" (or CRLFiles) to keep that check", slog.String("file", p))
+	}
+}
 
 func loadCRLFile(path string) ([]*x509check.CRL, error) {
 	b, err := files.ReadUpTo(path, maxCRLFile, nil)

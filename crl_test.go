@@ -1,7 +1,9 @@
 package pgsecure
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -65,4 +67,26 @@ func TestEmptyCRLSettingIsUnset(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotContains(t, cfg.ConnConfig.RuntimeParams, "sslcrl", "consumed, not sent to the server")
 	assert.NotContains(t, cfg.ConnConfig.RuntimeParams, "sslcrldir")
+}
+
+// TestImplicitRootCRLWarns: libpq reads ~/.postgresql/root.crl when no CRL
+// is set; pgsecure does not, and says so rather than dropping the check
+// silently.
+func TestImplicitRootCRLWarns(t *testing.T) {
+	home := cleanEnv(t)
+	require.NoError(t, os.MkdirAll(filepath.Join(home, ".postgresql"), 0o700))
+	crl := filepath.Join(home, ".postgresql", "root.crl")
+	require.NoError(t, os.WriteFile(crl, []byte("not read\n"), 0o600))
+	var logs bytes.Buffer
+	_, err := NewBuilder("host=db.example.com user=u").RootCAFile(writeCA(t)).Logger(slog.New(slog.NewTextHandler(&logs, nil))).
+		Config(context.Background())
+	require.NoError(t, err)
+	assert.Contains(t, logs.String(), "level=WARN")
+	assert.Contains(t, logs.String(), "sslcrl="+crl)
+
+	logs.Reset()
+	_, err = NewBuilder("host=db.example.com user=u sslcrl=''").RootCAFile(writeCA(t)).Logger(slog.New(slog.NewTextHandler(&logs, nil))).
+		Config(context.Background())
+	require.NoError(t, err)
+	assert.Contains(t, logs.String(), "root.crl", "an empty sslcrl is no CRL, as in libpq")
 }

@@ -52,8 +52,9 @@
 // guards against misconfiguration and relays, not against the server), and
 // anything beyond the last network hop: behind a pooler such as PgBouncer
 // the server's view describes the pooler's connection to PostgreSQL (the
-// report names the pooler). Certificate revocation lists are not checked
-// (sslcrl is refused rather than silently ignored).
+// report names the pooler). Certificate revocation is checked only when
+// revocation lists are given (sslcrl, sslcrldir, CRLFiles, CRLDir), as libpq
+// checks them; OCSP is not used.
 //
 // # Verification
 //

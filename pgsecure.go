@@ -48,6 +48,7 @@ type Builder struct {
 	clientKeyPEM                  secrets.Secret
 	keyPassphrase                 func(context.Context) ([]byte, error)
 	pins                          []string
+	crlFiles, crlDirs             []string
 
 	env func(string) (string, bool)
 	now func() time.Time

@@ -18,12 +18,12 @@ import (
 // knownTLSKeys are the ssl*/gss* settings pgsecure understands.
 var knownTLSKeys = []string{
 	"sslmode", "sslrootcert", "sslcert", "sslkey", "sslpassword", "sslsni", "sslnegotiation",
-	"sslcertmode", "ssl_min_protocol_version", "ssl_max_protocol_version", "gssencmode",
+	"sslcertmode", "ssl_min_protocol_version", "ssl_max_protocol_version", "gssencmode", "sslcrl", "sslcrldir",
 }
 
 // consumedParams are settings pgsecure reads itself that pgx would otherwise
 // send to the server as run-time parameters.
-var consumedParams = []string{"ssl_min_protocol_version", "ssl_max_protocol_version", "gssencmode", "load_balance_hosts"}
+var consumedParams = []string{"ssl_min_protocol_version", "ssl_max_protocol_version", "gssencmode", "load_balance_hosts", "sslcrl", "sslcrldir"}
 
 var sslmodeWeakness = map[string]string{
 	"disable":   "it turns encryption off",

@@ -52,6 +52,9 @@ func (b *Builder) policy(cs *connSettings) (*tlsPolicy, error) {
 		pol.clientCert = cc
 	}
 	pol.pins = b.pins
+	if pol.crls, err = b.crlSource(cs); err != nil {
+		return nil, err
+	}
 	return pol, nil
 }
 

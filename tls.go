@@ -90,6 +90,9 @@ type tlsPolicy struct {
 	// wrote it ("RootCAFile", "PGSSLROOTCERT", "sslrootcert"), for the fix
 	// in a refusal.
 	rootsFrom string
+	// crls, when set, are the revocation lists every chain is checked
+	// against (sslcrl, sslcrldir, CRLFiles, CRLDir).
+	crls *crlSource
 }
 
 // alpnPostgres is the ALPN protocol PostgreSQL 17+ selects for direct TLS.
@@ -186,7 +189,11 @@ func (p *tlsPolicy) verifyChain(chain []*x509.Certificate) error {
 }
 
 func (p *tlsPolicy) checkChain(chain []*x509.Certificate) error {
-	chains, err := x509check.VerifyChain(chain, *p.roots.current(), p.now())
+	now := p.now()
+	chains, err := x509check.VerifyChain(chain, *p.roots.current(), now)
+	if err == nil && p.crls != nil {
+		err = p.crls.check(chains, now) // sslcrl / sslcrldir: see crl.go
+	}
 	if err == nil {
 		err = x509check.CheckPins(chains, p.pins)
 	}

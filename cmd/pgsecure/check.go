@@ -27,6 +27,7 @@ import (
 
 type checkOptions struct {
 	ca, cert, key, credentials, targetsFile, audit string
+	crlFile, crlDir                                string
 	systemRoots, json                              bool
 	noProbe                                        bool // certs renew: only the certificate matters
 	timeout, probeTimeout                          time.Duration
@@ -39,6 +40,8 @@ func runCheck(args []string, stdout, stderr io.Writer, env func(string) (string,
 	fs := flag.NewFlagSet("pgsecure check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.ca, "ca", "", "PEM `FILE` of the CA that issued the server certificate (sslrootcert)")
+	fs.StringVar(&o.crlFile, "crl", "", "PEM `FILE` of certificate revocation lists to check the server chain against (sslcrl)")
+	fs.StringVar(&o.crlDir, "crl-dir", "", "`DIR` of CRLs prepared with openssl rehash (sslcrldir)")
 	fs.BoolVar(&o.systemRoots, "system-roots", false, "trust the system CA store instead (publicly-issued server certificates only)")
 	fs.StringVar(&o.cert, "cert", "", "client certificate `FILE` (with --key)")
 	fs.StringVar(&o.key, "key", "", "client private key `FILE` (with --cert)")
@@ -158,6 +161,7 @@ func inspect(parent context.Context, o checkOptions, dsn string, env func(string
 		return failConfig(err)
 	}
 	r.User, r.Database = cfg.ConnConfig.User, cfg.ConnConfig.Database
+	r.CRLs = loadCRLInfo(rd.dsn, o)
 	probeAddr := net.JoinHostPort(cfg.ConnConfig.Host, strconv.Itoa(int(cfg.ConnConfig.Port)))
 
 	connErr := connect(ctx, cfg, r, o)
@@ -178,6 +182,9 @@ func inspect(parent context.Context, o checkOptions, dsn string, env func(string
 		r.Probe = probe(context.WithoutCancel(parent), o.probeTimeout, probeAddr, r.User, r.Database)
 	}
 	for _, w := range warnings.messages() {
+		if strings.HasPrefix(w, crlExpiryLog) {
+			continue // judgeCRLs reports it, with the CRL's details
+		}
 		r.add("configuration", sevWarning, cliWording(w), "")
 	}
 	r.judge(o.expiryDays)
@@ -197,6 +204,12 @@ func newBuilder(ctx context.Context, o checkOptions, dsn string, env func(string
 	}
 	if o.systemRoots {
 		b.SystemRoots()
+	}
+	if o.crlFile != "" {
+		b.CRLFiles(o.crlFile)
+	}
+	if o.crlDir != "" {
+		b.CRLDir(o.crlDir)
 	}
 	clientCertificate(b, o.cert, o.key, o.pins)
 	if o.credentials != "" {

@@ -223,6 +223,7 @@ func passedStages() []stage {
 var builderFlags = map[string]string{
 	"RootCAFile": "--ca", "sslrootcert": "--ca", "SystemRoots": "--system-roots",
 	"ClientCertFiles": "--cert/--key", "sslcert": "--cert", "sslkey": "--key", "PinSPKI": "--pin",
+	"CRLFiles": "--crl", "CRLDir": "--crl-dir",
 }
 
 // attributeFlags makes a refused setting that check gave the builder name
@@ -246,6 +247,8 @@ func cliWording(msg string) string {
 		"SystemRoots()", "--system-roots",
 		"ClientCertFiles", "--cert/--key",
 		"PinSPKI", "--pin",
+		"CRLFiles", "--crl",
+		"CRLDir", "--crl-dir",
 		"(from builder)", "(from the command line)",
 	).Replace(msg)
 }

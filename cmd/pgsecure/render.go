@@ -79,6 +79,7 @@ func (t table) details(r *checkReport) {
 			t.row("SPKI pin", "%s", c.SPKIPin)
 		}
 	}
+	t.crls(r)
 	if s := r.PgStatSSL; s != nil {
 		t.section("pg_stat_ssl (the server's view)")
 		t.row("ssl", "%t", s.SSL)

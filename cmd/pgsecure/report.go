@@ -42,6 +42,7 @@ type checkReport struct {
 	TLS         *tlsInfo       `json:"tls,omitempty"`
 	ServerChain []certInfo     `json:"server_chain,omitempty"`
 	LeafSPKIPin string         `json:"leaf_spki_pin,omitempty"`
+	CRLs        []crlInfo      `json:"crls,omitempty"`
 	PgStatSSL   *pgStatSSLInfo `json:"pg_stat_ssl,omitempty"`
 	Auth        *authInfo      `json:"authentication,omitempty"`
 	ClientDN    string         `json:"client_dn,omitempty"`
@@ -206,6 +207,7 @@ func (r *checkReport) judge(expiryDays int) {
 		r.add("server_proof", sevOK, "the server's pg_stat_ssl confirms this session is encrypted", "")
 	}
 	r.judgeExpiry(expiryDays)
+	r.judgeCRLs(expiryDays, time.Now())
 	r.judgeAuth()
 	r.judgeProbe()
 }

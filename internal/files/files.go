@@ -31,6 +31,13 @@ var (
 // not nil, inspects the opened file first (permissions). Errors name the
 // path and never contain the file's content.
 func Read(path string, check func(fs.FileInfo) error) ([]byte, error) {
+	return ReadUpTo(path, MaxSize, check)
+}
+
+// ReadUpTo is Read with another bound, for files that may legitimately be
+// larger than MaxSize (a CA's certificate revocation list); a larger file
+// fails with ErrTooLarge.
+func ReadUpTo(path string, max int64, check func(fs.FileInfo) error) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -43,23 +50,43 @@ func Read(path string, check func(fs.FileInfo) error) ([]byte, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s %w", path, ErrNotRegular)
 	}
-	if fi.Size() > MaxSize {
-		return nil, fmt.Errorf("%s %w", path, ErrTooLarge)
+	if fi.Size() > max {
+		return nil, tooLarge(path, max)
 	}
 	if check != nil {
 		if err := check(fi); err != nil {
 			return nil, err
 		}
 	}
-	b, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(b) > MaxSize {
-		return nil, fmt.Errorf("%s grew while being read: it %w", path, ErrTooLarge)
+	if int64(len(b)) > max {
+		if max == MaxSize {
+			return nil, fmt.Errorf("%s grew while being read: it %w", path, ErrTooLarge)
+		}
+		return nil, fmt.Errorf("grew while being read: %w", tooLarge(path, max))
 	}
 	return b, nil
 }
+
+// tooLarge is ErrTooLarge for path, naming the bound when it is not MaxSize.
+func tooLarge(path string, max int64) error {
+	if max == MaxSize {
+		return fmt.Errorf("%s %w", path, ErrTooLarge)
+	}
+	return &sizeError{path: path, max: max}
+}
+
+// sizeError is ErrTooLarge (errors.Is) for a bound other than MaxSize.
+type sizeError struct {
+	path string
+	max  int64
+}
+
+func (e *sizeError) Error() string        { return fmt.Sprintf("%s is larger than %d MiB", e.path, e.max>>20) }
+func (e *sizeError) Is(target error) bool { return target == ErrTooLarge }
 
 // ReadTrimmed reads a one-value file (a token, a secret ID) with Read and
 // trims surrounding white space. An empty value is an error naming what.

@@ -85,3 +85,20 @@ func TestStampSeesRewriteAndRemoval(t *testing.T) {
 	assert.NotEqual(t, one, StampOf(p), "a rewrite of another size")
 	assert.False(t, strings.Contains(string(StampOf(p)), "three"), "a stamp never holds content")
 }
+
+// TestReadUpToOtherBound: ReadUpTo reads a file above MaxSize when its own
+// bound allows it, and refuses a larger one with ErrTooLarge naming that
+// bound.
+func TestReadUpToOtherBound(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "big.crl")
+	require.NoError(t, os.WriteFile(p, make([]byte, MaxSize+10), 0o600))
+	b, err := ReadUpTo(p, 2<<20, nil)
+	require.NoError(t, err)
+	assert.Len(t, b, MaxSize+10)
+	_, err = ReadUpTo(p, MaxSize, nil)
+	assert.ErrorIs(t, err, ErrTooLarge)
+	require.NoError(t, os.WriteFile(p, make([]byte, 3<<20), 0o600))
+	_, err = ReadUpTo(p, 2<<20, nil)
+	assert.ErrorIs(t, err, ErrTooLarge)
+	assert.Contains(t, err.Error(), "larger than 2 MiB")
+}

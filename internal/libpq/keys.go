@@ -56,9 +56,8 @@ var Keys = []Key{
 	{Name: "sslpassword", Env: "PGSSLPASSWORD", Secret: true},
 	{Name: "sslcertmode", Env: "PGSSLCERTMODE"},
 	{Name: "sslrootcert", Env: "PGSSLROOTCERT"},
-	{Name: "sslcrl", Env: "PGSSLCRL", Refused: "certificate revocation lists are not checked by pgsecure, so accepting this would promise a check that never happens; " +
-		"remove it and rotate the server certificate to a new CA or use PinSPKI to reject a revoked key"},
-	{Name: "sslcrldir", Env: "PGSSLCRLDIR", Refused: "certificate revocation lists are not checked by pgsecure; remove it (see sslcrl)"},
+	{Name: "sslcrl", Env: "PGSSLCRL"},
+	{Name: "sslcrldir", Env: "PGSSLCRLDIR"},
 	{Name: "sslsni", Env: "PGSSLSNI"},
 	{Name: "requirepeer", Env: "PGREQUIREPEER", Refused: "requirepeer applies only to unix-socket connections, which pgsecure never makes; remove it"},
 	{Name: "ssl_min_protocol_version", Env: "PGSSLMINPROTOCOLVERSION"},

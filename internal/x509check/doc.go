@@ -6,6 +6,9 @@
 //     intermediate CA trusted alone is not a trust anchor);
 //   - MatchHostname: libpq's host-name rules (SAN before Common Name, one
 //     leading "*." label, ASCII-only case folding, inet_aton IPv4 spellings);
+//   - CheckRevocation (crl.go): libpq's CRL check, OpenSSL 3.0's
+//     X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL, over a verified
+//     chain; NameHash: the issuer-name hash of `openssl rehash` directories;
 //   - SPKIPin and CheckPins: public-key pinning over the verified chain;
 //   - IsRSAPSS and ProbeCertificate: recognising RSA-PSS server keys, which
 //     Go's crypto/tls cannot negotiate.

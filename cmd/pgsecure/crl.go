@@ -35,11 +35,7 @@ var hashedCRL = regexp.MustCompile(`^[0-9a-f]{8}\.r[0-9]+$`)
 // and the --crl / --crl-dir flags name. Files that cannot be read are left
 // out: the builder refuses them with its own message.
 func loadCRLInfo(dsn string, o checkOptions) []crlInfo {
-	parse := libpq.ParseKeywordValue
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		parse = libpq.ParseURLQuery
-	}
-	settings, _ := parse(dsn)
+	settings, _ := libpq.Parse(dsn)
 	var paths []string
 	for _, f := range []string{settings["sslcrl"], o.crlFile} {
 		if f != "" {

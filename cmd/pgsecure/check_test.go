@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -47,7 +48,7 @@ func TestCheckSecureCluster(t *testing.T) {
 		require.Len(t, r.ServerChain, 1)
 		assert.Equal(t, []string{"localhost"}, r.ServerChain[0].DNSNames)
 		assert.Equal(t, []string{"127.0.0.1", "::1"}, r.ServerChain[0].IPAddresses)
-		assert.Equal(t, chain[0].SerialNumber.String(), r.ServerChain[0].Serial)
+		assert.Equal(t, opensslSerial(t, pg), r.ServerChain[0].Serial, "the serial as `openssl x509 -serial` prints it")
 		assert.InDelta(t, 365, r.ServerChain[0].ExpiresInDays, 1)
 		assert.Equal(t, certgen.SPKIPin(chain[0]), r.LeafSPKIPin)
 		require.NotNil(t, r.PgStatSSL)
@@ -80,7 +81,7 @@ func TestCheckSecureCluster(t *testing.T) {
 		res := runCLI(t, noEnv, "check", dsn, "--ca", pki.CAFile, "--audit=off")
 		require.Equal(t, exitOK, res.code, res.all())
 		for _, want := range []string{"TLS version", "TLSv1.3", "DNS names", "localhost", "IP addresses", "127.0.0.1, ::1",
-			"SPKI pin", certgen.SPKIPin(chain[0]), "pg_stat_ssl", "ssl ", "true", "method           scram-sha-256\n",
+			"SPKI pin", certgen.SPKIPin(chain[0]), "serial           " + opensslSerial(t, pg) + "\n", "pg_stat_ssl", "ssl ", "true", "method           scram-sha-256\n",
 			"channel binding  yes (SASL mechanism SCRAM-SHA-256-PLUS", "client DN", "plaintext refused (good)",
 			"result: SECURE (exit 0)"} {
 			assert.Contains(t, res.stdout, want)
@@ -90,6 +91,18 @@ func TestCheckSecureCluster(t *testing.T) {
 		assert.Empty(t, res.stderr)
 		t.Log("\n" + res.stdout)
 	})
+}
+
+// opensslSerial is the serial of pg's certificate as `openssl x509 -noout
+// -serial` prints it, without its "serial=".
+func opensslSerial(t *testing.T, pg *testutil.Postgres) string {
+	t.Helper()
+	crt, _ := pg.ServerCertFiles()
+	out, err := exec.Command(testutil.RequireTool(t, "openssl", "openssl"), "x509", "-noout", "-serial", "-in", crt).Output()
+	require.NoError(t, err)
+	serial, ok := strings.CutPrefix(strings.TrimSpace(string(out)), "serial=")
+	require.True(t, ok, "%s", out)
+	return serial
 }
 
 func TestCheckFindsPlaintextAccepted(t *testing.T) {

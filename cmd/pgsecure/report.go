@@ -153,7 +153,7 @@ func (r *checkReport) setVerified(v verify.Report, now time.Time) {
 	r.setTLS(v.TLSVersion, v.CipherSuite, v.ALPN, v.ServerChain, now)
 	s := v.Server
 	r.PgStatSSL = &pgStatSSLInfo{SSL: s.SSL, Version: s.Version, Cipher: s.Cipher, Bits: s.Bits,
-		ClientDN: s.ClientDN, ClientSerial: s.ClientSerial, IssuerDN: s.IssuerDN}
+		ClientDN: s.ClientDN, ClientSerial: hexSerialOf(s.ClientSerial), IssuerDN: s.IssuerDN}
 	r.ClientDN = s.ClientDN
 }
 
@@ -164,7 +164,7 @@ func (r *checkReport) setTLS(version, cipher, alpn string, chain []verify.Certif
 	for _, c := range chain {
 		r.ServerChain = append(r.ServerChain, certInfo{
 			Subject: c.Subject, Issuer: c.Issuer, DNSNames: nonNil(c.DNSNames), IPAddresses: nonNil(c.IPAddresses),
-			Serial: c.SerialNumber, NotAfter: c.NotAfter.UTC(), ExpiresInDays: c.DaysUntilExpiry(now), SPKIPin: c.SPKIPin,
+			Serial: hexSerialOf(c.SerialNumber), NotAfter: c.NotAfter.UTC(), ExpiresInDays: c.DaysUntilExpiry(now), SPKIPin: c.SPKIPin,
 		})
 	}
 	if len(chain) > 0 {

@@ -140,15 +140,14 @@ func (r *checkReport) auditCiphers(ctx context.Context, s map[string]string) {
 // where the role may (superuser), without ever fetching the hash.
 func (r *checkReport) auditRolePassword(ctx context.Context, conn *pgx.Conn) {
 	const check = "role_password"
-	fix := "SET password_encryption = 'scram-sha-256', then set the password again (\\password in psql)"
+	fix := rolePasswordFix
 	if r.Auth != nil {
 		switch r.Auth.Method {
 		case "scram-sha-256":
 			r.add(check, sevOK, fmt.Sprintf("the password of role %q is stored as a SCRAM-SHA-256 verifier (shown by the SCRAM login)", r.User), "")
 			return
 		case "md5":
-			r.add(check, sevInsecure, fmt.Sprintf("the password of role %q is stored as an MD5 hash (shown by the md5 login)", r.User), fix)
-			return
+			return // judgeAuth reports it, with or without a login
 		}
 	}
 	var readable bool
@@ -177,6 +176,9 @@ func (r *checkReport) auditRolePassword(ctx context.Context, conn *pgx.Conn) {
 		r.add(check, sevWarning, fmt.Sprintf("the password of role %q is stored in an unknown form", r.User), fix)
 	}
 }
+
+// rolePasswordFix is the fix of a role password stored as an MD5 hash.
+const rolePasswordFix = "SET password_encryption = 'scram-sha-256', then set the password again (\\password in psql)"
 
 // hbaRule is one row of pg_hba_file_rules.
 type hbaRule struct {

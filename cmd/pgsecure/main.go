@@ -34,14 +34,22 @@ const usage = `usage:
 const exitCodeHelp = `exit codes of check (with several findings or targets, the lowest non-zero one wins):
   0  secure: every check passed
   1  insecure: something is insecure, or the server certificate failed verification
+     (e.g. the server asked for md5, which shows the role's password is stored
+     as an MD5 hash, as good as the password to whoever reads it; or for no
+     authentication at all)
   2  usage error: fix the command line, DSN or environment
-  3  cannot log in: TLS was verified, but the server refused the login
-     (password, client certificate, pg_hba.conf)
+  3  cannot log in: TLS was verified, but the login did not happen: the server
+     refused it (password, client certificate, pg_hba.conf), or asked for a
+     method pgsecure does not use (gss, sspi)
   4  unreachable: no answer, timeout, or the server is not accepting connections
-  5  warning: weaker than the guide asks (md5, weak ciphers, log_connections off,
+  5  warning: weaker than the guide asks (an md5 or password line in pg_hba.conf,
+     the password asked for in cleartext, weak ciphers, log_connections off,
      a certificate expiring soon)
   6  incomplete: everything checked passed, but something could not be checked
      (privileges; see the "not checked (needs ...)" findings)
+  A login pgsecure declines (md5, password, trust: nothing is sent) gets the
+  method's verdict, the same as with require_auth=METHOD in the DSN, which
+  lets the check log in and audit the rest.
 exit codes of certs:
   0  done; for renew also: nothing due (and, with --reload, the server presents
      the certificate on disk)

@@ -244,6 +244,11 @@ func (r *checkReport) judgeAuth() {
 	case "md5":
 		r.add(check, sevWarning, "the server asked for md5 password authentication, which is deprecated",
 			"set password_encryption = 'scram-sha-256', reset the role's password, and use scram-sha-256 in pg_hba.conf")
+		// PostgreSQL answers an md5 line with SCRAM when the role has a SCRAM
+		// verifier: asking for md5 shows an MD5 hash, which logs in like the
+		// password itself. Shown whether pgsecure went on or not.
+		r.add("role_password", sevInsecure, fmt.Sprintf("the password of role %q is stored as an MD5 hash (shown by the server asking for md5)", r.User),
+			rolePasswordFix)
 	case "password":
 		r.add(check, sevWarning, "the server asked for the password in cleartext (pg_hba \"password\"): it receives the password itself",
 			"use scram-sha-256 in pg_hba.conf")

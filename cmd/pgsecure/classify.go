@@ -262,6 +262,11 @@ func attributeFlags(err error) {
 func cliWording(msg string) string {
 	return strings.NewReplacer(
 		`NewBuilder(...).RootCAFile("/path/ca.crt")`, "--ca /path/ca.crt",
+		"sslcert and sslkey (PGSSLCERT/PGSSLKEY) or Builder.ClientCertFiles", "--cert FILE --key FILE (or sslcert and sslkey, PGSSLCERT/PGSSLKEY)",
+		"Builder.ClientCertFiles", "--cert FILE --key FILE",
+		"Builder.RootCAFile", "--ca FILE",
+		"Builder.PinSPKI", "--pin",
+		"Builder.SystemRoots", "--system-roots",
 		"sslrootcert (or RootCAFile)", "--ca FILE (or sslrootcert)",
 		"RootCAFile", "--ca",
 		"SystemRoots()", "--system-roots",

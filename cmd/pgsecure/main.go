@@ -4,6 +4,7 @@
 //	pgsecure check [flags] [DSN ...]   connect as package pgsecure does, audit the server, report
 //	pgsecure certs ca|server|client    create a CA, a server or a client certificate
 //	pgsecure certs renew               renew a certificate close to expiry
+//	pgsecure version                   print the version and build information
 //
 // Run "pgsecure help" for the flags and the exit codes.
 package main
@@ -26,7 +27,10 @@ const usage = `usage:
   pgsecure certs server --ca-dir DIR --out DIR --dns a,b --ip 1.2.3.4 [--rsa] [--days N] [--force]
   pgsecure certs client --ca-dir DIR --out DIR --user ROLE [--rsa] [--days N] [--force]
   pgsecure certs renew  --ca-dir DIR --cert FILE --key FILE [--within N] [--days N] [--new-key]
-                        [--reload DSN] [--force]
+                        [--reload DSN [--ca FILE]] [--force]
+  pgsecure certs renew  --cert FILE --key FILE --self-signed reissue|migrate|switch [--ca-dir DIR] ...
+                        (a self-signed certificate, e.g. the guide's openssl req -x509)
+  pgsecure version      the module version and build information
 
 ` + exitCodeHelp
 
@@ -74,6 +78,9 @@ func run(args []string, stdout, stderr io.Writer, env func(string) (string, bool
 		return runCerts(args[1:], stdout, stderr, env)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
+		return exitOK
+	case "version", "-version", "--version":
+		printVersion(stdout)
 		return exitOK
 	}
 	fmt.Fprintf(stderr, "pgsecure: unknown command %q\n%s", args[0], usage)

@@ -19,6 +19,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/pgsecure/pgsecure/internal/certgen"
 )
 
@@ -378,8 +380,15 @@ func reloadAndVerify(o renewOptions, env func(string) (string, bool), want *x509
 	if o.reloadCA != "" {
 		rco.ca = o.reloadCA
 	}
-	if err := reloadServer(ctx, rco, env, o.reload, sc); err != nil {
-		code, hint := classify(err, true, true, &checkReport{}, o.timeout)
+	who := &checkReport{}
+	if err := reloadServer(ctx, rco, env, o.reload, sc, who); err != nil {
+		code, hint := classify(err, true, true, who, o.timeout)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "42501" {
+			hint = fmt.Sprintf("the role may not reload the configuration: as superuser, connected to database %q (the --reload DSN's: "+
+				"function grants are per database), run GRANT EXECUTE ON FUNCTION pg_reload_conf() TO %s; or give --reload a superuser",
+				who.Database, sqlIdent(who.User))
+		}
 		if o.selfSigned == selfSignedReissue && !renewed && code == exitInsecure {
 			hint = fmt.Sprintf("the server still presents a certificate that %s does not verify, presumably the one before the renewal: "+
 				"pass --ca FILE with a copy of that one (a client's sslrootcert file) to reload it", o.cert)
@@ -414,8 +423,9 @@ func presents(r *checkReport, want *x509.Certificate) bool {
 	return r.TLS != nil && len(r.ServerChain) > 0 && r.ServerChain[0].Serial == hexSerial(want.SerialNumber)
 }
 
-// reloadServer runs SELECT pg_reload_conf() over a pgsecure connection.
-func reloadServer(ctx context.Context, co checkOptions, env func(string) (string, bool), dsn string, sc *scrubber) error {
+// reloadServer runs SELECT pg_reload_conf() over a pgsecure connection; it
+// sets who's User and Database to those it connects as.
+func reloadServer(ctx context.Context, co checkOptions, env func(string) (string, bool), dsn string, sc *scrubber, who *checkReport) error {
 	b, _, closeSource, err := newBuilder(ctx, co, dsn, env, sc)
 	if err != nil {
 		return err
@@ -426,6 +436,7 @@ func reloadServer(ctx context.Context, co checkOptions, env func(string) (string
 		return err
 	}
 	defer pool.Close()
+	who.User, who.Database = pool.Config().ConnConfig.User, pool.Config().ConnConfig.Database
 	var ok bool
 	if err := pool.QueryRow(ctx, "SELECT pg_reload_conf()").Scan(&ok); err != nil {
 		return err

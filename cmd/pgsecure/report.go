@@ -19,7 +19,7 @@ type checkOutput struct {
 }
 
 // schemaVersion changes when a field changes meaning or disappears.
-const schemaVersion = 2
+const schemaVersion = 3 // 3: serials in hexadecimal, as openssl prints them
 
 // checkReport is what `pgsecure check` found about one target.
 type checkReport struct {

@@ -431,12 +431,14 @@ func reloadServer(ctx context.Context, co checkOptions, env func(string) (string
 		return err
 	}
 	defer closeSource()
+	if cfg, err := b.Config(ctx); err == nil { // who, for the hints, even when the login fails
+		who.User, who.Database = cfg.ConnConfig.User, cfg.ConnConfig.Database
+	}
 	pool, err := b.MaxConns(1).Build(ctx)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	who.User, who.Database = pool.Config().ConnConfig.User, pool.Config().ConnConfig.Database
 	var ok bool
 	if err := pool.QueryRow(ctx, "SELECT pg_reload_conf()").Scan(&ok); err != nil {
 		return err

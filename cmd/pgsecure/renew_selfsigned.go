@@ -192,8 +192,11 @@ To renew with no such window, and no copying at later renewals, move to a CA ins
 // migrateToCA creates the CA in o.caDir (or uses the one there) and writes
 // the bundle the clients pin during the switch. Nothing on the server changes.
 func migrateToCA(o renewOptions, leaf *x509.Certificate, out io.Writer) error {
-	if o.caDir == "" {
+	switch {
+	case o.caDir == "":
 		return fmt.Errorf("%w: --self-signed migrate needs --ca-dir DIR: where the new CA is created (or an existing one is used)", errRenewUsage)
+	case o.reload != "" || o.newKey:
+		return fmt.Errorf("%w: --self-signed migrate does not change the server: --reload and --new-key belong to --self-signed switch", errRenewUsage)
 	}
 	ca, err := loadCA(o.caDir)
 	step1 := "using the CA already in " + o.caDir

@@ -202,6 +202,9 @@ func TestCertsRenewGuideCertificateMigrate(t *testing.T) {
 	clientBundle := writeFile(t, t.TempDir(), "root.crt", string(readFile(t, bundle)))
 	ok, out := psqlVerifies(t, pg, clientBundle)
 	require.True(t, ok, "a client pinning the bundle verifies the self-signed server: %s", out)
+	appDSN := "postgres://app:" + appPassword + "@localhost:" + strconv.Itoa(pg.Port) + "/postgres"
+	res = runCLI(t, noEnv, "check", "--audit=off", "--ca", clientBundle, appDSN)
+	assert.Equal(t, exitOK, res.code, "step 3's check, before the switch: %s", res.all())
 
 	// Step 3: the switch.
 	res = runCLI(t, noEnv, "certs", "renew", "--cert", srvCert, "--key", srvKey, "--self-signed", "switch", "--ca-dir", caDir,
@@ -217,6 +220,10 @@ func TestCertsRenewGuideCertificateMigrate(t *testing.T) {
 
 	ok, out = psqlVerifies(t, pg, clientBundle)
 	assert.True(t, ok, "a client pinning the bundle verifies the CA-issued server: %s", out)
+	res = runCLI(t, noEnv, "check", "--audit=off", "--ca", clientBundle, appDSN)
+	assert.Equal(t, exitOK, res.code, "the bundle after the switch: %s", res.all())
+	res = runCLI(t, noEnv, "check", "--audit=off", "--ca", caFile, appDSN)
+	assert.Equal(t, exitOK, res.code, "step 5's check: %s", res.all())
 	ok, out = psqlVerifies(t, pg, caFile)
 	assert.True(t, ok, "after the switch the CA alone suffices: %s", out)
 	ok, _ = psqlVerifies(t, pg, clientPin)

@@ -59,8 +59,10 @@ exit codes of certs:
      the certificate on disk)
   1  failed: nothing written, or renewed but the server does not present the new
      certificate after the reload
-  2  usage error: flags, files, a certificate not issued by --ca-dir's CA
-  3  --reload: the server refused the login or pg_reload_conf() (permission)
+  2  usage error: flags, files, a certificate not issued by --ca-dir's CA,
+     a self-signed one without --self-signed
+  3  --reload: the server refused the login or pg_reload_conf() (permission:
+     the message gives the GRANT and the database to run it in)
   4  --reload: the server could not be reached
 `
 

@@ -5,7 +5,6 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
@@ -14,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"math/big"
 	"os"
 	"path/filepath"
 	"time"
@@ -294,37 +292,20 @@ func readLeaf(path string) (*x509.Certificate, []byte, error) {
 // reissue signs a certificate like old (same subject, names, key usages)
 // for pub, valid from an hour ago for days days (never past the CA).
 func reissue(ca *certgen.CA, old *x509.Certificate, pub crypto.PublicKey, days int) (*x509.Certificate, []byte, error) {
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
+	tmpl, err := renewalTemplate(old, days)
 	if err != nil {
 		return nil, nil, err
 	}
-	now := time.Now()
-	notAfter := now.Add(time.Duration(days) * 24 * time.Hour)
-	if notAfter.After(ca.Cert.NotAfter) {
-		notAfter = ca.Cert.NotAfter
+	tmpl.BasicConstraintsValid, tmpl.KeyUsage, tmpl.ExtKeyUsage = true, old.KeyUsage, old.ExtKeyUsage
+	return signByCA(ca, tmpl, pub)
+}
+
+// signByCA signs tmpl for pub with ca, ending no later than ca does.
+func signByCA(ca *certgen.CA, tmpl *x509.Certificate, pub crypto.PublicKey) (*x509.Certificate, []byte, error) {
+	if tmpl.NotAfter.After(ca.Cert.NotAfter) {
+		tmpl.NotAfter = ca.Cert.NotAfter
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial.Add(serial, big.NewInt(1)), // never zero
-		RawSubject:            old.RawSubject,
-		DNSNames:              old.DNSNames,
-		IPAddresses:           old.IPAddresses,
-		URIs:                  old.URIs,
-		EmailAddresses:        old.EmailAddresses,
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              notAfter,
-		BasicConstraintsValid: true,
-		KeyUsage:              old.KeyUsage,
-		ExtKeyUsage:           old.ExtKeyUsage,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.Key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("pgsecure: signing the renewed certificate: %w", err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, nil, err
-	}
-	return c, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
+	return signCert(tmpl, ca.Cert, pub, ca.Key)
 }
 
 // generateLike returns a new key of the same algorithm and size as k.

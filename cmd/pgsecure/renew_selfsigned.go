@@ -108,11 +108,8 @@ func exitUsageOr(err error) (int, error) {
 	return exitOK, nil
 }
 
-// reissueSelfSigned signs a certificate like old with key itself: same
-// subject, names, basic constraints and key usages. A certificate naming its
-// host only in the Common Name (the guide's) also gets it as a subject
-// alternative name: libpq matches the same names, and Go clients, which
-// ignore the Common Name, accept it too.
+// reissueSelfSigned signs a certificate like old (renewalTemplate) with key
+// itself, keeping old's basic constraints and key usages.
 func reissueSelfSigned(old *x509.Certificate, key crypto.Signer, days int) (*x509.Certificate, []byte, error) {
 	tmpl, err := renewalTemplate(old, days)
 	if err != nil {
@@ -127,8 +124,10 @@ func reissueSelfSigned(old *x509.Certificate, key crypto.Signer, days int) (*x50
 	return signCert(tmpl, tmpl, key.Public(), key)
 }
 
-// renewalTemplate is old's subject and names (the Common Name as a name when
-// old has none other), a new random serial, valid from an hour ago for days.
+// renewalTemplate is old's subject and names, a new random serial, valid
+// from an hour ago for days. A server certificate naming its host only in
+// the Common Name (the guide's) also gets it as a subject alternative name:
+// libpq matches the same name, and Go, which ignores the Common Name, too.
 func renewalTemplate(old *x509.Certificate, days int) (*x509.Certificate, error) {
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
 	if err != nil {
@@ -145,7 +144,7 @@ func renewalTemplate(old *x509.Certificate, days int) (*x509.Certificate, error)
 		NotBefore:      now.Add(-time.Hour),
 		NotAfter:       now.Add(time.Duration(days) * 24 * time.Hour),
 	}
-	if cn := old.Subject.CommonName; len(old.DNSNames) == 0 && len(old.IPAddresses) == 0 && cn != "" {
+	if cn := old.Subject.CommonName; len(old.DNSNames) == 0 && len(old.IPAddresses) == 0 && cn != "" && hasServerAuth(old) {
 		if ip := net.ParseIP(cn); ip != nil {
 			tmpl.IPAddresses = []net.IP{ip}
 		} else {
@@ -328,10 +327,7 @@ func switchToCA(o renewOptions, env func(string) (string, bool), leaf *x509.Cert
 		if _, ok := k.Public().(*rsa.PublicKey); ok {
 			tmpl.KeyUsage |= x509.KeyUsageKeyEncipherment
 		}
-		if tmpl.NotAfter.After(ca.Cert.NotAfter) {
-			tmpl.NotAfter = ca.Cert.NotAfter
-		}
-		return signCert(tmpl, ca.Cert, k.Public(), ca.Key)
+		return signByCA(ca, tmpl, k.Public())
 	}, chainRest, key)
 	if err != nil {
 		return exitInsecure, err

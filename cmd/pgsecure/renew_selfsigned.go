@@ -176,8 +176,8 @@ func printReissueSteps(o renewOptions, c *x509.Certificate, out io.Writer) {
 	}
 	fmt.Fprintf(out, `
 clients pin %[1]s itself (a self-signed certificate is its own CA): a client verifies the server only against a copy
-of it. libpq keeps one certificate per subject from its sslrootcert file, so no file trusts both the old and the new one:
-from the reload on, a client holding the old file fails to verify the server until it has the new one.
+of it. libpq (OpenSSL) uses the first certificate of a subject in its sslrootcert file, so no file trusts both the old
+and the new one: from the reload on, a client holding the old file fails to verify the server until it has the new one.
   1. %[2]s
   2. right after, copy %[1]s to every client, over the file its sslrootcert names
      (the PGSSLROOTCERT variable, the DSN's sslrootcert=, or libpq's default ~/.postgresql/root.crt)

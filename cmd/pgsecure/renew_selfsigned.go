@@ -342,9 +342,10 @@ func switchToCA(o renewOptions, env func(string) (string, bool), leaf *x509.Cert
 %[3]sstep 5 (after the reload): replace the bundle on every client by %[4]s alone, which drops the old self-signed
         certificate, and check:
           pgsecure check --ca %[4]s "postgres://USER@%[5]s:5432/DBNAME"
+        once every server moved to the CA, %[7]s is no longer needed: remove it.
 from now on renew it from the CA, e.g. nightly from cron:
   pgsecure certs renew --ca-dir %[2]s --cert %[1]s --key %[6]s --reload "postgres://SUPERUSER@%[5]s:5432/postgres"
-`, o.cert, o.caDir, reload, caFile, host, o.key)
+`, o.cert, o.caDir, reload, caFile, host, o.key, bundle)
 	if o.reload == "" {
 		return exitOK, nil
 	}

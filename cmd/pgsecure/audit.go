@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -59,14 +60,13 @@ func readSettings(ctx context.Context, conn *pgx.Conn) (map[string]string, error
 	return out, err
 }
 
-const needSettings = "not checked (needs pg_read_all_settings: GRANT pg_read_all_settings TO the checking role)"
-
 // auditSetting judges one setting: ok when good(value), otherwise a finding
 // of severity sev whose message is problem (with the value for %s).
 func (r *checkReport) auditSetting(s map[string]string, name string, good func(string) bool, sev, problem, fix string) {
 	switch v, ok := s[name]; {
 	case !ok:
-		r.add(name, sevUnchecked, name+" "+needSettings, "")
+		r.add(name, sevUnchecked, name+" not checked (needs pg_read_all_settings)",
+			fmt.Sprintf("as superuser, in any database (role membership is cluster-wide): GRANT pg_read_all_settings TO %s", sqlIdent(r.User)))
 	case good(v):
 		r.add(name, sevOK, name+" is "+v, "")
 	default:
@@ -140,15 +140,14 @@ func (r *checkReport) auditCiphers(ctx context.Context, s map[string]string) {
 // where the role may (superuser), without ever fetching the hash.
 func (r *checkReport) auditRolePassword(ctx context.Context, conn *pgx.Conn) {
 	const check = "role_password"
-	fix := "SET password_encryption = 'scram-sha-256', then set the password again (\\password in psql)"
+	fix := rolePasswordFix
 	if r.Auth != nil {
 		switch r.Auth.Method {
 		case "scram-sha-256":
 			r.add(check, sevOK, fmt.Sprintf("the password of role %q is stored as a SCRAM-SHA-256 verifier (shown by the SCRAM login)", r.User), "")
 			return
 		case "md5":
-			r.add(check, sevInsecure, fmt.Sprintf("the password of role %q is stored as an MD5 hash (shown by the md5 login)", r.User), fix)
-			return
+			return // judgeAuth reports it, with or without a login
 		}
 	}
 	var readable bool
@@ -178,6 +177,19 @@ func (r *checkReport) auditRolePassword(ctx context.Context, conn *pgx.Conn) {
 	}
 }
 
+var plainIdent = regexp.MustCompile(`^[a-z_][a-z0-9_$]*$`)
+
+// sqlIdent quotes a role name for a GRANT statement when it needs quotes.
+func sqlIdent(name string) string {
+	if plainIdent.MatchString(name) {
+		return name
+	}
+	return pgx.Identifier{name}.Sanitize()
+}
+
+// rolePasswordFix is the fix of a role password stored as an MD5 hash.
+const rolePasswordFix = "SET password_encryption = 'scram-sha-256', then set the password again (\\password in psql)"
+
 // hbaRule is one row of pg_hba_file_rules.
 type hbaRule struct {
 	line                          int
@@ -187,7 +199,7 @@ type hbaRule struct {
 }
 
 func (h hbaRule) String() string {
-	fields := []string{h.typ, strings.Join(h.databases, ","), strings.Join(h.users, ","), h.address, h.netmask, h.method}
+	fields := []string{h.typ, strings.Join(h.databases, ","), strings.Join(h.users, ","), h.network(), h.method}
 	fields = slices.DeleteFunc(fields, func(f string) bool { return f == "" })
 	return fmt.Sprintf("line %d `%s`", h.line, strings.Join(fields, " "))
 }
@@ -205,8 +217,11 @@ func (r *checkReport) auditHBA(ctx context.Context, conn *pgx.Conn) {
 		return
 	}
 	if !readable {
-		r.add(check, sevUnchecked, "pg_hba.conf not checked (needs superuser, or GRANT SELECT ON pg_hba_file_rules and "+
-			"GRANT EXECUTE ON FUNCTION pg_hba_file_rules() to the checking role)", "")
+		role := sqlIdent(r.User)
+		r.add(check, sevUnchecked, "pg_hba.conf not checked (needs superuser, or SELECT on pg_hba_file_rules and EXECUTE on pg_hba_file_rules(), "+
+			"granted in the database checked)", fmt.Sprintf("as superuser, connected to database %q (the one checked: grants on catalog views "+
+			"and functions are per database): GRANT SELECT ON pg_hba_file_rules TO %s; GRANT EXECUTE ON FUNCTION pg_hba_file_rules() TO %s",
+			r.Database, role, role))
 		return
 	}
 	rules, err := readHBA(ctx, conn)
@@ -249,6 +264,24 @@ func (r *checkReport) auditHBA(ctx context.Context, conn *pgx.Conn) {
 	if bad == 0 {
 		r.add(check, sevOK, fmt.Sprintf("pg_hba.conf (%d lines) accepts no TCP connection without TLS and no trust, password or md5 method", len(rules)), "")
 	}
+}
+
+// network is the line's address as pg_hba.conf spells a network, CIDR
+// (127.0.0.1/32), when pg_hba_file_rules gives an address and a netmask.
+func (h hbaRule) network() string {
+	ip, mask := net.ParseIP(h.address), net.ParseIP(h.netmask)
+	if ip == nil || mask == nil {
+		return strings.TrimSpace(h.address + " " + h.netmask)
+	}
+	m := net.IPMask(mask)
+	if ip.To4() != nil {
+		m = net.IPMask(mask.To4())
+	}
+	ones, bits := m.Size()
+	if bits == 0 { // not a contiguous mask: keep it as written
+		return h.address + " " + h.netmask
+	}
+	return fmt.Sprintf("%s/%d", h.address, ones)
 }
 
 func readHBA(ctx context.Context, conn *pgx.Conn) ([]hbaRule, error) {

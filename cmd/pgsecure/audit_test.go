@@ -71,11 +71,11 @@ func TestCheckAuditBadServer(t *testing.T) {
 	assert.Contains(t, byCheck["role_password"], `ok: the password of role "auditor" is stored as a SCRAM-SHA-256 verifier`)
 	hba := byCheck["pg_hba"]
 	assert.Contains(t, hba, "warning: pg_hba.conf line 1 `local all postgres trust` lets clients in without any authentication")
-	assert.Contains(t, hba, "warning: pg_hba.conf line 3 `hostssl all md5user 127.0.0.1 255.255.255.255 md5` allows md5 authentication")
-	assert.Contains(t, hba, "warning: pg_hba.conf line 4 `hostssl all pwuser 127.0.0.1 255.255.255.255 password` sends the password in cleartext")
-	assert.Contains(t, hba, "insecure: pg_hba.conf line 5 `hostssl all trustuser 127.0.0.1 255.255.255.255 trust` lets clients in without any authentication")
-	assert.Contains(t, hba, "insecure: pg_hba.conf line 6 `host all all 127.0.0.1 255.255.255.255 scram-sha-256` accepts TCP connections without TLS")
-	assert.Contains(t, hba, "insecure: pg_hba.conf line 7 `hostnogssenc all all 127.0.0.1 255.255.255.255 scram-sha-256` accepts TCP connections without TLS")
+	assert.Contains(t, hba, "warning: pg_hba.conf line 3 `hostssl all md5user 127.0.0.1/32 md5` allows md5 authentication")
+	assert.Contains(t, hba, "warning: pg_hba.conf line 4 `hostssl all pwuser 127.0.0.1/32 password` sends the password in cleartext")
+	assert.Contains(t, hba, "insecure: pg_hba.conf line 5 `hostssl all trustuser 127.0.0.1/32 trust` lets clients in without any authentication")
+	assert.Contains(t, hba, "insecure: pg_hba.conf line 6 `host all all 127.0.0.1/32 scram-sha-256` accepts TCP connections without TLS")
+	assert.Contains(t, hba, "insecure: pg_hba.conf line 7 `hostnogssenc all all 127.0.0.1/32 scram-sha-256` accepts TCP connections without TLS")
 	assert.Contains(t, byCheck["plaintext"], "insecure: server accepts plaintext connections")
 	assert.NotContains(t, res.all(), appPassword)
 

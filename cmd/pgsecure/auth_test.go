@@ -14,7 +14,11 @@ import (
 // lines for md5, cleartext password and trust. pgsecure refuses them by
 // default before sending anything; check still reports what the server asked
 // for. With require_auth widened, the connection succeeds and the method is
-// reported as a finding.
+// reported as a finding. Either way the verdict is the same: it comes from
+// what the server asked for, not from whether pgsecure went on. An md5
+// request shows the role's password is stored as an MD5 hash (PostgreSQL
+// answers an md5 line with SCRAM for a SCRAM verifier): insecure, exit 1.
+// A cleartext request is a warning, exit 5. Trust is insecure, exit 1.
 func TestCheckReportsWeakAuthentication(t *testing.T) {
 	isolate(t)
 	pki := testutil.NewPKI(t)
@@ -31,43 +35,49 @@ func TestCheckReportsWeakAuthentication(t *testing.T) {
 	pg.CreateRole(t, "trustuser", "")
 
 	for _, tc := range []struct {
-		user, method, requireAuth, severity, finding string
-		widenedExit                                  int
+		user, method, severity, finding string
+		exit                            int
 	}{
-		// md5: the login itself proves the password is stored as an MD5 hash.
-		{"md5user", "md5", "md5", sevWarning, "md5 password authentication, which is deprecated", exitInsecure},
-		// cleartext: the storage cannot be read without superuser.
-		{"pwuser", "password", "password", sevWarning, "the password in cleartext", exitWarning},
-		{"trustuser", "none", "none", sevInsecure, `the server let user "trustuser" in without any authentication`, exitInsecure},
+		{"md5user", "md5", sevWarning, "md5 password authentication, which is deprecated", exitInsecure},
+		{"pwuser", "password", sevWarning, "the password in cleartext", exitWarning},
+		{"trustuser", "none", sevInsecure, `the server let user "trustuser" in without any authentication`, exitInsecure},
 	} {
 		t.Run(tc.user, func(t *testing.T) {
 			dsn := pg.URL(tc.user, appPassword, "postgres")
 			r, res := checkJSON(t, noEnv, "--ca", pki.CAFile, dsn)
-			assert.Equal(t, exitInsecure, res.code, res.all())
+			assert.Equal(t, tc.exit, res.code, res.all())
 			assert.Contains(t, r.Error, "authentication method not allowed")
 			assert.Contains(t, r.Hint, "require_auth="+tc.method)
 			require.NotNil(t, r.Auth, "the request was observed before pgsecure refused it")
 			assert.Equal(t, tc.method, r.Auth.Method)
 			assert.Contains(t, findings(r, tc.severity), tc.finding)
+			assert.Equal(t, stageFailed, stageResults(r)[stageAuth])
 
-			r, res = checkJSON(t, noEnv, "--ca", pki.CAFile, dsn+"?require_auth="+tc.requireAuth)
-			assert.Equal(t, tc.widenedExit, res.code, res.all())
-			assert.Empty(t, r.Error)
-			require.NotNil(t, r.Auth)
-			assert.Equal(t, tc.method, r.Auth.Method)
-			assert.Contains(t, findings(r, tc.severity), tc.finding)
-			assert.Contains(t, findings(r, sevWarning), "require_auth allows more than scram-sha-256", "the builder's warning is reported")
-			assert.NotContains(t, res.all(), appPassword)
+			for _, audit := range []string{"auto", "off"} {
+				r, res = checkJSON(t, noEnv, "--ca", pki.CAFile, "--audit", audit, dsn+"?require_auth="+tc.method)
+				assert.Equal(t, tc.exit, res.code, "--audit=%s: %s", audit, res.all())
+				assert.Empty(t, r.Error)
+				require.NotNil(t, r.Auth)
+				assert.Equal(t, tc.method, r.Auth.Method)
+				assert.Contains(t, findings(r, tc.severity), tc.finding)
+				assert.Contains(t, findings(r, sevWarning), "require_auth allows more than scram-sha-256", "the builder's warning is reported")
+				assert.NotContains(t, res.all(), appPassword)
+			}
 		})
 	}
-	r, _ := checkJSON(t, noEnv, "--ca", pki.CAFile, pg.URL("md5user", appPassword, "postgres")+"?require_auth=md5")
-	rp := findingsOf(t, r, "role_password")
-	assert.Equal(t, sevInsecure, rp[0].Severity)
-	assert.Contains(t, rp[0].Message, `the password of role "md5user" is stored as an MD5 hash (shown by the md5 login)`)
-	assert.Contains(t, rp[0].Fix, "password_encryption = 'scram-sha-256'")
+	// The md5 request itself shows how the password is stored, whether
+	// pgsecure went on (require_auth=md5) or not.
+	for _, dsn := range []string{pg.URL("md5user", appPassword, "postgres"), pg.URL("md5user", appPassword, "postgres") + "?require_auth=md5"} {
+		r, _ := checkJSON(t, noEnv, "--ca", pki.CAFile, dsn)
+		rp := findingsOf(t, r, "role_password")
+		require.Len(t, rp, 1)
+		assert.Equal(t, sevInsecure, rp[0].Severity)
+		assert.Contains(t, rp[0].Message, `the password of role "md5user" is stored as an MD5 hash (shown by the server asking for md5)`)
+		assert.Contains(t, rp[0].Fix, "password_encryption = 'scram-sha-256'")
+	}
 
-	r, _ = checkJSON(t, noEnv, "--ca", pki.CAFile, pg.URL("pwuser", appPassword, "postgres")+"?require_auth=password")
-	rp = findingsOf(t, r, "role_password")
+	r, _ := checkJSON(t, noEnv, "--ca", pki.CAFile, pg.URL("pwuser", appPassword, "postgres")+"?require_auth=password")
+	rp := findingsOf(t, r, "role_password")
 	assert.Equal(t, sevUnchecked, rp[0].Severity)
 	assert.Contains(t, rp[0].Message, "not checked (needs superuser, to read pg_authid)")
 }

@@ -104,8 +104,10 @@ func runCheck(args []string, stdout, stderr io.Writer, env func(string) (string,
 	// Nothing is rewritten here: the target labels are redacted where they
 	// are made (targetLabel), and pgsecure's messages carry no secret.
 	fmt.Fprint(stdout, b.String())
+	// The table shows each error with its hint; a JSON document is for
+	// programs, so people get the errors on stderr, once each.
 	for _, r := range out.Targets {
-		if r.Error != "" {
+		if o.json && r.Error != "" {
 			fmt.Fprintln(stderr, "pgsecure check: "+r.Target+": "+r.Error)
 		}
 	}
@@ -170,15 +172,16 @@ func inspect(parent context.Context, o checkOptions, dsn string, env func(string
 			r.add("tls", sevInfo, why, "") // an RSA-PSS server key: a Go limit, not an attack
 		}
 	}
+	reached := r.passed(stageTCP) // else the error says all: no probe, no audit
 	switch {
 	case connErr == nil:
 		probeAddr = r.Addr
-	case o.audit != "off":
+	case o.audit != "off" && reached:
 		r.add("audit", sevUnchecked, "server audit not checked: it needs a successful login", "")
 	}
 	// The probe has its own time: a target that used up --timeout still
 	// gets a fair plaintext probe.
-	if !o.noProbe {
+	if !o.noProbe && reached {
 		r.Probe = probe(context.WithoutCancel(parent), o.probeTimeout, probeAddr, r.User, r.Database)
 	}
 	for _, w := range warnings.messages() {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -47,7 +48,7 @@ func TestCheckSecureCluster(t *testing.T) {
 		require.Len(t, r.ServerChain, 1)
 		assert.Equal(t, []string{"localhost"}, r.ServerChain[0].DNSNames)
 		assert.Equal(t, []string{"127.0.0.1", "::1"}, r.ServerChain[0].IPAddresses)
-		assert.Equal(t, chain[0].SerialNumber.String(), r.ServerChain[0].Serial)
+		assert.Equal(t, opensslSerial(t, pg), r.ServerChain[0].Serial, "the serial as `openssl x509 -serial` prints it")
 		assert.InDelta(t, 365, r.ServerChain[0].ExpiresInDays, 1)
 		assert.Equal(t, certgen.SPKIPin(chain[0]), r.LeafSPKIPin)
 		require.NotNil(t, r.PgStatSSL)
@@ -72,7 +73,7 @@ func TestCheckSecureCluster(t *testing.T) {
 		hba := findingsOf(t, r, "pg_hba")
 		require.Len(t, hba, 1)
 		assert.Equal(t, sevUnchecked, hba[0].Severity)
-		assert.Contains(t, hba[0].Message, "not checked (needs superuser, or GRANT SELECT ON pg_hba_file_rules")
+		assert.Contains(t, hba[0].Message, "not checked (needs superuser, or SELECT on pg_hba_file_rules")
 		assert.NotContains(t, res.all(), appPassword)
 	})
 
@@ -86,10 +87,30 @@ func TestCheckSecureCluster(t *testing.T) {
 			assert.Contains(t, res.stdout, want)
 		}
 		assert.Regexp(t, `server_proof +passed`, res.stdout)
+		assert.Regexp(t, `\n  serial +`+opensslSerial(t, pg)+`\n`, res.stdout, "the serial as openssl prints it")
 		assert.NotContains(t, res.stdout, "password_encryption", "--audit=off")
 		assert.Empty(t, res.stderr)
 		t.Log("\n" + res.stdout)
 	})
+}
+
+// opensslSerial is the serial of pg's certificate as `openssl x509 -noout
+// -serial` prints it, without its "serial=".
+func opensslSerial(t *testing.T, pg *testutil.Postgres) string {
+	t.Helper()
+	crt, _ := pg.ServerCertFiles()
+	return opensslSerialOf(t, crt)
+}
+
+// opensslSerialOf is the serial of the certificate in crt as `openssl x509
+// -noout -serial` prints it, without its "serial=".
+func opensslSerialOf(t *testing.T, crt string) string {
+	t.Helper()
+	out, err := exec.Command(testutil.RequireTool(t, "openssl", "openssl"), "x509", "-noout", "-serial", "-in", crt).Output()
+	require.NoError(t, err)
+	serial, ok := strings.CutPrefix(strings.TrimSpace(string(out)), "serial=")
+	require.True(t, ok, "%s", out)
+	return serial
 }
 
 func TestCheckFindsPlaintextAccepted(t *testing.T) {
@@ -188,8 +209,9 @@ func TestCheckRefusesWeakConfiguration(t *testing.T) {
 			args := append([]string{"check", "--ca", ca}, tc.args...)
 			res := runCLI(t, envOf(tc.env), args...)
 			assert.Equal(t, exitUsage, res.code, res.all())
-			assert.Contains(t, res.stderr, tc.want)
-			assert.NotContains(t, res.stderr, "RootCAFile", "a command-line user is told about flags")
+			assert.Contains(t, res.all(), tc.want)
+			assert.Equal(t, 1, strings.Count(res.all(), tc.want), "printed once: %s", res.all())
+			assert.NotContains(t, res.all(), "RootCAFile", "a command-line user is told about flags")
 			assert.NotContains(t, res.all(), appPassword)
 		})
 	}
@@ -212,7 +234,7 @@ func TestCheckNeverPrintsPasswords(t *testing.T) {
 			for _, mode := range []string{"--json=false", "--json"} {
 				res := runCLI(t, envOf(tc.env), "check", mode, "--ca", pki.CAFile, tc.dsn)
 				assert.Equal(t, exitNoLogin, res.code, "refused correctly: not insecure: %s", res.all())
-				assert.Contains(t, res.stderr, "28P01", "the wrong password was sent and rejected")
+				assert.Contains(t, res.all(), "28P01", "the wrong password was sent and rejected")
 				assert.NotContains(t, res.all(), appPassword)
 			}
 		})
@@ -256,7 +278,7 @@ func TestCheckCredentialsFromSecretSource(t *testing.T) {
 
 	res = runCLI(t, noEnv, "check", "--ca", pki.CAFile, "--credentials", "nosuch://x", pg.URL("", "", "postgres"))
 	assert.Equal(t, exitUsage, res.code, res.all())
-	assert.Contains(t, res.stderr, `no secret source is registered for scheme "nosuch"`)
+	assert.Contains(t, res.all(), `no secret source is registered for scheme "nosuch"`)
 }
 
 // findings joins the messages of the findings of one severity.
@@ -323,8 +345,8 @@ func TestCheckHintsNameFlags(t *testing.T) {
 	isolate(t)
 	res := runCLI(t, noEnv, "check", "host=127.0.0.1 port=1 user=app")
 	assert.Equal(t, exitUsage, res.code, res.all())
-	assert.Contains(t, res.stderr, "--ca /path/ca.crt")
-	assert.Contains(t, res.stderr, "--system-roots")
+	assert.Contains(t, res.all(), "--ca /path/ca.crt")
+	assert.Contains(t, res.all(), "--system-roots")
 	for _, builder := range []string{"NewBuilder", "RootCAFile", "SystemRoots()"} {
 		assert.NotContains(t, res.all(), builder)
 	}

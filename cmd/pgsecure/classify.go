@@ -103,11 +103,7 @@ func classify(err error, tcp, verifiedTLS bool, r *checkReport, timeout time.Dur
 	case errors.Is(err, pgsecure.ErrInsecureConfig), errors.Is(err, secrets.ErrInvalid), errors.Is(err, secrets.ErrUnknownScheme):
 		return exitUsage, ""
 	case errors.Is(err, pgsecure.ErrInsecureAuth):
-		m := "the method it asked for"
-		if r.Auth != nil {
-			m = r.Auth.Method
-		}
-		return exitInsecure, fmt.Sprintf("the server asked for %s: use scram-sha-256 in pg_hba.conf; to check the rest of the server anyway, add require_auth=%s to the DSN", m, m)
+		return authRefusalExit(r), authRefusalHint(r)
 	case errors.As(err, &verr) && verr.Transient():
 		return exitUnreachable, "the connection broke during the check; run it again"
 	case errors.As(err, &hostErr):
@@ -122,6 +118,31 @@ func classify(err error, tcp, verifiedTLS bool, r *checkReport, timeout time.Dur
 		return exitUnreachable, fmt.Sprintf("no answer within --timeout %s during %s: check the host, port and firewall, or raise --timeout", timeout, firstUnpassed(tcp, verifiedTLS))
 	}
 	return exitUnreachable, ""
+}
+
+// authRefusalExit is the exit code of a login pgsecure declined for the
+// method the server asked for. The verdict is the method's finding
+// (judgeAuth), the same as when require_auth lets the login go on: md5 shows
+// an MD5-stored password (insecure, 1), trust is insecure (1), a cleartext
+// password a warning (5). Methods judgeAuth has no verdict on (gss, sspi,
+// ...) leave the login undone: cannot log in (3).
+func authRefusalExit(r *checkReport) int {
+	if r.Auth != nil {
+		switch r.Auth.Method {
+		case "md5", "password", "none":
+			return exitOK // the findings decide
+		}
+	}
+	return exitNoLogin
+}
+
+func authRefusalHint(r *checkReport) string {
+	m := "the method it asked for"
+	if r.Auth != nil {
+		m = r.Auth.Method
+	}
+	return fmt.Sprintf("the server asked for %s, which pgsecure refuses (applications using it cannot log in as this role): "+
+		"use scram-sha-256 in pg_hba.conf; to check the rest of the server anyway, add require_auth=%s to the DSN", m, m)
 }
 
 // classifyServerRefusal handles an ErrorResponse from the server.
@@ -242,6 +263,11 @@ func attributeFlags(err error) {
 func cliWording(msg string) string {
 	return strings.NewReplacer(
 		`NewBuilder(...).RootCAFile("/path/ca.crt")`, "--ca /path/ca.crt",
+		"sslcert and sslkey (PGSSLCERT/PGSSLKEY) or Builder.ClientCertFiles", "--cert FILE --key FILE (or sslcert and sslkey, PGSSLCERT/PGSSLKEY)",
+		"Builder.ClientCertFiles", "--cert FILE --key FILE",
+		"Builder.RootCAFile", "--ca FILE",
+		"Builder.PinSPKI", "--pin",
+		"Builder.SystemRoots", "--system-roots",
 		"sslrootcert (or RootCAFile)", "--ca FILE (or sslrootcert)",
 		"RootCAFile", "--ca",
 		"SystemRoots()", "--system-roots",

@@ -26,6 +26,7 @@ func TestCheckClientCertificate(t *testing.T) {
 	require.Equal(t, exitOK, res.code, res.all())
 	assert.Equal(t, "/CN=app", r.ClientDN)
 	assert.Equal(t, "/CN=app", r.PgStatSSL.ClientDN)
+	assert.Equal(t, opensslSerialOf(t, cert), r.PgStatSSL.ClientSerial, "pg_stat_ssl's decimal client_serial, as openssl prints serials")
 	assert.Equal(t, "scram-sha-256", r.Auth.Method)
 	assert.True(t, r.Auth.ChannelBinding)
 

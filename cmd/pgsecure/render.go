@@ -101,7 +101,7 @@ func (t table) details(r *checkReport) {
 	if p := r.Probe; p != nil {
 		t.section("plaintext probe")
 		t.row("result", "%s", p.Result)
-		if p.SQLState != "" || p.Message != "" {
+		if p.SQLState != "" { // otherwise Message is why the probe could not tell: its finding says it
 			t.row("server said", "%s", strings.TrimSpace(p.SQLState+" "+p.Message))
 		}
 	}
@@ -111,7 +111,7 @@ func (t table) details(r *checkReport) {
 // fleet) leaves out what passed: the stages when all passed, and ok and info
 // findings (--json has everything).
 func (t table) stagesAndFindings(r *checkReport, brief bool) {
-	if !brief || !allPassed(r.Stages) {
+	if (!brief || !allPassed(r.Stages)) && !noneReached(r.Stages) {
 		t.section("stages")
 		for _, s := range r.Stages {
 			if s.Detail != "" {
@@ -152,6 +152,17 @@ func (r *checkReport) passed(name string) bool {
 func allPassed(stages []stage) bool {
 	for _, s := range stages {
 		if s.Result != stagePassed {
+			return false
+		}
+	}
+	return true
+}
+
+// noneReached: no connection was tried (the DSN or flags were refused), so
+// the stages say nothing the error does not.
+func noneReached(stages []stage) bool {
+	for _, s := range stages {
+		if s.Result != stageNotReached {
 			return false
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
@@ -14,16 +13,19 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"math/big"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgsecure/pgsecure/internal/certgen"
 )
 
 type renewOptions struct {
 	caDir, cert, key, reload, ca string
+	selfSigned                   string // --self-signed: reissue, migrate or switch
+	reloadCA                     string // trust for the connection that reloads, when not ca (the certificate it presents before)
 	within, days                 int
 	newKey, force                bool
 	timeout                      time.Duration
@@ -33,7 +35,7 @@ func runRenew(args []string, stdout, stderr io.Writer, env func(string) (string,
 	var o renewOptions
 	set := flag.NewFlagSet("pgsecure certs renew", flag.ContinueOnError)
 	set.SetOutput(stderr)
-	set.StringVar(&o.caDir, "ca-dir", "", "directory holding ca.crt and private/ca.key from `certs ca` (required)")
+	set.StringVar(&o.caDir, "ca-dir", "", "directory holding ca.crt and private/ca.key from `certs ca` (required, except with --self-signed reissue)")
 	set.StringVar(&o.cert, "cert", "", "certificate `FILE` to renew, in place (required)")
 	set.StringVar(&o.key, "key", "", "its private key `FILE` (required)")
 	set.IntVar(&o.within, "within", 30, "renew only when the certificate expires within `N` days")
@@ -41,12 +43,17 @@ func runRenew(args []string, stdout, stderr io.Writer, env func(string) (string,
 	set.BoolVar(&o.newKey, "new-key", false, "also replace the key (same type); default: keep it")
 	set.BoolVar(&o.force, "force", false, "renew even when not due")
 	set.StringVar(&o.reload, "reload", "", "`DSN` of the server using the certificate: run SELECT pg_reload_conf() there, then check that it presents the new certificate")
-	set.StringVar(&o.ca, "ca", "", "CA `FILE` to verify the server with for --reload (default: ca.crt in --ca-dir)")
+	set.StringVar(&o.ca, "ca", "", "CA `FILE` to verify the server with for --reload (default: ca.crt in --ca-dir; with --self-signed switch, the bundle;\n"+
+		"with --self-signed reissue: the certificate the server presents before the reload, by default the renewed one)")
+	set.StringVar(&o.selfSigned, "self-signed", "", "renew a self-signed certificate (the guide's openssl req -x509) `HOW`: reissue (a new self-signed one, same key and names;\n"+
+		"clients need the new file), migrate (create a CA in --ca-dir and a bundle of old certificate + CA for the clients), or\n"+
+		"switch (once every client pins the bundle: replace it by a certificate from that CA)")
 	set.DurationVar(&o.timeout, "timeout", 30*time.Second, "time allowed to --reload, including the check")
 	set.Usage = func() {
 		fmt.Fprint(stderr, "usage: pgsecure certs renew --ca-dir DIR --cert FILE --key FILE [flags]\n\n"+
 			"Renews a certificate issued by the CA in --ca-dir when it expires within --within days, keeping its subject,\n"+
-			"names and usage. Safe to run from cron or a systemd timer: a second run does nothing.\n\n")
+			"names and usage. Safe to run from cron or a systemd timer: a second run does nothing.\n"+
+			"A self-signed certificate (pinned by clients as its own CA) needs --self-signed reissue|migrate|switch.\n\n")
 		set.PrintDefaults()
 		fmt.Fprint(stderr, "\n"+exitCodeHelp)
 	}
@@ -54,14 +61,16 @@ func runRenew(args []string, stdout, stderr io.Writer, env func(string) (string,
 		return code
 	}
 	switch {
-	case o.caDir == "" || o.cert == "" || o.key == "":
-		return certsError(stderr, "renew", "--ca-dir, --cert and --key are required")
+	case o.cert == "" || o.key == "":
+		return certsError(stderr, "renew", "--cert and --key are required, and --ca-dir except with --self-signed reissue")
 	case o.within < 0 || o.days <= 0 || o.timeout <= 0:
 		return certsError(stderr, "renew", "--within must be >= 0, --days and --timeout positive")
+	case o.selfSigned != "" && o.selfSigned != selfSignedReissue && o.selfSigned != selfSignedMigrate && o.selfSigned != selfSignedSwitch:
+		return certsError(stderr, "renew", "--self-signed is reissue, migrate or switch, not %q", o.selfSigned)
 	}
-	o.cert, o.key, o.caDir = absPath(o.cert), absPath(o.key), absPath(o.caDir)
-	if o.ca == "" {
-		o.ca = filepath.Join(o.caDir, "ca.crt")
+	o.cert, o.key = absPath(o.cert), absPath(o.key)
+	if o.caDir != "" {
+		o.caDir = absPath(o.caDir)
 	}
 	code, err := renew(o, env, stdout)
 	if err != nil {
@@ -97,6 +106,18 @@ func renew(o renewOptions, env func(string) (string, bool), out io.Writer) (int,
 	if !samePublicKey(leaf.PublicKey, key.Public()) {
 		return exitUsage, fmt.Errorf("%w: the key in %s does not belong to the certificate in %s", errRenewUsage, o.key, o.cert)
 	}
+	if o.reload != "" && !hasServerAuth(leaf) {
+		return exitUsage, fmt.Errorf("%w: --reload is for server certificates; %s is not one", errRenewUsage, o.cert)
+	}
+	if o.selfSigned != "" || isSelfSigned(leaf) {
+		return renewSelfSigned(o, env, leaf, chainRest, key, out)
+	}
+	if o.caDir == "" {
+		return exitUsage, fmt.Errorf("%w: --ca-dir is required: the directory of the CA that issued %s (%q)", errRenewUsage, o.cert, leaf.Issuer.String())
+	}
+	if o.ca == "" {
+		o.ca = filepath.Join(o.caDir, "ca.crt")
+	}
 	ca, err := loadCA(o.caDir)
 	if err != nil {
 		return exitUsage, err
@@ -109,26 +130,36 @@ func renew(o renewOptions, env func(string) (string, bool), out io.Writer) (int,
 		return exitUsage, fmt.Errorf("%w: the CA in %s expired on %s: create a new CA (pgsecure certs ca) and issue new certificates from it",
 			errRenewUsage, o.caDir, ca.Cert.NotAfter.UTC().Format(time.DateOnly))
 	}
-	if o.reload != "" && !hasServerAuth(leaf) {
-		return exitUsage, fmt.Errorf("%w: --reload is for server certificates; %s is not one", errRenewUsage, o.cert)
-	}
-
-	left := time.Until(leaf.NotAfter)
-	current := leaf
-	renewed := false
-	if left >= time.Duration(o.within)*24*time.Hour && !o.force {
-		fmt.Fprintf(out, "%s expires in %d days (%s), not within %d days: nothing to do\n",
-			o.cert, int(left.Hours()/24), leaf.NotAfter.UTC().Format(time.DateOnly), o.within)
-	} else {
-		if current, err = renewFiles(o, ca, leaf, chainRest, key, out); err != nil {
-			return exitInsecure, err
+	current, renewed, err := renewIfDue(o, leaf, out, func(k crypto.Signer) (*x509.Certificate, []byte, error) {
+		c, p, err := reissue(ca, leaf, k.Public(), o.days)
+		if err == nil && c.NotAfter.Equal(ca.Cert.NotAfter) {
+			fmt.Fprintf(out, "warning: the renewed certificate ends when the CA does (%s): plan a new CA\n", ca.Cert.NotAfter.UTC().Format(time.DateOnly))
 		}
-		renewed = true
+		return c, p, err
+	}, chainRest, key)
+	if err != nil {
+		return exitInsecure, err
 	}
 	if o.reload == "" {
 		return exitOK, nil
 	}
 	return reloadAndVerify(o, env, current, renewed, out)
+}
+
+// issueFunc signs the renewed certificate for key (the kept or the new one)
+// and returns it parsed and in PEM.
+type issueFunc func(key crypto.Signer) (*x509.Certificate, []byte, error)
+
+// renewIfDue renews leaf with issue when it expires within o.within days (or
+// o.force) and returns the certificate now in o.cert and whether it renewed.
+func renewIfDue(o renewOptions, leaf *x509.Certificate, out io.Writer, issue issueFunc, chainRest []byte, key crypto.Signer) (*x509.Certificate, bool, error) {
+	if left := time.Until(leaf.NotAfter); left >= time.Duration(o.within)*24*time.Hour && !o.force {
+		fmt.Fprintf(out, "%s expires in %d days (%s), not within %d days: nothing to do\n",
+			o.cert, int(left.Hours()/24), leaf.NotAfter.UTC().Format(time.DateOnly), o.within)
+		return leaf, false, nil
+	}
+	current, err := renewFiles(o, issue, chainRest, key, out)
+	return current, err == nil, err
 }
 
 // renewFiles issues the new certificate and puts it (and a new key) in place.
@@ -151,7 +182,7 @@ func renew(o renewOptions, env func(string) (string, bool), out io.Writer) (int,
 // finishes the swap (finishInterruptedSwap) before anything else. Renaming
 // the key first means what can be left behind is a certificate (public), never
 // a private key in a stray file.
-func renewFiles(o renewOptions, ca *certgen.CA, old *x509.Certificate, chainRest []byte, key crypto.Signer, out io.Writer) (*x509.Certificate, error) {
+func renewFiles(o renewOptions, issue issueFunc, chainRest []byte, key crypto.Signer, out io.Writer) (*x509.Certificate, error) {
 	newKey := key
 	if o.newKey {
 		var err error
@@ -159,12 +190,9 @@ func renewFiles(o renewOptions, ca *certgen.CA, old *x509.Certificate, chainRest
 			return nil, err
 		}
 	}
-	leaf, leafPEM, err := reissue(ca, old, newKey.Public(), o.days)
+	leaf, leafPEM, err := issue(newKey)
 	if err != nil {
 		return nil, err
-	}
-	if leaf.NotAfter.Equal(ca.Cert.NotAfter) {
-		fmt.Fprintf(out, "warning: the renewed certificate ends when the CA does (%s): plan a new CA\n", ca.Cert.NotAfter.UTC().Format(time.DateOnly))
 	}
 	certInfo, err := os.Stat(o.cert)
 	if err != nil {
@@ -182,7 +210,7 @@ func renewFiles(o renewOptions, ca *certgen.CA, old *x509.Certificate, chainRest
 		if err := commitFile(certTmp, o.cert); err != nil {
 			return nil, err
 		}
-		fmt.Fprintf(out, "renewed %s: serial %s, valid until %s (same key %s)\n", o.cert, leaf.SerialNumber, leaf.NotAfter.UTC().Format(time.RFC3339), o.key)
+		fmt.Fprintf(out, "renewed %s: serial %s, valid until %s (same key %s)\n", o.cert, hexSerial(leaf.SerialNumber), leaf.NotAfter.UTC().Format(time.RFC3339), o.key)
 		return leaf, nil
 	}
 	keyPEM, err := certgen.EncodeKeyPEM(newKey)
@@ -207,7 +235,7 @@ func renewFiles(o renewOptions, ca *certgen.CA, old *x509.Certificate, chainRest
 	if err := commitFile(staged, o.cert); err != nil {
 		return nil, fmt.Errorf("%w; run the same command again to finish the renewal", err)
 	}
-	fmt.Fprintf(out, "renewed %s: serial %s, valid until %s, with a new key in %s\n", o.cert, leaf.SerialNumber, leaf.NotAfter.UTC().Format(time.RFC3339), o.key)
+	fmt.Fprintf(out, "renewed %s: serial %s, valid until %s, with a new key in %s\n", o.cert, hexSerial(leaf.SerialNumber), leaf.NotAfter.UTC().Format(time.RFC3339), o.key)
 	return leaf, nil
 }
 
@@ -264,37 +292,20 @@ func readLeaf(path string) (*x509.Certificate, []byte, error) {
 // reissue signs a certificate like old (same subject, names, key usages)
 // for pub, valid from an hour ago for days days (never past the CA).
 func reissue(ca *certgen.CA, old *x509.Certificate, pub crypto.PublicKey, days int) (*x509.Certificate, []byte, error) {
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
+	tmpl, err := renewalTemplate(old, days)
 	if err != nil {
 		return nil, nil, err
 	}
-	now := time.Now()
-	notAfter := now.Add(time.Duration(days) * 24 * time.Hour)
-	if notAfter.After(ca.Cert.NotAfter) {
-		notAfter = ca.Cert.NotAfter
+	tmpl.BasicConstraintsValid, tmpl.KeyUsage, tmpl.ExtKeyUsage = true, old.KeyUsage, old.ExtKeyUsage
+	return signByCA(ca, tmpl, pub)
+}
+
+// signByCA signs tmpl for pub with ca, ending no later than ca does.
+func signByCA(ca *certgen.CA, tmpl *x509.Certificate, pub crypto.PublicKey) (*x509.Certificate, []byte, error) {
+	if tmpl.NotAfter.After(ca.Cert.NotAfter) {
+		tmpl.NotAfter = ca.Cert.NotAfter
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial.Add(serial, big.NewInt(1)), // never zero
-		RawSubject:            old.RawSubject,
-		DNSNames:              old.DNSNames,
-		IPAddresses:           old.IPAddresses,
-		URIs:                  old.URIs,
-		EmailAddresses:        old.EmailAddresses,
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              notAfter,
-		BasicConstraintsValid: true,
-		KeyUsage:              old.KeyUsage,
-		ExtKeyUsage:           old.ExtKeyUsage,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.Key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("pgsecure: signing the renewed certificate: %w", err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, nil, err
-	}
-	return c, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
+	return signCert(tmpl, ca.Cert, pub, ca.Key)
 }
 
 // generateLike returns a new key of the same algorithm and size as k.
@@ -340,12 +351,27 @@ func reloadAndVerify(o renewOptions, env func(string) (string, bool), want *x509
 	target := targetLabel(o.reload)
 	if !renewed {
 		if r := inspect(ctx, co, o.reload, env); presents(r, want) {
-			fmt.Fprintf(out, "%s presents serial %s: nothing to do\n", target, want.SerialNumber)
+			fmt.Fprintf(out, "%s presents serial %s: nothing to do\n", target, hexSerial(want.SerialNumber))
 			return exitOK, nil
 		}
 	}
-	if err := reloadServer(ctx, co, env, o.reload); err != nil {
-		code, hint := classify(err, true, true, &checkReport{}, o.timeout)
+	rco := co
+	if o.reloadCA != "" {
+		rco.ca = o.reloadCA
+	}
+	who := &checkReport{}
+	if err := reloadServer(ctx, rco, env, o.reload, who); err != nil {
+		code, hint := classify(err, true, true, who, o.timeout)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "42501" {
+			hint = fmt.Sprintf("the role may not reload the configuration: as superuser, connected to database %q (the --reload DSN's: "+
+				"function grants are per database), run GRANT EXECUTE ON FUNCTION pg_reload_conf() TO %s; or give --reload a superuser",
+				who.Database, sqlIdent(who.User))
+		}
+		if o.selfSigned == selfSignedReissue && !renewed && code == exitInsecure {
+			hint = fmt.Sprintf("the server still presents a certificate that %s does not verify, presumably the one before the renewal: "+
+				"pass --ca FILE with a copy of that one (a client's sslrootcert file) to reload it", o.cert)
+		}
 		if hint != "" {
 			err = fmt.Errorf("%w (%s)", err, hint)
 		}
@@ -355,7 +381,7 @@ func reloadAndVerify(o renewOptions, env func(string) (string, bool), want *x509
 	for {
 		last = inspect(ctx, co, o.reload, env)
 		if presents(last, want) {
-			fmt.Fprintf(out, "reloaded %s: new connections are served serial %s (verified as pgsecure check does)\n", target, want.SerialNumber)
+			fmt.Fprintf(out, "reloaded %s: new connections are served serial %s (verified as pgsecure check does)\n", target, hexSerial(want.SerialNumber))
 			return exitOK, nil
 		}
 		select {
@@ -365,7 +391,7 @@ func reloadAndVerify(o renewOptions, env func(string) (string, bool), want *x509
 				seen = "serial " + last.ServerChain[0].Serial
 			}
 			return exitInsecure, fmt.Errorf("after SELECT pg_reload_conf() %s still presents %s, not the renewed serial %s: "+
-				"PostgreSQL keeps the certificate it has when it cannot load the new files (owner, mode 0600, ssl_cert_file): see its log", target, seen, want.SerialNumber)
+				"PostgreSQL keeps the certificate it has when it cannot load the new files (owner, mode 0600, ssl_cert_file): see its log", target, seen, hexSerial(want.SerialNumber))
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -373,16 +399,20 @@ func reloadAndVerify(o renewOptions, env func(string) (string, bool), want *x509
 
 // presents reports whether check verified the server's TLS and its leaf is want.
 func presents(r *checkReport, want *x509.Certificate) bool {
-	return r.TLS != nil && len(r.ServerChain) > 0 && r.ServerChain[0].Serial == want.SerialNumber.String()
+	return r.TLS != nil && len(r.ServerChain) > 0 && r.ServerChain[0].Serial == hexSerial(want.SerialNumber)
 }
 
-// reloadServer runs SELECT pg_reload_conf() over a pgsecure connection.
-func reloadServer(ctx context.Context, co checkOptions, env func(string) (string, bool), dsn string) error {
+// reloadServer runs SELECT pg_reload_conf() over a pgsecure connection; it
+// sets who's User and Database to those it connects as.
+func reloadServer(ctx context.Context, co checkOptions, env func(string) (string, bool), dsn string, who *checkReport) error {
 	b, _, closeSource, err := newBuilder(ctx, co, dsn, env)
 	if err != nil {
 		return err
 	}
 	defer closeSource()
+	if cfg, err := b.Config(ctx); err == nil { // who, for the hints, even when the login fails
+		who.User, who.Database = cfg.ConnConfig.User, cfg.ConnConfig.Database
+	}
 	pool, err := b.MaxConns(1).Build(ctx)
 	if err != nil {
 		return err

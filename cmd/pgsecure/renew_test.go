@@ -78,8 +78,8 @@ func TestCertsRenewAcrossReload(t *testing.T) {
 	assert.Equal(t, certOwner, owner(t, srvCert), "the server's OS user still owns its files")
 	assert.Equal(t, keyOwner, owner(t, srvKey))
 	assertMode(t, srvKey, 0o600)
-	assert.Contains(t, res.stdout, "renewed "+srvCert+": serial "+renewed.SerialNumber.String())
-	assert.Contains(t, res.stdout, "new connections are served serial "+renewed.SerialNumber.String())
+	assert.Contains(t, res.stdout, "renewed "+srvCert+": serial "+hexSerial(renewed.SerialNumber))
+	assert.Contains(t, res.stdout, "new connections are served serial "+hexSerial(renewed.SerialNumber))
 	assert.NotContains(t, res.all(), appPassword)
 
 	// The open connection goes on; new ones see the new certificate.
@@ -99,7 +99,7 @@ func TestCertsRenewAcrossReload(t *testing.T) {
 	res = runCLI(t, noEnv, "certs", "renew", "--ca-dir", dir, "--cert", srvCert, "--key", srvKey, "--reload", reload)
 	require.Equal(t, exitOK, res.code, res.all())
 	assert.Contains(t, res.stdout, "not within 30 days: nothing to do")
-	assert.Contains(t, res.stdout, "presents serial "+renewed.SerialNumber.String()+": nothing to do")
+	assert.Contains(t, res.stdout, "presents serial "+hexSerial(renewed.SerialNumber)+": nothing to do")
 	assert.Equal(t, certBytes, readFile(t, srvCert))
 }
 
@@ -170,7 +170,7 @@ func TestCertsRenewRefuses(t *testing.T) {
 		args []string
 		want string
 	}{
-		"no flags":      {nil, "--ca-dir, --cert and --key are required"},
+		"no flags":      {nil, "--cert and --key are required, and --ca-dir except with --self-signed reissue"},
 		"other CA":      {[]string{"--ca-dir", otherDir, "--cert", crt, "--key", key}, "was not issued by the CA in " + otherDir},
 		"key mismatch":  {[]string{"--ca-dir", dir, "--cert", crt, "--key", filepath.Join(otherDir, "server.key")}, "does not belong to the certificate"},
 		"client reload": {[]string{"--ca-dir", dir, "--cert", filepath.Join(dir, "client-app.crt"), "--key", filepath.Join(dir, "client-app.key"), "--reload", "host=x"}, "--reload is for server certificates"},
@@ -208,7 +208,7 @@ func TestCertsRenewReloadLater(t *testing.T) {
 		"--timeout", "2s", "--reload", other.URL("admin", appPassword, "postgres"))
 	assert.Equal(t, exitInsecure, res.code, res.all())
 	assert.Contains(t, res.stderr, "still presents serial")
-	assert.Contains(t, res.stderr, "not the renewed serial "+renewed.SerialNumber.String())
+	assert.Contains(t, res.stderr, "not the renewed serial "+hexSerial(renewed.SerialNumber))
 	assert.NotContains(t, res.all(), appPassword)
 
 	// The right server: not due any more, but not yet serving it: reloaded.
@@ -216,7 +216,7 @@ func TestCertsRenewReloadLater(t *testing.T) {
 		"--reload", pg.URL("admin", appPassword, "postgres"))
 	require.Equal(t, exitOK, res.code, res.all())
 	assert.Contains(t, res.stdout, "nothing to do")
-	assert.Contains(t, res.stdout, "new connections are served serial "+renewed.SerialNumber.String())
+	assert.Contains(t, res.stdout, "new connections are served serial "+hexSerial(renewed.SerialNumber))
 
 	// A role that may not reload: exit 3; the renewed files wait for a run that can.
 	pg.Exec(t, "SET password_encryption = 'scram-sha-256'", "CREATE ROLE app LOGIN PASSWORD '"+appPassword+"'")

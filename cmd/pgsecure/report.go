@@ -19,7 +19,7 @@ type checkOutput struct {
 }
 
 // schemaVersion changes when a field changes meaning or disappears.
-const schemaVersion = 2
+const schemaVersion = 3 // 3: serials in hexadecimal, as openssl prints them
 
 // checkReport is what `pgsecure check` found about one target.
 type checkReport struct {
@@ -154,7 +154,7 @@ func (r *checkReport) setVerified(v verify.Report, now time.Time) {
 	r.setTLS(v.TLSVersion, v.CipherSuite, v.ALPN, v.ServerChain, now)
 	s := v.Server
 	r.PgStatSSL = &pgStatSSLInfo{SSL: s.SSL, Version: s.Version, Cipher: s.Cipher, Bits: s.Bits,
-		ClientDN: s.ClientDN, ClientSerial: s.ClientSerial, IssuerDN: s.IssuerDN}
+		ClientDN: s.ClientDN, ClientSerial: hexSerialOf(s.ClientSerial), IssuerDN: s.IssuerDN}
 	r.ClientDN = s.ClientDN
 }
 
@@ -165,7 +165,7 @@ func (r *checkReport) setTLS(version, cipher, alpn string, chain []verify.Certif
 	for _, c := range chain {
 		r.ServerChain = append(r.ServerChain, certInfo{
 			Subject: c.Subject, Issuer: c.Issuer, DNSNames: nonNil(c.DNSNames), IPAddresses: nonNil(c.IPAddresses),
-			Serial: c.SerialNumber, NotAfter: c.NotAfter.UTC(), ExpiresInDays: c.DaysUntilExpiry(now), SPKIPin: c.SPKIPin,
+			Serial: hexSerialOf(c.SerialNumber), NotAfter: c.NotAfter.UTC(), ExpiresInDays: c.DaysUntilExpiry(now), SPKIPin: c.SPKIPin,
 		})
 	}
 	if len(chain) > 0 {
@@ -246,6 +246,11 @@ func (r *checkReport) judgeAuth() {
 	case "md5":
 		r.add(check, sevWarning, "the server asked for md5 password authentication, which is deprecated",
 			"set password_encryption = 'scram-sha-256', reset the role's password, and use scram-sha-256 in pg_hba.conf")
+		// PostgreSQL answers an md5 line with SCRAM when the role has a SCRAM
+		// verifier: asking for md5 shows an MD5 hash, which logs in like the
+		// password itself. Shown whether pgsecure went on or not.
+		r.add("role_password", sevInsecure, fmt.Sprintf("the password of role %q is stored as an MD5 hash (shown by the server asking for md5)", r.User),
+			rolePasswordFix)
 	case "password":
 		r.add(check, sevWarning, "the server asked for the password in cleartext (pg_hba \"password\"): it receives the password itself",
 			"use scram-sha-256 in pg_hba.conf")

@@ -109,6 +109,11 @@ func (w *authWatch) Write(p []byte) (int, error) {
 	if !w.done && w.mech == "" && len(p) > 5 && p[0] == 'p' && w.method == AuthSCRAM {
 		if i := slices.Index(p[5:], 0); i > 0 {
 			w.mech = string(p[5 : 5+i]) // SASLInitialResponse: the chosen mechanism
+			if err := w.checkChosenMechanism(); err != nil {
+				w.done = true
+				w.mu.Unlock()
+				return 0, err // nothing of it is sent
+			}
 		}
 	}
 	w.mu.Unlock()
@@ -161,6 +166,9 @@ func (w *authWatch) authRequest(body []byte) error {
 			}
 		}
 		w.bound = w.method == AuthSCRAM && w.mech == "SCRAM-SHA-256-PLUS" && w.steps == 2
+		if err := w.checkBound(); err != nil {
+			return err
+		}
 		w.done = true
 		if w.attempt != nil {
 			w.attempt.setStage(StageServerCheck)
@@ -192,7 +200,7 @@ func (w *authWatch) authRequest(body []byte) error {
 	if !w.policy.Auth.Allows(method) {
 		return w.refuse(method, "")
 	}
-	return nil
+	return w.checkBindingOffered(method, body[4:])
 }
 
 func (w *authWatch) refuse(method, what string) error {
@@ -205,6 +213,12 @@ func (w *authWatch) refuse(method, what string) error {
 	}
 	err := fmt.Errorf("%w: %s, which the policy (require_auth=%s) does not allow; nothing was sent; %s; "+
 		"or, knowingly, widen require_auth", ErrInsecureAuth, what, w.policy.Auth, fix)
+	return w.refused(err)
+}
+
+// refused reports err, a refusal during authentication, to the observer
+// and returns it.
+func (w *authWatch) refused(err error) error {
 	r := Refusal{Kind: RefusedAuthMethod, Stage: StageAuth, Err: err}
 	if w.attempt != nil {
 		r.Host, r.Addr = w.attempt.host, w.attempt.addr

@@ -83,6 +83,8 @@ func (s *localStage) verify(ctx context.Context, cfg *pgconn.Config, nc net.Conn
 	case st.Version < s.policy.MinVersion:
 		return fail(RefusedTLS, &verify.Error{Addr: addr, Stage: "before authentication",
 			Seen: fmt.Sprintf("negotiated %s, below the minimum %s", verify.VersionName(st.Version), verify.VersionName(s.policy.MinVersion))})
+	case cipherProblem(st) != "":
+		return fail(RefusedTLS, &verify.Error{Addr: addr, Stage: "before authentication", Seen: cipherProblem(st)})
 	case s.policy.Direct && st.NegotiatedProtocol != alpnPostgres:
 		return fail(RefusedTLS, &verify.Error{Addr: addr, Stage: "before authentication",
 			Seen: fmt.Sprintf("direct TLS negotiation requires the server to select ALPN %q but it selected %q; the peer is not a PostgreSQL 17+ server speaking direct TLS", alpnPostgres, st.NegotiatedProtocol)})

@@ -69,6 +69,7 @@ type authWatch struct {
 	mech     string // SASL mechanism the client chose
 	steps    int    // SASL continue (1) and final (2) seen, in order
 	bound    bool   // SCRAM-SHA-256-PLUS completed
+	preAuth  preAuthCount
 }
 
 func newAuthWatch(p *Policy, cfg *pgconn.Config, a *attempt) *authWatch {
@@ -125,9 +126,10 @@ func (w *authWatch) scanServer() error {
 	for len(w.buf) >= 5 && !w.done {
 		typ := w.buf[0]
 		size := int(binary.BigEndian.Uint32(w.buf[1:5]))
-		if size < 4 || size > 1<<20 {
-			w.done = true // not a startup exchange we understand; pgx will report it
-			break
+		if err := w.checkPreAuth(typ, size); err != nil {
+			w.done = true // refused on the header: the body is never read
+			w.buf = nil
+			return err
 		}
 		if len(w.buf) < 1+size {
 			break

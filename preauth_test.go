@@ -1,0 +1,137 @@
+package pgsecure_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pgsecure/pgsecure"
+	"github.com/pgsecure/pgsecure/internal/testutil"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// countingDial counts the bytes the client reads from the network.
+func countingDial(read *atomic.Int64) func(*pgxpool.Config) {
+	return func(cfg *pgxpool.Config) {
+		d := &net.Dialer{}
+		cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &countingConn{Conn: c, read: read}, nil
+		}
+	}
+}
+
+type countingConn struct {
+	net.Conn
+	read *atomic.Int64
+}
+
+func (c *countingConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.read.Add(int64(n))
+	return n, err
+}
+
+// TestPreAuthParameterStatusFloodRefused: a peer with a trusted
+// certificate streams ParameterStatus messages before any authentication
+// request (a real server sends them only after AuthenticationOk; psql
+// refuses the first). The client refuses at the first one, having read a
+// bounded number of bytes, with one refusal event.
+func TestPreAuthParameterStatusFloodRefused(t *testing.T) {
+	pki := testutil.NewPKI(t)
+	_, _, pair := pki.Server(t, testutil.LocalServerOptions())
+	cert, err := pair.TLSCertificate()
+	require.NoError(t, err)
+	msg := testutil.Message('S', []byte("application_name\x00"+strings.Repeat("x", 1000)+"\x00"))
+	var sent atomic.Int64
+	p := testutil.PreAuthPeer(t, cert, func(w io.Writer) error {
+		for sent.Load() < 1<<30 {
+			n, err := w.Write(msg)
+			sent.Add(int64(n))
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	var read atomic.Int64
+	var events eventLog
+	_, err = pgsecure.NewBuilder(peerDSN(p, "localhost")).RootCAFile(pki.CAFile).OnEvent(events.add).
+		ConfigurePool(countingDial(&read)).Build(ctxT(t))
+	require.ErrorIs(t, err, pgsecure.ErrInsecureAuth)
+	assert.Contains(t, err.Error(), "ParameterStatus")
+	assert.Contains(t, err.Error(), "before authentication")
+	assert.Less(t, read.Load(), int64(1<<20), "the client read a bounded number of bytes")
+	assert.Equal(t, []pgsecure.RefusalKind{pgsecure.RefusedAuthMethod}, events.refusals())
+	assertNoPasswordLeak(t, p)
+}
+
+// TestPreAuthBigNoticeRefused: a NoticeResponse over 1 MiB before a
+// cleartext-password request does not make the authentication watch give
+// up: the connection is refused with ErrInsecureAuth and one event, and the
+// password is not sent.
+func TestPreAuthBigNoticeRefused(t *testing.T) {
+	pki := testutil.NewPKI(t)
+	_, _, pair := pki.Server(t, testutil.LocalServerOptions())
+	cert, err := pair.TLSCertificate()
+	require.NoError(t, err)
+	for _, size := range []int{100, 1<<20 + 1} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			notice := testutil.Message('N', []byte("SNOTICE\x00M"+strings.Repeat("n", size)+"\x00\x00"))
+			p := testutil.PreAuthPeer(t, cert, func(w io.Writer) error {
+				_, err := w.Write(notice)
+				return err
+			})
+			var events eventLog
+			_, err := pgsecure.NewBuilder(peerDSN(p, "localhost")).RootCAFile(pki.CAFile).OnEvent(events.add).Build(ctxT(t))
+			require.ErrorIs(t, err, pgsecure.ErrInsecureAuth)
+			assert.Contains(t, err.Error(), "NoticeResponse")
+			assert.Equal(t, []pgsecure.RefusalKind{pgsecure.RefusedAuthMethod}, events.refusals())
+			assertNoPasswordLeak(t, p)
+		})
+	}
+}
+
+// TestBoundedHandshakeAcceptsRealServer: a real PostgreSQL 15's
+// authentication exchanges pass the bounds: SCRAM with channel binding,
+// and certificate authentication (no password exchange at all).
+func TestBoundedHandshakeAcceptsRealServer(t *testing.T) {
+	ctx := ctxT(t)
+	pki := testutil.NewPKI(t)
+	pg := pki.StartPostgres(t, testutil.PGOptions{
+		ClientCAPEM: pki.CA.CertPEM,
+		HBA: []string{
+			"hostssl all certonly 127.0.0.1/32 cert",
+			"hostssl all all 127.0.0.1/32 scram-sha-256",
+			"hostnossl all all 0.0.0.0/0 reject",
+		},
+	})
+	pg.CreateRole(t, appUser, appPassword)
+	pg.CreateRole(t, "certonly", "unused-"+appPassword)
+
+	pool, err := pgsecure.NewBuilder(dsn(pg, "localhost")).RootCAFile(pki.CAFile).RequireChannelBinding().Build(ctx)
+	require.NoError(t, err)
+	pool.Reset()
+	r := report(t, ctx, pool)
+	pool.Close()
+	assert.Equal(t, "scram-sha-256", r.AuthMethod)
+	assert.True(t, r.ChannelBound())
+
+	certFile, keyFile, _ := pki.Client(t, "certonly")
+	pool, err = pgsecure.NewBuilder(fmt.Sprintf("postgres://certonly@localhost:%d/postgres?require_auth=none", pg.Port)).
+		RootCAFile(pki.CAFile).ClientCertFiles(certFile, keyFile).Build(ctx)
+	require.NoError(t, err)
+	defer pool.Close()
+	r = report(t, ctx, pool)
+	assert.Equal(t, "none", r.AuthMethod)
+	assert.NotNil(t, r.ClientCertificate)
+}

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgsecure/pgsecure"
 	"github.com/pgsecure/pgsecure/internal/testutil"
@@ -134,4 +136,54 @@ func TestBoundedHandshakeAcceptsRealServer(t *testing.T) {
 	r = report(t, ctx, pool)
 	assert.Equal(t, "none", r.AuthMethod)
 	assert.NotNil(t, r.ClientCertificate)
+}
+
+// TestReplacedBuildFrontendStillWatched: with the pool's BeforeConnect and
+// ConnConfig.BuildFrontend both replaced on what Config returned, the
+// authentication watch is put back around the caller's frontend for every
+// connection: the pre-authentication bounds and the method policy still
+// hold, with ErrInsecureAuth and one event each.
+func TestReplacedBuildFrontendStillWatched(t *testing.T) {
+	ctx := ctxT(t)
+	pki := testutil.NewPKI(t)
+	_, _, pair := pki.Server(t, testutil.LocalServerOptions())
+	cert, err := pair.TLSCertificate()
+	require.NoError(t, err)
+	flood := testutil.PreAuthPeer(t, cert, func(w io.Writer) error {
+		msg := testutil.Message('S', []byte("a\x00b\x00"))
+		for i := 0; i < 1<<20; i++ {
+			if _, err := w.Write(msg); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	md5, md5PKI := authServer(t, "md5", "md5")
+	for _, row := range []struct {
+		name, dsn, ca, want string
+	}{
+		{"ParameterStatus before authentication", peerDSN(flood, "localhost"), pki.CAFile, "ParameterStatus"},
+		{"md5", dsn(md5, "localhost"), md5PKI.CAFile, "asked for md5 authentication"},
+	} {
+		t.Run(row.name, func(t *testing.T) {
+			var events eventLog
+			var built atomic.Int32
+			cfg, err := pgsecure.NewBuilder(row.dsn).RootCAFile(row.ca).OnEvent(events.add).Config(ctx)
+			require.NoError(t, err)
+			cfg.BeforeConnect = func(context.Context, *pgx.ConnConfig) error { return nil }
+			cfg.ConnConfig.BuildFrontend = func(r io.Reader, w io.Writer) *pgproto3.Frontend {
+				built.Add(1)
+				return pgproto3.NewFrontend(r, w)
+			}
+			pool, err := pgxpool.NewWithConfig(ctx, cfg)
+			require.NoError(t, err)
+			defer pool.Close()
+			err = pool.Ping(ctx)
+			require.ErrorIs(t, err, pgsecure.ErrInsecureAuth)
+			assert.Contains(t, err.Error(), row.want)
+			assert.Equal(t, []pgsecure.RefusalKind{pgsecure.RefusedAuthMethod}, events.refusals())
+			assert.Equal(t, int32(1), built.Load(), "the caller's BuildFrontend ran")
+		})
+	}
+	assertNoPasswordLeak(t, flood)
 }

@@ -37,6 +37,7 @@ func (s *localStage) afterNetConnect(ctx context.Context, cfg *pgconn.Config, nc
 	if a != nil && a.watchFor() == nil {
 		a.setWatch(newAuthWatch(s.policy, cfg, a))
 	}
+	s.ensureFrontend(cfg)
 	if s.next == nil {
 		return nc, nil
 	}

@@ -40,33 +40,46 @@ func messageName(typ byte) string {
 }
 
 // checkPreAuth holds one message header (type, length including the length
-// word) that arrived before AuthenticationOk to the bounds above, before its
-// body is read.
+// word) that arrived before AuthenticationOk to libpq's rules, before its
+// body is read. It may see the same header more than once, while the body
+// arrives.
 func (w *authWatch) checkPreAuth(typ byte, size int) error {
-	w.preAuth.messages++
-	w.preAuth.bytes += 1 + size
 	limit := maxPreAuthRequestLen
-	var what string
 	switch typ {
 	case 'R', 'v':
 	case 'E':
 		limit = maxPreAuthErrorLen
 	default:
-		what = messageName(typ) + ", which a PostgreSQL server sends only after authentication succeeded"
+		return w.refusePreAuth(messageName(typ)+", which a PostgreSQL server sends only after authentication succeeded", true)
 	}
+	if size < 8 || size > limit {
+		return w.refusePreAuth(fmt.Sprintf("%s of %d bytes, outside the 8 to %d bytes a PostgreSQL server sends before authentication",
+			messageName(typ), size, limit), true)
+	}
+	return nil
+}
+
+// countPreAuth counts a complete message that arrived before
+// AuthenticationOk and holds the count and total to their bounds.
+func (w *authWatch) countPreAuth(size int) error {
+	w.preAuth.messages++
+	w.preAuth.bytes += 1 + size
 	switch {
-	case what != "":
-	case size < 8 || size > limit:
-		what = fmt.Sprintf("%s of %d bytes, outside the 8 to %d bytes a PostgreSQL server sends before authentication", messageName(typ), size, limit)
 	case w.preAuth.messages > maxPreAuthMessages:
-		what = fmt.Sprintf("more than %d messages", maxPreAuthMessages)
+		return w.refusePreAuth(fmt.Sprintf("more than %d messages (a real exchange needs a handful)", maxPreAuthMessages), false)
 	case w.preAuth.bytes > maxPreAuthBytes:
-		what = fmt.Sprintf("more than %d bytes", maxPreAuthBytes)
-	default:
-		return nil
+		return w.refusePreAuth(fmt.Sprintf("more than %d bytes (a real exchange needs a few hundred)", maxPreAuthBytes), false)
 	}
-	return w.refused(fmt.Errorf("%w: before authentication the server sent %s; psql refuses this too; nothing was sent "+
-		"after the startup message; the peer holds a trusted certificate but does not speak PostgreSQL's authentication "+
-		"protocol: check that the host and port name the PostgreSQL server, not another service or a proxy that rewrites the protocol",
-		ErrInsecureAuth, what))
+	return nil
+}
+
+func (w *authWatch) refusePreAuth(what string, libpqToo bool) error {
+	also := ""
+	if libpqToo {
+		also = "; psql refuses this too"
+	}
+	return w.refused(fmt.Errorf("%w: before authentication the server sent %s%s; nothing was sent after the startup message; "+
+		"the peer holds a trusted certificate but does not speak PostgreSQL's authentication protocol: check that the host "+
+		"and port name the PostgreSQL server, not another service or a proxy that rewrites the protocol",
+		ErrInsecureAuth, what, also))
 }

@@ -136,6 +136,10 @@ func (w *authWatch) scanServer() error {
 		}
 		body := w.buf[5 : 1+size]
 		w.buf = w.buf[1+size:]
+		if err := w.countPreAuth(size); err != nil {
+			w.done, w.buf = true, nil
+			return err
+		}
 		switch typ {
 		case 'R':
 			if err := w.authRequest(body); err != nil {

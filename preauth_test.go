@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/exec"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -187,4 +189,39 @@ func TestReplacedBuildFrontendStillWatched(t *testing.T) {
 		})
 	}
 	assertNoPasswordLeak(t, flood)
+}
+
+// TestPreAuthPsqlRefusesToo: the libpq oracle. psql 15 refuses the same
+// peers at the first message that is not an authentication request,
+// before it sends a password.
+func TestPreAuthPsqlRefusesToo(t *testing.T) {
+	psql := testutil.RequireTool(t, "psql", "postgresql-client")
+	pki := testutil.NewPKI(t)
+	_, _, pair := pki.Server(t, testutil.LocalServerOptions())
+	cert, err := pair.TLSCertificate()
+	require.NoError(t, err)
+	for _, row := range []struct {
+		name string
+		msg  []byte
+		typ  string
+	}{
+		{"ParameterStatus", testutil.Message('S', []byte("application_name\x00x\x00")), "S"},
+		{"small NoticeResponse", testutil.Message('N', []byte("SNOTICE\x00Mhello\x00\x00")), "N"},
+		{"big NoticeResponse", testutil.Message('N', []byte("SNOTICE\x00M"+strings.Repeat("n", 1<<20+1)+"\x00\x00")), "N"},
+	} {
+		t.Run(row.name, func(t *testing.T) {
+			p := testutil.PreAuthPeer(t, cert, func(w io.Writer) error {
+				_, err := w.Write(row.msg)
+				return err
+			})
+			conninfo := fmt.Sprintf("host=localhost port=%d user=%s dbname=postgres sslmode=verify-full sslrootcert=%s connect_timeout=10",
+				p.Port, appUser, pki.CAFile)
+			cmd := exec.CommandContext(ctxT(t), psql, "-w", "-X", "-A", "-t", "-c", "select 1", conninfo)
+			cmd.Env = append(os.Environ(), "PGPASSWORD="+appPassword)
+			out, err := cmd.CombinedOutput()
+			require.Error(t, err, "psql connected: %s", out)
+			assert.Contains(t, string(out), "expected authentication request from server, but received "+row.typ)
+			assertNoPasswordLeak(t, p)
+		})
+	}
 }

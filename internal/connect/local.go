@@ -34,16 +34,23 @@ func (s *localStage) afterNetConnect(ctx context.Context, cfg *pgconn.Config, nc
 			return nc, err // pgx requires a non-nil connection alongside the error
 		}
 	}
-	if a != nil && a.watchFor() == nil {
-		a.setWatch(newAuthWatch(s.policy, cfg, a))
+	var created *authWatch
+	if a != nil {
+		if aw := a.watchFor(); aw == nil {
+			created = newAuthWatch(s.policy, cfg, a)
+			a.setWatch(created)
+		} else {
+			aw.reinstalled = true // an outer local stage created it: the stages were installed again
+		}
 	}
-	s.ensureFrontend(cfg)
-	if s.next == nil {
-		return nc, nil
+	out, err := nc, error(nil)
+	if s.next != nil {
+		if out, err = s.next(ctx, cfg, nc); out == nil {
+			out = nc
+		}
 	}
-	out, err := s.next(ctx, cfg, nc)
-	if out == nil {
-		out = nc
+	if created != nil && !created.reinstalled {
+		s.ensureFrontend(cfg)
 	}
 	return out, err
 }

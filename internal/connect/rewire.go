@@ -11,12 +11,16 @@ import (
 var frontendStageCode = reflect.ValueOf((&frontendStage{}).buildFrontend).Pointer()
 
 // ensureFrontend puts a frontend stage (the authentication watch) back
-// around cfg.BuildFrontend when a caller replaced it on a configuration
-// whose pool BeforeConnect, which re-installs every stage, was replaced
-// too. cfg is the configuration pgx connects with, a per-connection copy
-// under pgxpool, so the stage is added at most once per connection; a
-// caller's frontend that calls pgsecure's gets no second watch (the stage
-// notices an outer one).
+// around cfg.BuildFrontend when a caller replaced it on what Config
+// returned and replaced the pool's BeforeConnect too, which would otherwise
+// install the stages again. The outermost local stage calls it, after the
+// rest of AfterNetConnect, only when no other local stage saw the attempt:
+// when the stages were installed again (by BeforeConnect, on the copy pgx
+// connects with), the frontend stage is in cfg's chain already, possibly
+// inside a frontend a caller wrapped around it afterwards to observe what
+// the watch refuses (pgsecure's CLI does), and nothing changes. cfg is the
+// copy of the configuration pgx connects with, so the stage is added for
+// this connection only.
 func (s *localStage) ensureFrontend(cfg *pgconn.Config) {
 	if cfg == nil || cfg.BuildFrontend == nil || reflect.ValueOf(cfg.BuildFrontend).Pointer() == frontendStageCode {
 		return

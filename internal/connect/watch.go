@@ -36,6 +36,9 @@ func (s *frontendStage) buildFrontend(r io.Reader, w io.Writer) *pgproto3.Fronte
 	if a := attemptOf(w); a != nil {
 		aw = a.watchFor()
 	}
+	if aw != nil && aw.r != nil {
+		return next(r, w) // an outer frontend stage installed this watch below a caller's frontend
+	}
 	if aw == nil {
 		// The caller's AfterNetConnect hid the attempt: the method policy
 		// still holds; there is no credential retry and no channel-binding
@@ -70,6 +73,10 @@ type authWatch struct {
 	steps    int    // SASL continue (1) and final (2) seen, in order
 	bound    bool   // SCRAM-SHA-256-PLUS completed
 	preAuth  preAuthCount
+
+	// reinstalled is set, while pgx runs AfterNetConnect, when more than
+	// one local stage saw this attempt (see ensureFrontend).
+	reinstalled bool
 }
 
 func newAuthWatch(p *Policy, cfg *pgconn.Config, a *attempt) *authWatch {

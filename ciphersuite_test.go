@@ -32,10 +32,7 @@ func insecureSuite(t *testing.T, name string) uint16 {
 // it before the startup message, naming the suite and the fix.
 func TestInsecureCipherSuiteRefused(t *testing.T) {
 	ctx := ctxT(t)
-	pki := testutil.NewPKI(t)
-	_, _, pair := pki.Server(t, testutil.LocalServerOptions())
-	cert, err := pair.TLSCertificate()
-	require.NoError(t, err)
+	pki, cert := localPeerCert(t)
 	for _, name := range []string{"TLS_ECDHE_ECDSA_WITH_RC4_128_SHA", "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256"} {
 		t.Run(name, func(t *testing.T) {
 			suite := insecureSuite(t, name)

@@ -2,6 +2,7 @@ package pgsecure_test
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -19,6 +20,17 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
+
+// localPeerCert is a new PKI and a certificate it issued for localhost:
+// what a hostile peer holding a trusted certificate presents.
+func localPeerCert(t *testing.T) (*testutil.PKI, tls.Certificate) {
+	t.Helper()
+	pki := testutil.NewPKI(t)
+	_, _, pair := pki.Server(t, testutil.LocalServerOptions())
+	cert, err := pair.TLSCertificate()
+	require.NoError(t, err)
+	return pki, cert
+}
 
 // countingDial counts the bytes the client reads from the network.
 func countingDial(read *atomic.Int64) func(*pgxpool.Config) {
@@ -51,10 +63,7 @@ func (c *countingConn) Read(b []byte) (int, error) {
 // refuses the first). The client refuses at the first one, having read a
 // bounded number of bytes, with one refusal event.
 func TestPreAuthParameterStatusFloodRefused(t *testing.T) {
-	pki := testutil.NewPKI(t)
-	_, _, pair := pki.Server(t, testutil.LocalServerOptions())
-	cert, err := pair.TLSCertificate()
-	require.NoError(t, err)
+	pki, cert := localPeerCert(t)
 	msg := testutil.Message('S', []byte("application_name\x00"+strings.Repeat("x", 1000)+"\x00"))
 	var sent atomic.Int64
 	p := testutil.PreAuthPeer(t, cert, func(w io.Writer) error {
@@ -69,7 +78,7 @@ func TestPreAuthParameterStatusFloodRefused(t *testing.T) {
 	})
 	var read atomic.Int64
 	var events eventLog
-	_, err = pgsecure.NewBuilder(peerDSN(p, "localhost")).RootCAFile(pki.CAFile).OnEvent(events.add).
+	_, err := pgsecure.NewBuilder(peerDSN(p, "localhost")).RootCAFile(pki.CAFile).OnEvent(events.add).
 		ConfigurePool(countingDial(&read)).Build(ctxT(t))
 	require.ErrorIs(t, err, pgsecure.ErrInsecureAuth)
 	assert.Contains(t, err.Error(), "ParameterStatus")
@@ -85,10 +94,7 @@ func TestPreAuthParameterStatusFloodRefused(t *testing.T) {
 // up: the connection is refused with ErrInsecureAuth and one event, and the
 // password is not sent.
 func TestPreAuthBigNoticeRefused(t *testing.T) {
-	pki := testutil.NewPKI(t)
-	_, _, pair := pki.Server(t, testutil.LocalServerOptions())
-	cert, err := pair.TLSCertificate()
-	require.NoError(t, err)
+	pki, cert := localPeerCert(t)
 	for _, size := range []int{100, 1<<20 + 1} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
 			notice := testutil.Message('N', []byte("SNOTICE\x00M"+strings.Repeat("n", size)+"\x00\x00"))
@@ -148,10 +154,7 @@ func TestBoundedHandshakeAcceptsRealServer(t *testing.T) {
 // hold, with ErrInsecureAuth and one event each.
 func TestReplacedBuildFrontendStillWatched(t *testing.T) {
 	ctx := ctxT(t)
-	pki := testutil.NewPKI(t)
-	_, _, pair := pki.Server(t, testutil.LocalServerOptions())
-	cert, err := pair.TLSCertificate()
-	require.NoError(t, err)
+	pki, cert := localPeerCert(t)
 	flood := testutil.PreAuthPeer(t, cert, func(w io.Writer) error {
 		msg := testutil.Message('S', []byte("a\x00b\x00"))
 		for i := 0; i < 1<<20; i++ {
@@ -196,10 +199,7 @@ func TestReplacedBuildFrontendStillWatched(t *testing.T) {
 // before it sends a password.
 func TestPreAuthPsqlRefusesToo(t *testing.T) {
 	psql := testutil.RequireTool(t, "psql", "postgresql-client")
-	pki := testutil.NewPKI(t)
-	_, _, pair := pki.Server(t, testutil.LocalServerOptions())
-	cert, err := pair.TLSCertificate()
-	require.NoError(t, err)
+	pki, cert := localPeerCert(t)
 	for _, row := range []struct {
 		name string
 		msg  []byte

@@ -48,19 +48,11 @@ func PreAuthPeer(t testing.TB, cert tls.Certificate, before func(w io.Writer) er
 		if err != nil || code != protocolV3 {
 			return
 		}
-		p.recordStartup(parseParams(payload))
 		if before(dc) != nil {
+			p.recordStartup(parseParams(payload))
 			return
 		}
-		if _, err := dc.Write(authCleartextPassword()); err != nil {
-			return
-		}
-		typ, body, err := readMessage(dc)
-		if err != nil || typ != 'p' {
-			return
-		}
-		p.recordPassword(string(trimNUL(body)))
-		_, _ = dc.Write(errorResponse("28P01", "password authentication failed"))
+		p.stealPassword(dc, payload)
 	})
 }
 

@@ -23,8 +23,10 @@
 // request is refused), cannot present a certificate from another CA (only the
 // pinned roots are trusted; the system roots only on request), cannot present
 // a certificate of the pinned CA issued for another host (libpq's host name
-// rules), cannot downgrade to TLS below 1.2 or to password/md5/trust
-// authentication (refused before any password or hash is sent). SCRAM is bound
+// rules), cannot downgrade to TLS below 1.2, to a cipher suite outside
+// tls.CipherSuites or to password/md5/trust authentication (refused before
+// any password or hash is sent), and cannot make the client buffer anything
+// before authentication beyond what libpq accepts there. SCRAM is bound
 // to the TLS channel when the server offers it (SCRAM-SHA-256-PLUS), which
 // defeats a relay even with a trusted certificate. After authentication, each
 // connection has the server show that it terminates TLS itself (the

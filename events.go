@@ -57,7 +57,9 @@ const (
 	// (chain, host name, key usage, pin).
 	RefusedCertificate = RefusalKind(connect.RefusedCertificate)
 	// RefusedAuthMethod: the server asked for an authentication method the
-	// policy does not allow (md5, password, trust, ...).
+	// policy does not allow (md5, password, trust, ...), could not bind
+	// SCRAM to the channel under channel_binding=require, or sent before
+	// authentication what PostgreSQL never sends there.
 	RefusedAuthMethod = RefusalKind(connect.RefusedAuthMethod)
 	// RefusedServerProof: the server says the session is not encrypted
 	// (TLS ends before it).

@@ -26,6 +26,7 @@ type poolState struct {
 	tls        *tlsPolicy
 	sessions   tls.ClientSessionCache // carried by every TLS configuration pgsecure builds: marks them as its own
 	creds      *credStage             // nil when credentials come from the connection string
+	auth       authSettings           // the authentication settings as built, re-checked per connection
 	log        func() *slog.Logger
 	events     *eventSink
 	expiryWarn time.Duration
@@ -126,8 +127,8 @@ func (s *poolState) checkTLS(cc *pgx.ConnConfig, from string) error {
 	case err != nil:
 	case cc.SSLNegotiation != s.negotiation():
 		err = configErr("SSLNegotiation", from, fmt.Sprintf("%q was set after pgsecure built the configuration", cc.SSLNegotiation), "use sslnegotiation in the connection string")
-	case cc.RequireAuth != s.policy.Auth.String():
-		err = configErr("RequireAuth", from, fmt.Sprintf("%q was set after pgsecure built the configuration", cc.RequireAuth), "use require_auth in the connection string")
+	default:
+		err = s.auth.recheck(cc, from)
 	}
 	if err != nil {
 		s.Refused(context.Background(), connect.Refusal{Kind: connect.RefusedConfiguration, Host: cc.Host, Stage: "before connecting", Err: err})

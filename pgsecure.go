@@ -322,6 +322,7 @@ func (b *Builder) config(ctx context.Context) (*pgxpool.Config, *poolState, erro
 		st.policy.Credentials = creds
 	}
 	st.install(cfg.ConnConfig)
+	st.auth = authSettingsOf(cfg.ConnConfig)
 	if b.maxConns != nil {
 		cfg.MaxConns = *b.maxConns
 	}

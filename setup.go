@@ -205,5 +205,8 @@ func (b *Builder) authPolicy(cs *connSettings, cc *pgx.ConnConfig) (connect.Auth
 	if cc.ChannelBinding == "disable" {
 		b.log().Warn("pgsecure: channel_binding=disable: SCRAM will not be bound to the TLS channel")
 	}
+	if cc.ChannelBinding == "require" {
+		pol = pol.WithChannelBinding() // held by the authentication watch, whatever ChannelBinding says later
+	}
 	return pol, nil
 }

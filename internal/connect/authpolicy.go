@@ -27,6 +27,7 @@ var allAuthMethods = []string{AuthSCRAM, AuthMD5, AuthPassword, AuthNone, AuthGS
 // AuthPolicy is the set of authentication methods a connection may use.
 type AuthPolicy struct {
 	allowed []string
+	binding bool // channel_binding=require: SCRAM-SHA-256-PLUS and nothing else
 }
 
 // SCRAMOnly is the default policy: scram-sha-256 and nothing else.
@@ -71,6 +72,14 @@ func (p AuthPolicy) String() string { return strings.Join(p.allowed, ",") }
 
 // Allows reports whether method is allowed.
 func (p AuthPolicy) Allows(method string) bool { return slices.Contains(p.allowed, method) }
+
+// WithChannelBinding returns p requiring channel binding (libpq's
+// channel_binding=require): every method but SCRAM is refused, and SCRAM
+// only as SCRAM-SHA-256-PLUS.
+func (p AuthPolicy) WithChannelBinding() AuthPolicy { p.binding = true; return p }
+
+// ChannelBindingRequired reports whether p requires channel binding.
+func (p AuthPolicy) ChannelBindingRequired() bool { return p.binding }
 
 // WeakerThanSCRAM reports whether the policy allows more than scram-sha-256.
 func (p AuthPolicy) WeakerThanSCRAM() bool {

@@ -34,15 +34,23 @@ func (s *localStage) afterNetConnect(ctx context.Context, cfg *pgconn.Config, nc
 			return nc, err // pgx requires a non-nil connection alongside the error
 		}
 	}
-	if a != nil && a.watchFor() == nil {
-		a.setWatch(newAuthWatch(s.policy, cfg, a))
+	var created *authWatch
+	if a != nil {
+		if aw := a.watchFor(); aw == nil {
+			created = newAuthWatch(s.policy, cfg, a)
+			a.setWatch(created)
+		} else {
+			aw.reinstalled = true // an outer local stage created it: the stages were installed again
+		}
 	}
-	if s.next == nil {
-		return nc, nil
+	out, err := nc, error(nil)
+	if s.next != nil {
+		if out, err = s.next(ctx, cfg, nc); out == nil {
+			out = nc
+		}
 	}
-	out, err := s.next(ctx, cfg, nc)
-	if out == nil {
-		out = nc
+	if created != nil && !created.reinstalled {
+		s.ensureFrontend(cfg)
 	}
 	return out, err
 }
@@ -83,6 +91,8 @@ func (s *localStage) verify(ctx context.Context, cfg *pgconn.Config, nc net.Conn
 	case st.Version < s.policy.MinVersion:
 		return fail(RefusedTLS, &verify.Error{Addr: addr, Stage: "before authentication",
 			Seen: fmt.Sprintf("negotiated %s, below the minimum %s", verify.VersionName(st.Version), verify.VersionName(s.policy.MinVersion))})
+	case cipherProblem(st) != "":
+		return fail(RefusedTLS, &verify.Error{Addr: addr, Stage: "before authentication", Seen: cipherProblem(st)})
 	case s.policy.Direct && st.NegotiatedProtocol != alpnPostgres:
 		return fail(RefusedTLS, &verify.Error{Addr: addr, Stage: "before authentication",
 			Seen: fmt.Sprintf("direct TLS negotiation requires the server to select ALPN %q but it selected %q; the peer is not a PostgreSQL 17+ server speaking direct TLS", alpnPostgres, st.NegotiatedProtocol)})

@@ -36,6 +36,9 @@ func (s *frontendStage) buildFrontend(r io.Reader, w io.Writer) *pgproto3.Fronte
 	if a := attemptOf(w); a != nil {
 		aw = a.watchFor()
 	}
+	if aw != nil && aw.r != nil {
+		return next(r, w) // an outer frontend stage installed this watch below a caller's frontend
+	}
 	if aw == nil {
 		// The caller's AfterNetConnect hid the attempt: the method policy
 		// still holds; there is no credential retry and no channel-binding
@@ -69,6 +72,11 @@ type authWatch struct {
 	mech     string // SASL mechanism the client chose
 	steps    int    // SASL continue (1) and final (2) seen, in order
 	bound    bool   // SCRAM-SHA-256-PLUS completed
+	preAuth  preAuthCount
+
+	// reinstalled is set, while pgx runs AfterNetConnect, when more than
+	// one local stage saw this attempt (see ensureFrontend).
+	reinstalled bool
 }
 
 func newAuthWatch(p *Policy, cfg *pgconn.Config, a *attempt) *authWatch {
@@ -109,6 +117,11 @@ func (w *authWatch) Write(p []byte) (int, error) {
 	if !w.done && w.mech == "" && len(p) > 5 && p[0] == 'p' && w.method == AuthSCRAM {
 		if i := slices.Index(p[5:], 0); i > 0 {
 			w.mech = string(p[5 : 5+i]) // SASLInitialResponse: the chosen mechanism
+			if err := w.checkChosenMechanism(); err != nil {
+				w.done = true
+				w.mu.Unlock()
+				return 0, err // nothing of it is sent
+			}
 		}
 	}
 	w.mu.Unlock()
@@ -120,15 +133,20 @@ func (w *authWatch) scanServer() error {
 	for len(w.buf) >= 5 && !w.done {
 		typ := w.buf[0]
 		size := int(binary.BigEndian.Uint32(w.buf[1:5]))
-		if size < 4 || size > 1<<20 {
-			w.done = true // not a startup exchange we understand; pgx will report it
-			break
+		if err := w.checkPreAuth(typ, size); err != nil {
+			w.done = true // refused on the header: the body is never read
+			w.buf = nil
+			return err
 		}
 		if len(w.buf) < 1+size {
 			break
 		}
 		body := w.buf[5 : 1+size]
 		w.buf = w.buf[1+size:]
+		if err := w.countPreAuth(size); err != nil {
+			w.done, w.buf = true, nil
+			return err
+		}
 		switch typ {
 		case 'R':
 			if err := w.authRequest(body); err != nil {
@@ -161,6 +179,9 @@ func (w *authWatch) authRequest(body []byte) error {
 			}
 		}
 		w.bound = w.method == AuthSCRAM && w.mech == "SCRAM-SHA-256-PLUS" && w.steps == 2
+		if err := w.checkBound(); err != nil {
+			return err
+		}
 		w.done = true
 		if w.attempt != nil {
 			w.attempt.setStage(StageServerCheck)
@@ -192,7 +213,7 @@ func (w *authWatch) authRequest(body []byte) error {
 	if !w.policy.Auth.Allows(method) {
 		return w.refuse(method, "")
 	}
-	return nil
+	return w.checkBindingOffered(method, body[4:])
 }
 
 func (w *authWatch) refuse(method, what string) error {
@@ -205,6 +226,12 @@ func (w *authWatch) refuse(method, what string) error {
 	}
 	err := fmt.Errorf("%w: %s, which the policy (require_auth=%s) does not allow; nothing was sent; %s; "+
 		"or, knowingly, widen require_auth", ErrInsecureAuth, what, w.policy.Auth, fix)
+	return w.refused(err)
+}
+
+// refused reports err, a refusal during authentication, to the observer
+// and returns it.
+func (w *authWatch) refused(err error) error {
 	r := Refusal{Kind: RefusedAuthMethod, Stage: StageAuth, Err: err}
 	if w.attempt != nil {
 		r.Host, r.Addr = w.attempt.host, w.attempt.addr

@@ -15,7 +15,7 @@ import (
 // TestCRLFileProblemsRefused: a CRL file or directory pgsecure cannot use
 // is a configuration error (ErrInsecureConfig) naming the setting and the
 // fix, never a silently skipped check. (libpq skips the check silently when
-// its sslcrl file does not load; see README, Limits.)
+// its sslcrl file does not load; see docs/threat-model.md, Limits.)
 func TestCRLFileProblemsRefused(t *testing.T) {
 	cleanEnv(t)
 	ca := writeCA(t)

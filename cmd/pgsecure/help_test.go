@@ -10,12 +10,12 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestExitCodesDocumented keeps `pgsecure help`, the README and SCHEMA.md in
+// TestExitCodesDocumented keeps `pgsecure help`, docs/cli.md and SCHEMA.md in
 // step with the exit codes the command returns.
 func TestExitCodesDocumented(t *testing.T) {
 	res := runCLI(t, noEnv, "help")
 	require.Equal(t, exitOK, res.code)
-	readme, err := os.ReadFile("../../README.md")
+	readme, err := os.ReadFile("../../docs/cli.md")
 	require.NoError(t, err)
 	schema, err := os.ReadFile("SCHEMA.md")
 	require.NoError(t, err)

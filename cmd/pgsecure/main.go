@@ -34,7 +34,7 @@ const usage = `usage:
 
 ` + exitCodeHelp
 
-// exitCodeHelp documents the exit codes (README.md repeats it).
+// exitCodeHelp documents the exit codes (docs/cli.md repeats it).
 const exitCodeHelp = `exit codes of check (with several findings or targets, the lowest non-zero one wins):
   0  secure: every check passed
   1  insecure: something is insecure, or the server certificate failed verification

@@ -356,7 +356,7 @@ func TestCRLExpiringWarnsOnce(t *testing.T) {
 	assert.Contains(t, logs.String(), `issuer="`+pki.CA.Cert.Subject.String()+`"`)
 }
 
-// TestCRLEdgesAgainstPsql runs the CRL settings README's Limits section
+// TestCRLEdgesAgainstPsql runs the CRL settings docs/threat-model.md's Limits section
 // describes through psql and pgsecure and asserts both verdicts: where they
 // agree, and the documented differences (pgsecure refuses a CRL setting it
 // cannot load, which libpq may skip silently, and never reads

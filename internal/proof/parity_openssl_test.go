@@ -141,6 +141,15 @@ func TestLibpqParityTrustAnchors(t *testing.T) {
 			`add the root CA certificate (subject "CN=Test root CA for pgsecure")`},
 		{"server certificate alone", []string{"server.crt", "server_ca.crt"}, []string{"server.crt"}, false,
 			"holds the server certificate itself, which is not self-signed"},
+		// Issue 19.1: the CA bundle of src/test/ssl (root+server_ca.crt with
+		// server-cn-only.crt): the server sends only its leaf, the pinned
+		// file holds the root and the intermediate, in either order.
+		{"leaf only sent, root and server CA pinned", []string{"server.crt"}, []string{"root_ca.crt", "server_ca.crt"}, true, ""},
+		{"leaf only sent, server CA and root pinned", []string{"server.crt"}, []string{"server_ca.crt", "root_ca.crt"}, true, ""},
+		{"leaf only sent, server CA alone pinned", []string{"server.crt"}, []string{"server_ca.crt"}, false,
+			`RootCAFile holds only the intermediate CA "CN=Test server CA for pgsecure"`},
+		{"leaf only sent, root alone pinned", []string{"server.crt"}, []string{"root_ca.crt"}, false,
+			`issued by "CN=Test server CA for pgsecure", which does not lead to the pinned CA`},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

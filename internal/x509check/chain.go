@@ -11,8 +11,14 @@ import (
 )
 
 // Roots is the set of CA certificates a server's chain must lead to.
+// NewRoots builds it from the certificates of an sslrootcert file.
 type Roots struct {
+	// Pool holds the trust anchors.
 	Pool *x509.CertPool
+	// Intermediates, when set, holds pinned certificates that are not trust
+	// anchors (not self-signed): they serve to build the path from the
+	// server's certificate to an anchor, as if the server had sent them.
+	Intermediates *x509.CertPool
 	// Subjects name the pinned CAs in error messages.
 	Subjects []string
 }
@@ -22,7 +28,8 @@ type Roots struct {
 // serverAuth extended key usage, with crypto/x509. It then applies libpq's
 // trust-anchor rule (OpenSSL without X509_V_FLAG_PARTIAL_CHAIN): a chain is
 // trusted only when it ends in a self-signed certificate of roots, so an
-// intermediate CA trusted alone is refused, as psql refuses it.
+// intermediate CA trusted alone is refused, as psql refuses it. Pinned
+// certificates in roots.Intermediates (see NewRoots) help build the path.
 //
 // It returns the verified chains, each ending in its self-signed anchor,
 // or an *Error that explains the failure and names the fix. A nil
@@ -38,7 +45,7 @@ func VerifyChain(presented []*x509.Certificate, roots Roots, now time.Time) ([][
 	leaf := presented[0]
 	opts := x509.VerifyOptions{
 		Roots:         roots.Pool,
-		Intermediates: x509.NewCertPool(),
+		Intermediates: intermediatesOf(roots),
 		CurrentTime:   now,
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
@@ -47,6 +54,9 @@ func VerifyChain(presented []*x509.Certificate, roots Roots, now time.Time) ([][
 	}
 	chains, err := leaf.Verify(opts)
 	if err != nil {
+		if perr := partialChain(leaf, presented, roots, now, err); perr != nil {
+			return nil, perr
+		}
 		return nil, explainChainError(leaf, roots, now, err)
 	}
 	var anchored [][]*x509.Certificate

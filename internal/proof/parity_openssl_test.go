@@ -32,6 +32,18 @@ keyUsage = critical, keyCertSign, cRLSign
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid:always
 
+[ v3_ca_constrained ]
+basicConstraints = critical, CA:true
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+nameConstraints = critical, permitted;DNS:example.com
+
+[ server_cn_only ]
+basicConstraints = critical, CA:false
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+
 [ server ]
 basicConstraints = critical, CA:false
 keyUsage = critical, digitalSignature, keyEncipherment
@@ -199,4 +211,47 @@ func TestLibpqParityRSAPSS(t *testing.T) {
 	require.NoError(t, perr)
 	assert.True(t, x509check.IsRSAPSS(chain[0]), "the probe sees the RSA-PSS certificate")
 	assert.Equal(t, x509check.RSAPSSExplanation, x509check.ExplainHandshakeFailure(ctx, pg.Addr(), err))
+}
+
+// TestLibpqParityCommonNameConstraints (issue 19.2): an intermediate
+// permitted only DNS:example.com issues a certificate with no
+// subjectAltName whose Common Name is another host. OpenSSL checks a
+// host-like Common Name against the chain's DNS name constraints
+// (NAME_CONSTRAINTS_check_CN), so psql refuses it; pgsecure must too, and
+// must still accept a Common Name inside the permitted subtree.
+func TestLibpqParityCommonNameConstraints(t *testing.T) {
+	psql := testutil.RequireTool(t, "psql", "postgresql-client")
+	o := newOpenSSLPKI(t)
+	o.rootCA("root_ca", "Test root CA for pgsecure")
+	o.issue("nc_ca", "Constrained CA for pgsecure", "rsa", "root_ca", "v3_ca_constrained")
+	o.issue("evil", "db.evil.test", "rsa", "nc_ca", "server_cn_only")
+	o.issue("good", "db.example.com", "rsa", "nc_ca", "server_cn_only")
+	pg := testutil.StartPostgres(t, testutil.PGOptions{ServerCertPEM: o.read("good.crt", "nc_ca.crt"), ServerKeyPEM: o.read("good.key")})
+	pg.CreateRole(t, appUser, appPassword)
+	caFile := o.path("root_ca.crt")
+
+	for _, c := range []struct {
+		leaf, host string
+		libpq      bool
+	}{
+		{"good", "db.example.com", true},
+		{"evil", "db.evil.test", false},
+	} {
+		t.Run(c.host, func(t *testing.T) {
+			pg.SetServerCert(t, o.read(c.leaf+".crt", "nc_ca.crt"), o.read(c.leaf+".key"))
+			libpqOK, libpqOut := runPsql(t, psql, caFile, c.host, pg.Port)
+			err := connectPgsecure(t, caFile, c.host, pg.Port)
+			t.Logf("psql: ok=%v %s; pgsecure: %v", libpqOK, strings.TrimSpace(libpqOut), err)
+			require.Equal(t, c.libpq, libpqOK, "psql disagrees with libpq's documented behaviour: %s", libpqOut)
+			if c.libpq {
+				assert.NoError(t, err, "libpq accepts, pgsecure must too")
+				return
+			}
+			require.Contains(t, libpqOut, "certificate verify failed", "psql must fail on the chain, not on something else")
+			require.ErrorIs(t, err, pgsecure.ErrUntrustedServer, "libpq refuses, pgsecure must too")
+			assert.Contains(t, err.Error(), `Common Name "db.evil.test"`)
+			assert.Contains(t, err.Error(), `"CN=Constrained CA for pgsecure"`)
+			assert.NotContains(t, err.Error(), appPassword)
+		})
+	}
 }

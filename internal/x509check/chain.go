@@ -30,6 +30,8 @@ type Roots struct {
 // trusted only when it ends in a self-signed certificate of roots, so an
 // intermediate CA trusted alone is refused, as psql refuses it. Pinned
 // certificates in roots.Intermediates (see NewRoots) help build the path.
+// The chain's DNS name constraints also apply to a host-like Common Name
+// when the leaf has no DNS subjectAltName (CheckCommonNameConstraints).
 //
 // It returns the verified chains, each ending in its self-signed anchor,
 // or an *Error that explains the failure and names the fix. A nil
@@ -68,7 +70,7 @@ func VerifyChain(presented []*x509.Certificate, roots Roots, now time.Time) ([][
 	if len(anchored) == 0 {
 		return nil, partialChainError(leaf, chains[0][len(chains[0])-1])
 	}
-	return anchored, nil
+	return CheckCommonNameConstraints(anchored)
 }
 
 // SelfSigned reports whether c is a trust anchor for OpenSSL's default

@@ -61,6 +61,9 @@ func newFileRoots(path string, logger func() *slog.Logger) (*fileRoots, error) {
 }
 
 func systemRoots() (rootSource, error) {
+	if r, ok := systemStoreRoots(); ok {
+		return staticRoots{r: r}, nil
+	}
 	pool, err := x509.SystemCertPool()
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package x509check
 import (
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -14,8 +15,9 @@ import (
 // sends only its leaf, and an intermediate pinned alone anchors nothing.
 // Subjects names every certificate, in file order.
 func NewRoots(certs []*x509.Certificate) Roots {
-	r := Roots{Pool: x509.NewCertPool(), Intermediates: x509.NewCertPool()}
+	r := Roots{Pool: x509.NewCertPool(), Intermediates: x509.NewCertPool(), pinned: map[string]bool{}}
 	for _, c := range certs {
+		r.pinned[string(c.Raw)] = true
 		if SelfSigned(c) {
 			r.Pool.AddCert(c)
 		} else {
@@ -59,4 +61,46 @@ func intermediatesOf(roots Roots) *x509.CertPool {
 		return x509.NewCertPool()
 	}
 	return roots.Intermediates.Clone()
+}
+
+// StoreContinuity keeps the chains OpenSSL's chain building could have
+// built from the same certificates. OpenSSL looks for each issuer in the
+// trusted store first (X509_V_FLAG_TRUSTED_FIRST) and, once the path has
+// reached a certificate of the store, completes it from the store only. So
+// with sslrootcert holding an intermediate and the root but not the
+// intermediate between them, a chain through the pinned intermediate fails
+// even if the server sends the missing one; crypto/x509 would accept it.
+// Roots not made by NewRoots keep every chain.
+func StoreContinuity(chains [][]*x509.Certificate, roots Roots) ([][]*x509.Certificate, error) {
+	if roots.pinned == nil || len(chains) == 0 {
+		return chains, nil
+	}
+	var kept [][]*x509.Certificate
+	var gap [2]*x509.Certificate
+	for _, chain := range chains {
+		ok := true
+		inStore := false
+		for i, c := range chain[1:] {
+			switch {
+			case roots.pinned[string(c.Raw)]:
+				inStore = true
+			case inStore:
+				ok = false
+				if gap[0] == nil {
+					gap = [2]*x509.Certificate{chain[i], c}
+				}
+			}
+		}
+		if ok {
+			kept = append(kept, chain)
+		}
+	}
+	if len(kept) > 0 {
+		return kept, nil
+	}
+	leaf := chains[0][0]
+	return nil, &Error{Subject: leaf.Subject.String(), Names: leafNames(leaf),
+		Problem: fmt.Sprintf("sslrootcert holds the CA %q but not its issuer %q; libpq completes a chain from sslrootcert alone once it reaches a certificate of it, "+
+			"even when the server sends the missing CA", gap[0].Subject.String(), gap[1].Subject.String()),
+		Fix: fmt.Sprintf("add the CA certificate %q to sslrootcert (or RootCAFile), or remove %q from it", gap[1].Subject.String(), gap[0].Subject.String())}
 }

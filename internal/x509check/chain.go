@@ -21,6 +21,8 @@ type Roots struct {
 	Intermediates *x509.CertPool
 	// Subjects name the pinned CAs in error messages.
 	Subjects []string
+	// pinned holds the DER of every certificate NewRoots was given.
+	pinned map[string]bool
 }
 
 // VerifyChain verifies the chain a server presented (leaf first) against
@@ -70,7 +72,7 @@ func VerifyChain(presented []*x509.Certificate, roots Roots, now time.Time) ([][
 	if len(anchored) == 0 {
 		return nil, partialChainError(leaf, chains[0][len(chains[0])-1])
 	}
-	return CheckCommonNameConstraints(anchored)
+	return libpqChainRules(anchored, roots)
 }
 
 // SelfSigned reports whether c is a trust anchor for OpenSSL's default

@@ -149,6 +149,15 @@ func sends(t *testing.T, name string, leaf *mcert, chain ...*mcert) *served {
 	return &served{name: name, certPEM: join(pems...), keyPEM: leaf.keyPEM(t)}
 }
 
+// subjects names the certificates for the table.
+func subjects(cs []*mcert) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.cert.Subject.CommonName)
+	}
+	return out
+}
+
 // localLeaf is the names every row outside the names section uses.
 var localLeaf = leafSpec{cns: []string{"localhost"}, dns: []string{"localhost"}, ips: []net.IP{ip("127.0.0.1")}}
 
@@ -258,15 +267,32 @@ func constraintRows(t *testing.T, m *mpki) []parityRow {
 		{leafSpec{ips: []net.IP{ip("127.0.0.1")}}, "127.0.0.1"},
 	}
 	var rows []parityRow
-	for _, c := range cas {
-		ca := m.ca("Constrained CA ("+c.what+")", m.root, c.edit)
-		for _, l := range leaves {
-			leaf := m.leaf(l.spec, ca)
-			srv := &served{name: "leaf+constrained CA", certPEM: join(leaf.pem, ca.pem), keyPEM: leaf.keyPEM(t)}
-			rows = append(rows, parityRow{section: "name constraints", what: c.what + " / leaf " + describeLeaf(l.spec),
-				srv: srv, roots: rootForm{name: "root", pem: m.root.pem}, host: l.host})
+	add := func(what string, issuer *mcert, chain []*mcert, roots rootForm, leaves []leafSpec, hosts []string) {
+		for i, l := range leaves {
+			leaf := m.leaf(l, issuer)
+			srv := sends(t, "leaf+"+strings.Join(subjects(chain), "+"), leaf, chain...)
+			rows = append(rows, parityRow{section: "name constraints", what: what + " / leaf " + describeLeaf(l),
+				srv: srv, roots: roots, host: hosts[i]})
 		}
 	}
+	var specs []leafSpec
+	var hosts []string
+	for _, l := range leaves {
+		specs, hosts = append(specs, l.spec), append(hosts, l.host)
+	}
+	for _, c := range cas {
+		ca := m.ca("Constrained CA ("+c.what+")", m.root, c.edit)
+		add(c.what, ca, []*mcert{ca}, rootForm{name: "root", pem: m.root.pem}, specs, hosts)
+	}
+	// Where the constraint sits: on the pinned root itself, and on the upper
+	// of two intermediates (it binds every certificate below it).
+	permitted := func(c *x509.Certificate) { c.PermittedDNSDomains = []string{"example.test"} }
+	some, someHosts := []leafSpec{specs[0], specs[2], specs[9], specs[12]}, []string{hosts[0], hosts[2], hosts[9], hosts[12]}
+	root := m.ca("Constrained root (permitted DNS example.test)", nil, permitted)
+	add("on the root: permitted DNS example.test", root, nil, rootForm{name: "constrained root", pem: root.pem}, some, someHosts)
+	upper := m.ca("Constrained upper CA (permitted DNS example.test)", m.root, permitted)
+	lower := m.ca("CA under the constrained one", upper, nil)
+	add("on the upper intermediate: permitted DNS example.test", lower, []*mcert{lower, upper}, rootForm{name: "root", pem: m.root.pem}, some, someHosts)
 	return rows
 }
 

@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -13,17 +14,20 @@ import (
 // a server certificate) only help to build a path to an anchor
 // (Intermediates), so a root+intermediate bundle verifies a server that
 // sends only its leaf, and an intermediate pinned alone anchors nothing.
-// Subjects names every certificate, in file order.
+// Subjects names every certificate once, in file order.
 func NewRoots(certs []*x509.Certificate) Roots {
 	r := Roots{Pool: x509.NewCertPool(), Intermediates: x509.NewCertPool(), pinned: map[string]bool{}}
 	for _, c := range certs {
 		r.pinned[string(c.Raw)] = true
+		r.certs = append(r.certs, c)
 		if SelfSigned(c) {
 			r.Pool.AddCert(c)
 		} else {
 			r.Intermediates.AddCert(c)
 		}
-		r.Subjects = append(r.Subjects, c.Subject.String())
+		if !slices.Contains(r.Subjects, c.Subject.String()) {
+			r.Subjects = append(r.Subjects, c.Subject.String())
+		}
 	}
 	return r
 }

@@ -21,8 +21,10 @@ type Roots struct {
 	Intermediates *x509.CertPool
 	// Subjects name the pinned CAs in error messages.
 	Subjects []string
-	// pinned holds the DER of every certificate NewRoots was given.
+	// pinned holds the DER of every certificate NewRoots was given, certs
+	// the certificates.
 	pinned map[string]bool
+	certs  []*x509.Certificate
 }
 
 // VerifyChain verifies the chain a server presented (leaf first) against
@@ -59,6 +61,9 @@ func VerifyChain(presented []*x509.Certificate, roots Roots, now time.Time) ([][
 	chains, err := leaf.Verify(opts)
 	if err != nil {
 		if perr := partialChain(leaf, presented, roots, now, err); perr != nil {
+			return nil, perr
+		}
+		if perr := explainPresented(append(slices.Clone(presented), roots.certs...), err); perr != nil {
 			return nil, perr
 		}
 		return nil, explainChainError(leaf, roots, now, err)
@@ -128,11 +133,11 @@ func explainChainError(leaf *x509.Certificate, roots Roots, now time.Time, err e
 		e.Problem = fmt.Sprintf("it is not valid until %s", leaf.NotBefore.UTC().Format(time.RFC3339))
 		e.Fix = "check this machine's clock, or wait until the certificate becomes valid"
 	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
-		e.Problem = "a certificate in its chain is outside its validity period"
-		e.Fix = "renew the expired CA or intermediate certificate"
+		explainCAValidity(e, invalid.Cert, now)
 	case errors.As(err, &invalid) && invalid.Reason == x509.IncompatibleUsage:
 		e.Problem = "it is not valid for TLS server authentication (extended key usage)"
 		e.Fix = "reissue it with extendedKeyUsage=serverAuth"
+	case errors.As(err, &invalid) && explainInvalid(e, invalid):
 	default:
 		e.Problem = "its chain does not verify"
 		e.Fix = "check that the server sends its intermediate certificates and that sslrootcert is the issuing CA"

@@ -54,6 +54,11 @@ const limitRSAPSS = "RSA-PSS server keys"
 // dimension decide (leaf names × hosts under the root; chain shapes ×
 // sslrootcert forms; constrained CAs × leaf names; ...). Rows that share
 // what the server sends are adjacent, so the server reloads once for them.
+//
+// To add a dimension, add a section: a function returning rows, appended
+// here. Client-side settings go in parityRow.params, which both clients get
+// alike; a CRL section, for instance, would write its CRL files and set
+// sslcrl or sslcrldir there, for chains whose issuers the CRLs cover.
 func parityMatrixRows(t *testing.T, m *mpki) []parityRow {
 	var rows []parityRow
 	rows = append(rows, nameRows(m)...)

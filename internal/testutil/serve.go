@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/pem"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +24,10 @@ func (p *Postgres) TrySetServerCert(t testing.TB, certPEM, keyPEM []byte, timeou
 	if block == nil {
 		t.Fatalf("pgsecure/testutil: TrySetServerCert: certPEM holds no PEM certificate")
 	}
+	var logFrom int64 // only what the server logs from now on explains this reload
+	if st, err := os.Stat(p.logPath); err == nil {
+		logFrom = st.Size()
+	}
 	if err := p.writeServerCert(certPEM, keyPEM); err != nil {
 		t.Fatalf("pgsecure/testutil: TrySetServerCert: %v", err)
 	}
@@ -39,16 +44,36 @@ func (p *Postgres) TrySetServerCert(t testing.TB, certPEM, keyPEM []byte, timeou
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("the server did not serve the new certificate within %s (last probe error: %v); server log: %s",
-				timeout, err, lastLines(readTail(p.logPath), 3))
+				timeout, err, reloadProblems(p.logPath, logFrom))
 		case <-time.After(pollInterval):
 		}
 	}
 }
 
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
+// reloadProblems returns the lines the server logged from offset on about a
+// failed SSL reload ("could not load ...", "SSL configuration was not
+// reloaded"), or its last lines when there are none.
+func reloadProblems(logPath string, offset int64) string {
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		return "(no server log: " + err.Error() + ")"
 	}
-	return strings.Join(lines, " | ")
+	if offset <= int64(len(b)) {
+		b = b[offset:]
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	var found []string
+	for _, l := range lines {
+		if strings.Contains(l, "could not load") || strings.Contains(l, "does not match") ||
+			strings.Contains(l, "was not reloaded") || strings.Contains(l, "private key") {
+			found = append(found, l)
+		}
+	}
+	if len(found) == 0 {
+		found = lines
+	}
+	if len(found) > 3 {
+		found = found[len(found)-3:]
+	}
+	return strings.Join(found, " | ")
 }

@@ -79,7 +79,10 @@
 // that rule, so pgsecure performs the complete verification itself in
 // tls.Config.VerifyConnection (chain to the pinned roots, validity,
 // extended key usage, host name) and turns the built-in check off; see
-// tls.go.
+// tls.go. The chain is read as libpq's OpenSSL reads it: only self-signed
+// certificates of sslrootcert are trust anchors, the others complete paths;
+// the chain's DNS name constraints bind a host-like Common Name; an
+// extended key usage must list serverAuth.
 //
 // # Secret sources
 //

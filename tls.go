@@ -34,11 +34,10 @@ func parseRoots(pemBytes []byte, origin string) (*roots, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", origin, err)
 	}
-	r := &roots{Pool: x509.NewCertPool()}
-	for _, c := range certs {
-		r.Pool.AddCert(c)
-		r.Subjects = append(r.Subjects, c.Subject.String())
-	}
+	// Self-signed certificates are anchors, the others intermediates, as
+	// libpq (OpenSSL) uses the file; a reloaded file is parsed here too.
+	r := new(roots)
+	*r = x509check.NewRoots(certs)
 	if len(r.Subjects) == 0 {
 		return nil, fmt.Errorf("%s contains no PEM \"CERTIFICATE\" block (a DER file can be converted with: openssl x509 -inform der -in FILE -out FILE.pem)", origin)
 	}
@@ -62,6 +61,9 @@ func newFileRoots(path string, logger func() *slog.Logger) (*fileRoots, error) {
 }
 
 func systemRoots() (rootSource, error) {
+	if r, ok := systemStoreRoots(); ok {
+		return staticRoots{r: r}, nil
+	}
 	pool, err := x509.SystemCertPool()
 	if err != nil {
 		return nil, err

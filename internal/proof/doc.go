@@ -16,9 +16,15 @@
 //
 // # libpq parity
 //
-// TestLibpqParity runs the real psql (libpq) and pgsecure with
-// sslmode=verify-full against the same server for each certificate and host
-// name case and requires both to accept or refuse alike.
+// TestLibpqParityMatrix runs a generated matrix of certificate shapes
+// (leaf names, chains and sslrootcert forms, name constraints, issuer and
+// usage extensions, validity, key types, host spellings) with the real psql
+// (libpq) and pgsecure, both with sslmode=verify-full, against one server
+// that reloads its certificate per group of rows, and requires both to
+// accept or refuse alike (parity_matrix_*_test.go; -v prints the table).
+// TestLibpqParityTrustAnchors, TestLibpqParityCommonNameConstraints and
+// TestLibpqParityRSAPSS replay, with certificates made by the openssl command
+// line, the defects and the difference the matrix is built around.
 //
 // # Faults and load
 //

@@ -32,6 +32,18 @@ keyUsage = critical, keyCertSign, cRLSign
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid:always
 
+[ v3_ca_constrained ]
+basicConstraints = critical, CA:true
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+nameConstraints = critical, permitted;DNS:example.com
+
+[ server_cn_only ]
+basicConstraints = critical, CA:false
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+
 [ server ]
 basicConstraints = critical, CA:false
 keyUsage = critical, digitalSignature, keyEncipherment
@@ -141,6 +153,15 @@ func TestLibpqParityTrustAnchors(t *testing.T) {
 			`add the root CA certificate (subject "CN=Test root CA for pgsecure")`},
 		{"server certificate alone", []string{"server.crt", "server_ca.crt"}, []string{"server.crt"}, false,
 			"holds the server certificate itself, which is not self-signed"},
+		// Issue 19.1: the CA bundle of src/test/ssl (root+server_ca.crt with
+		// server-cn-only.crt): the server sends only its leaf, the pinned
+		// file holds the root and the intermediate, in either order.
+		{"leaf only sent, root and server CA pinned", []string{"server.crt"}, []string{"root_ca.crt", "server_ca.crt"}, true, ""},
+		{"leaf only sent, server CA and root pinned", []string{"server.crt"}, []string{"server_ca.crt", "root_ca.crt"}, true, ""},
+		{"leaf only sent, server CA alone pinned", []string{"server.crt"}, []string{"server_ca.crt"}, false,
+			`RootCAFile holds only the intermediate CA "CN=Test server CA for pgsecure"`},
+		{"leaf only sent, root alone pinned", []string{"server.crt"}, []string{"root_ca.crt"}, false,
+			`issued by "CN=Test server CA for pgsecure", which does not lead to the pinned CA`},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -190,4 +211,47 @@ func TestLibpqParityRSAPSS(t *testing.T) {
 	require.NoError(t, perr)
 	assert.True(t, x509check.IsRSAPSS(chain[0]), "the probe sees the RSA-PSS certificate")
 	assert.Equal(t, x509check.RSAPSSExplanation, x509check.ExplainHandshakeFailure(ctx, pg.Addr(), err))
+}
+
+// TestLibpqParityCommonNameConstraints (issue 19.2): an intermediate
+// permitted only DNS:example.com issues a certificate with no
+// subjectAltName whose Common Name is another host. OpenSSL checks a
+// host-like Common Name against the chain's DNS name constraints
+// (NAME_CONSTRAINTS_check_CN), so psql refuses it; pgsecure must too, and
+// must still accept a Common Name inside the permitted subtree.
+func TestLibpqParityCommonNameConstraints(t *testing.T) {
+	psql := testutil.RequireTool(t, "psql", "postgresql-client")
+	o := newOpenSSLPKI(t)
+	o.rootCA("root_ca", "Test root CA for pgsecure")
+	o.issue("nc_ca", "Constrained CA for pgsecure", "rsa", "root_ca", "v3_ca_constrained")
+	o.issue("evil", "db.evil.test", "rsa", "nc_ca", "server_cn_only")
+	o.issue("good", "db.example.com", "rsa", "nc_ca", "server_cn_only")
+	pg := testutil.StartPostgres(t, testutil.PGOptions{ServerCertPEM: o.read("good.crt", "nc_ca.crt"), ServerKeyPEM: o.read("good.key")})
+	pg.CreateRole(t, appUser, appPassword)
+	caFile := o.path("root_ca.crt")
+
+	for _, c := range []struct {
+		leaf, host string
+		libpq      bool
+	}{
+		{"good", "db.example.com", true},
+		{"evil", "db.evil.test", false},
+	} {
+		t.Run(c.host, func(t *testing.T) {
+			pg.SetServerCert(t, o.read(c.leaf+".crt", "nc_ca.crt"), o.read(c.leaf+".key"))
+			libpqOK, libpqOut := runPsql(t, psql, caFile, c.host, pg.Port)
+			err := connectPgsecure(t, caFile, c.host, pg.Port)
+			t.Logf("psql: ok=%v %s; pgsecure: %v", libpqOK, strings.TrimSpace(libpqOut), err)
+			require.Equal(t, c.libpq, libpqOK, "psql disagrees with libpq's documented behaviour: %s", libpqOut)
+			if c.libpq {
+				assert.NoError(t, err, "libpq accepts, pgsecure must too")
+				return
+			}
+			require.Contains(t, libpqOut, "certificate verify failed", "psql must fail on the chain, not on something else")
+			require.ErrorIs(t, err, pgsecure.ErrUntrustedServer, "libpq refuses, pgsecure must too")
+			assert.Contains(t, err.Error(), `Common Name "db.evil.test"`)
+			assert.Contains(t, err.Error(), `"CN=Constrained CA for pgsecure"`)
+			assert.NotContains(t, err.Error(), appPassword)
+		})
+	}
 }

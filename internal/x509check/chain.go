@@ -11,10 +11,20 @@ import (
 )
 
 // Roots is the set of CA certificates a server's chain must lead to.
+// NewRoots builds it from the certificates of an sslrootcert file.
 type Roots struct {
+	// Pool holds the trust anchors.
 	Pool *x509.CertPool
+	// Intermediates, when set, holds pinned certificates that are not trust
+	// anchors (not self-signed): they serve to build the path from the
+	// server's certificate to an anchor, as if the server had sent them.
+	Intermediates *x509.CertPool
 	// Subjects name the pinned CAs in error messages.
 	Subjects []string
+	// pinned holds the DER of every certificate NewRoots was given, certs
+	// the certificates.
+	pinned map[string]bool
+	certs  []*x509.Certificate
 }
 
 // VerifyChain verifies the chain a server presented (leaf first) against
@@ -22,7 +32,10 @@ type Roots struct {
 // serverAuth extended key usage, with crypto/x509. It then applies libpq's
 // trust-anchor rule (OpenSSL without X509_V_FLAG_PARTIAL_CHAIN): a chain is
 // trusted only when it ends in a self-signed certificate of roots, so an
-// intermediate CA trusted alone is refused, as psql refuses it.
+// intermediate CA trusted alone is refused, as psql refuses it. Pinned
+// certificates in roots.Intermediates (see NewRoots) help build the path.
+// The chain's DNS name constraints also apply to a host-like Common Name
+// when the leaf has no DNS subjectAltName (CheckCommonNameConstraints).
 //
 // It returns the verified chains, each ending in its self-signed anchor,
 // or an *Error that explains the failure and names the fix. A nil
@@ -38,7 +51,7 @@ func VerifyChain(presented []*x509.Certificate, roots Roots, now time.Time) ([][
 	leaf := presented[0]
 	opts := x509.VerifyOptions{
 		Roots:         roots.Pool,
-		Intermediates: x509.NewCertPool(),
+		Intermediates: intermediatesOf(roots),
 		CurrentTime:   now,
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
@@ -47,6 +60,12 @@ func VerifyChain(presented []*x509.Certificate, roots Roots, now time.Time) ([][
 	}
 	chains, err := leaf.Verify(opts)
 	if err != nil {
+		if perr := partialChain(leaf, presented, roots, now, err); perr != nil {
+			return nil, perr
+		}
+		if perr := explainPresented(append(slices.Clone(presented), roots.certs...), err); perr != nil {
+			return nil, perr
+		}
 		return nil, explainChainError(leaf, roots, now, err)
 	}
 	var anchored [][]*x509.Certificate
@@ -58,7 +77,7 @@ func VerifyChain(presented []*x509.Certificate, roots Roots, now time.Time) ([][
 	if len(anchored) == 0 {
 		return nil, partialChainError(leaf, chains[0][len(chains[0])-1])
 	}
-	return anchored, nil
+	return libpqChainRules(anchored, roots)
 }
 
 // SelfSigned reports whether c is a trust anchor for OpenSSL's default
@@ -114,11 +133,11 @@ func explainChainError(leaf *x509.Certificate, roots Roots, now time.Time, err e
 		e.Problem = fmt.Sprintf("it is not valid until %s", leaf.NotBefore.UTC().Format(time.RFC3339))
 		e.Fix = "check this machine's clock, or wait until the certificate becomes valid"
 	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
-		e.Problem = "a certificate in its chain is outside its validity period"
-		e.Fix = "renew the expired CA or intermediate certificate"
+		explainCAValidity(e, invalid.Cert, now)
 	case errors.As(err, &invalid) && invalid.Reason == x509.IncompatibleUsage:
 		e.Problem = "it is not valid for TLS server authentication (extended key usage)"
 		e.Fix = "reissue it with extendedKeyUsage=serverAuth"
+	case errors.As(err, &invalid) && explainInvalid(e, invalid):
 	default:
 		e.Problem = "its chain does not verify"
 		e.Fix = "check that the server sends its intermediate certificates and that sslrootcert is the issuing CA"

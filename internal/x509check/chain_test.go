@@ -27,14 +27,8 @@ func newPKI(t *testing.T) pki {
 	return pki{root: root, inter: inter, leaf: leaf}
 }
 
-func rootsOf(certs ...*x509.Certificate) Roots {
-	r := Roots{Pool: x509.NewCertPool()}
-	for _, c := range certs {
-		r.Pool.AddCert(c)
-		r.Subjects = append(r.Subjects, c.Subject.String())
-	}
-	return r
-}
+// rootsOf is an sslrootcert file holding certs, as pgsecure reads one.
+func rootsOf(certs ...*x509.Certificate) Roots { return NewRoots(certs) }
 
 // TestVerifyChainTrustAnchors: libpq's rule (issue 15.1), every verified
 // chain ends in a self-signed certificate.
@@ -64,6 +58,27 @@ func TestVerifyChainTrustAnchors(t *testing.T) {
 			assert.Contains(t, e.Fix, `add the root CA certificate (subject "CN=test root")`)
 		})
 	}
+
+	// Issue 19.1: the pinned file completes the path (a CA bundle), the
+	// server sends only its leaf.
+	leafOnly := []*x509.Certificate{p.leaf.Cert}
+	for name, pinned := range map[string][]*x509.Certificate{
+		"root then intermediate": {p.root.Cert, p.inter.Cert}, "intermediate then root": {p.inter.Cert, p.root.Cert}} {
+		t.Run("leaf only sent, bundle pinned: "+name, func(t *testing.T) {
+			chains, err := VerifyChain(leafOnly, rootsOf(pinned...), now)
+			require.NoError(t, err)
+			require.Len(t, chains, 1)
+			assert.Equal(t, []*x509.Certificate{p.leaf.Cert, p.inter.Cert, p.root.Cert}, chains[0])
+		})
+	}
+	t.Run("leaf only sent, intermediate pinned alone", func(t *testing.T) {
+		_, err := VerifyChain(leafOnly, rootsOf(p.inter.Cert), now)
+		require.ErrorContains(t, err, `sslrootcert holds only the intermediate CA "CN=test intermediate"`)
+	})
+	t.Run("leaf only sent, root pinned alone", func(t *testing.T) {
+		_, err := VerifyChain(leafOnly, rootsOf(p.root.Cert), now)
+		require.ErrorContains(t, err, `issued by "CN=test intermediate", which does not lead to the pinned CA`)
+	})
 
 	t.Run("issued leaf pinned as its own root", func(t *testing.T) {
 		_, err := VerifyChain([]*x509.Certificate{p.leaf.Cert}, rootsOf(p.leaf.Cert), now)

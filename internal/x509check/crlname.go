@@ -6,8 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"slices"
-	"unicode/utf16"
-	"unicode/utf8"
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
@@ -87,39 +85,12 @@ func canonicalName(der []byte) ([]byte, error) {
 	return out.Bytes()
 }
 
-// ASN.1 string tags OpenSSL canonicalises (ASN1_MASK_CANON).
-const (
-	tagT61String       = cbasn1.Tag(20)
-	tagVisibleString   = cbasn1.Tag(26)
-	tagUniversalString = cbasn1.Tag(28)
-	tagBMPString       = cbasn1.Tag(30)
-)
-
 // canonicalString converts a value of a canonicalised string type to
 // OpenSSL's canonical UTF-8 form; ok is false for other types, which are
 // kept as they are.
 func canonicalString(tag cbasn1.Tag, v []byte) ([]byte, bool) {
-	var s []byte
-	switch tag {
-	case cbasn1.UTF8String, cbasn1.PrintableString, cbasn1.IA5String, tagVisibleString:
-		s = slices.Clone(v)
-	case tagT61String: // one byte per character, read as Latin-1
-		for _, c := range v {
-			s = utf8.AppendRune(s, rune(c))
-		}
-	case tagBMPString:
-		u := make([]uint16, 0, len(v)/2)
-		for i := 0; i+1 < len(v); i += 2 {
-			u = append(u, binary.BigEndian.Uint16(v[i:]))
-		}
-		for _, r := range utf16.Decode(u) {
-			s = utf8.AppendRune(s, r)
-		}
-	case tagUniversalString:
-		for i := 0; i+3 < len(v); i += 4 {
-			s = utf8.AppendRune(s, rune(binary.BigEndian.Uint32(v[i:])))
-		}
-	default:
+	s, ok := asn1StringToUTF8(tag, v)
+	if !ok {
 		return nil, false
 	}
 	isSpace := func(c byte) bool { return c == ' ' || (c >= '\t' && c <= '\r') }

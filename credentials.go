@@ -23,8 +23,10 @@ import (
 // model is documented in package secrets).
 // Config fetches once, so a source that cannot be reached fails Build at
 // startup. Each connection remembers when the credentials it was opened
-// with expire (a lease, a token) and the pool retires it shortly before
-// that, instead of shortening every connection's lifetime. When the server
+// with expire (a lease) and the pool retires it shortly before that,
+// instead of shortening every connection's lifetime; a connection opened
+// with a login token (secrets.Credentials.LoginToken: RDS IAM, Cloud SQL,
+// AlloyDB, Entra ID) is kept, since the token matters only at login. When the server
 // rejects a password (SQLSTATE 28P01), the credentials are invalidated (a
 // rotating source may switch to its pending version) and the connection is
 // retried once with freshly fetched ones, within the same Acquire; if the
@@ -181,6 +183,24 @@ func (s *credStage) Expiry(user, password string) time.Time {
 		return c.Expires
 	}
 	return time.Time{}
+}
+
+// LoginToken implements connect.Credentials.
+func (s *credStage) LoginToken(user, password string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := find(s.recent, secrets.Credentials{User: user, Password: secrets.NewSecret(password)})
+	return c != nil && c.LoginToken
+}
+
+// sessionEnds is when a session opened with user/password must end: the
+// Expires of a lease (its role is dropped then), zero for a login token
+// (it matters only at login) and for credentials without expiry.
+func (s *credStage) sessionEnds(user, password string) time.Time {
+	if s.LoginToken(user, password) {
+		return time.Time{}
+	}
+	return s.Expiry(user, password)
 }
 
 // rotates reports whether a source's credentials change on a schedule.

@@ -97,6 +97,12 @@ func (s *poolState) beforeConnect(hooks []func(context.Context, *pgx.ConnConfig)
 			shuffleHosts(cc, rand.Shuffle) // load_balance_hosts=random: a fresh order per connection
 		}
 		s.install(cc)
+		if s.creds != nil && !s.policy.Auth.Allows(connect.AuthPassword) && s.creds.LoginToken(cc.User, cc.Password) {
+			// A login token answers a cleartext-password request (pgx checks
+			// require_auth too); the authentication watch allows it only over
+			// verified TLS and only for this token.
+			cc.RequireAuth += "," + connect.AuthPassword
+		}
 		return nil
 	}
 }
@@ -147,7 +153,7 @@ func (s *poolState) afterConnect(hooks []func(context.Context, *pgx.Conn) error)
 		if s.creds != nil {
 			cc := c.Config()
 			s.creds.succeeded(cc.User, cc.Password)
-			if exp := s.creds.Expiry(cc.User, cc.Password); !exp.IsZero() {
+			if exp := s.creds.sessionEnds(cc.User, cc.Password); !exp.IsZero() {
 				c.PgConn().CustomData()[expiresKey] = exp
 			}
 		}
@@ -163,8 +169,9 @@ func (s *poolState) afterConnect(hooks []func(context.Context, *pgx.Conn) error)
 const expiresKey = "pgsecure.credentials.expires"
 
 // fresh reports whether a pooled connection may still be used: it is
-// retired before the credentials it was opened with expire (a lease, a
-// token), instead of shortening every connection's lifetime.
+// retired before the credentials it was opened with expire (a lease; not a
+// login token, which matters only at login), instead of shortening every
+// connection's lifetime.
 func (s *poolState) fresh(c *pgx.Conn) bool {
 	exp, ok := c.PgConn().CustomData()[expiresKey].(time.Time)
 	return !ok || time.Now().Before(retireAt(exp))

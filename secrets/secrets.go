@@ -149,19 +149,40 @@ type Credentials struct {
 	// Source names where the credentials came from, for logs and errors
 	// (e.g. "env", "file:/run/secrets/db", "vault:database/creds/app").
 	Source string
+	// LoginToken says that Password is a login token, not a password: short
+	// lived, signed for this user and this server endpoint by the cloud's
+	// identity service, and checked by the server only when a session
+	// starts (RDS IAM, Cloud SQL and AlloyDB IAM, Microsoft Entra ID).
+	// Replaying it elsewhere is useless, and so is keeping it for later.
+	//
+	// Only for a login token, and only over a TLS connection whose handshake
+	// pgsecure verified, does pgsecure answer the server's request for a
+	// cleartext password (AuthenticationCleartextPassword, which is how
+	// those servers ask for the token); md5 and trust stay refused, and a
+	// password (LoginToken false) is never sent in cleartext unless
+	// require_auth allows it. Expires then bounds only when the token may
+	// start a session: sessions opened with it are kept after it expires.
+	//
+	// Sources set it in code; no secret's content can set it.
+	LoginToken bool
 }
 
 // Equal reports whether two credentials are the same in every field (the
 // password compared in constant time).
 func (c Credentials) Equal(o Credentials) bool {
 	return c.User == o.User && c.Password.Equal(o.Password) && c.Host == o.Host && c.Port == o.Port &&
-		c.Database == o.Database && c.Expires.Equal(o.Expires) && c.Version == o.Version && c.Source == o.Source
+		c.Database == o.Database && c.Expires.Equal(o.Expires) && c.Version == o.Version && c.Source == o.Source &&
+		c.LoginToken == o.LoginToken
 }
 
 // String implements fmt.Stringer without the password.
 func (c Credentials) String() string {
-	return fmt.Sprintf("Credentials{User:%q Password:%s Host:%q Port:%d Database:%q Expires:%s Version:%q Source:%q}",
-		c.User, Redacted, c.Host, c.Port, c.Database, fmtTime(c.Expires), c.Version, c.Source)
+	token := ""
+	if c.LoginToken {
+		token = " LoginToken:true"
+	}
+	return fmt.Sprintf("Credentials{User:%q Password:%s Host:%q Port:%d Database:%q Expires:%s Version:%q Source:%q%s}",
+		c.User, Redacted, c.Host, c.Port, c.Database, fmtTime(c.Expires), c.Version, c.Source, token)
 }
 
 // GoString implements fmt.GoStringer without the password.
@@ -193,6 +214,9 @@ func (c Credentials) LogValue() slog.Value {
 	}
 	if c.Version != "" {
 		attrs = append(attrs, slog.String("version", c.Version))
+	}
+	if c.LoginToken {
+		attrs = append(attrs, slog.Bool("login_token", true))
 	}
 	return slog.GroupValue(attrs...)
 }

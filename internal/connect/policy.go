@@ -59,6 +59,10 @@ type Credentials interface {
 	// Expiry is when the credentials user/password stop working (zero:
 	// unknown or never).
 	Expiry(user, password string) time.Time
+	// LoginToken reports whether password is a login token the source
+	// handed out for user (secrets.Credentials.LoginToken): only then may
+	// it answer a request for a cleartext password, over verified TLS.
+	LoginToken(user, password string) bool
 }
 
 // Observer receives the outcome of every connection attempt.

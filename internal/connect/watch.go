@@ -210,10 +210,20 @@ func (w *authWatch) authRequest(body []byte) error {
 	}
 	w.asked = true
 	w.method = method
-	if !w.policy.Auth.Allows(method) {
+	if !w.policy.Auth.Allows(method) && !w.loginToken(method) {
 		return w.refuse(method, "")
 	}
 	return w.checkBindingOffered(method, body[4:])
+}
+
+// loginToken reports whether a cleartext-password request may be answered
+// although the policy does not allow it: the password about to be sent is a
+// login token of the credential source (short-lived, bound to this user and
+// endpoint; see secrets.Credentials.LoginToken) and this connection's TLS
+// handshake was verified by pgsecure.
+func (w *authWatch) loginToken(method string) bool {
+	return method == AuthPassword && w.attempt != nil && w.attempt.isVerified() && w.cfg != nil &&
+		w.policy.Credentials != nil && w.policy.Credentials.LoginToken(w.cfg.User, w.cfg.Password)
 }
 
 func (w *authWatch) refuse(method, what string) error {
@@ -221,8 +231,12 @@ func (w *authWatch) refuse(method, what string) error {
 		what = fmt.Sprintf("the server asked for %s authentication", method)
 	}
 	fix := "configure the server for scram-sha-256 (password_encryption = 'scram-sha-256', reset the role's password, and use scram-sha-256 in pg_hba.conf)"
-	if method == AuthNone {
+	switch method {
+	case AuthNone:
 		fix = "replace trust with scram-sha-256 in pg_hba.conf"
+	case AuthPassword:
+		fix += "; if this role logs in with a cloud IAM token (RDS IAM, Cloud SQL or AlloyDB IAM, Microsoft Entra ID), " +
+			"take its credentials from a login-token source (rdsiam://, gcpiam://, azureiam://) instead of a password"
 	}
 	err := fmt.Errorf("%w: %s, which the policy (require_auth=%s) does not allow; nothing was sent; %s; "+
 		"or, knowingly, widen require_auth", ErrInsecureAuth, what, w.policy.Auth, fix)

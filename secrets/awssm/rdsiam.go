@@ -63,11 +63,12 @@ func (s *iamSource) credentials(ctx context.Context) (secrets.Credentials, error
 		return secrets.Credentials{}, classify(ctx, s.name, "build IAM token", err)
 	}
 	return secrets.Credentials{
-		User:     s.user,
-		Password: secrets.NewSecret(token),
-		Host:     s.host,
-		Port:     s.port,
-		Expires:  issued.Add(TokenLifetime),
-		Source:   s.name,
+		User:       s.user,
+		Password:   secrets.NewSecret(token),
+		Host:       s.host,
+		Port:       s.port,
+		Expires:    issued.Add(TokenLifetime),
+		Source:     s.name,
+		LoginToken: true,
 	}, nil
 }

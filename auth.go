@@ -22,3 +22,9 @@ const (
 	AuthSSPI     = connect.AuthSSPI
 	AuthOAuth    = connect.AuthOAuth
 )
+
+// TokenRejectedError is returned when the server refuses a login token
+// (secrets.Credentials.LoginToken), also after one retry with a fresh one:
+// it names the source and what to check, never the token, and wraps the
+// server's *pgconn.PgError.
+type TokenRejectedError = connect.TokenRejectedError

@@ -138,9 +138,11 @@ func (s *credStage) useEndpoint(cc *pgx.ConnConfig, c secrets.Credentials) error
 // Rejected implements connect.Credentials: the rejected generation is
 // invalidated and, unless it came from a retry already, fresh credentials
 // are fetched for one retry. SQLSTATE 28000 (how RDS Proxy answers rotated
-// credentials) counts as a rejection only for sources that rotate.
+// credentials, and how a server answers a login token its PAM check
+// refused) counts as a rejection only for sources that rotate and for login
+// tokens.
 func (s *credStage) Rejected(ctx context.Context, code, user, password string) (string, string, bool) {
-	if code == "28000" && !rotates(s.cache) {
+	if code == "28000" && !rotates(s.cache) && !s.isLoginToken(user, password) {
 		return "", "", false
 	}
 	rejected := secrets.Credentials{User: user, Password: secrets.NewSecret(password)}
@@ -186,18 +188,23 @@ func (s *credStage) Expiry(user, password string) time.Time {
 }
 
 // LoginToken implements connect.Credentials.
-func (s *credStage) LoginToken(user, password string) bool {
+func (s *credStage) LoginToken(user, password string) (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := find(s.recent, secrets.Credentials{User: user, Password: secrets.NewSecret(password)})
-	return c != nil && c.LoginToken
+	return s.name, c != nil && c.LoginToken
+}
+
+func (s *credStage) isLoginToken(user, password string) bool {
+	_, ok := s.LoginToken(user, password)
+	return ok
 }
 
 // sessionEnds is when a session opened with user/password must end: the
 // Expires of a lease (its role is dropped then), zero for a login token
 // (it matters only at login) and for credentials without expiry.
 func (s *credStage) sessionEnds(user, password string) time.Time {
-	if s.LoginToken(user, password) {
+	if s.isLoginToken(user, password) {
 		return time.Time{}
 	}
 	return s.Expiry(user, password)

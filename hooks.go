@@ -97,7 +97,7 @@ func (s *poolState) beforeConnect(hooks []func(context.Context, *pgx.ConnConfig)
 			shuffleHosts(cc, rand.Shuffle) // load_balance_hosts=random: a fresh order per connection
 		}
 		s.install(cc)
-		if s.creds != nil && !s.policy.Auth.Allows(connect.AuthPassword) && s.creds.LoginToken(cc.User, cc.Password) {
+		if s.creds != nil && !s.policy.Auth.Allows(connect.AuthPassword) && s.creds.isLoginToken(cc.User, cc.Password) {
 			// A login token answers a cleartext-password request (pgx checks
 			// require_auth too); the authentication watch allows it only over
 			// verified TLS and only for this token.

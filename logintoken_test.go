@@ -20,6 +20,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awscreds "github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -194,13 +195,24 @@ func TestRDSIAMLogsInThroughPAM(t *testing.T) {
 	}
 
 	t.Run("rejected token", func(t *testing.T) {
+		before := len(pam.Attempts())
 		foreign := aws.Credentials{AccessKeyID: iamKeys.AccessKeyID, SecretAccessKey: "some-other-secret-key"}
 		_, err := pgsecure.NewBuilder(fmt.Sprintf("postgres://localhost:%d/postgres", pg.Port)).RootCAFile(pki.CAFile).
 			Credentials(rdsSource(endpoint, foreign)).Logger(logger).Build(ctx)
-		require.Error(t, err)
+		var rejected *pgsecure.TokenRejectedError
+		require.ErrorAs(t, err, &rejected)
 		assert.Contains(t, err.Error(), "PAM authentication failed")
+		assert.Contains(t, err.Error(), "login token from rdsiam://"+iamUser+"@"+endpoint, "the error names the source")
+		var pgErr *pgconn.PgError
+		require.ErrorAs(t, err, &pgErr)
+		assert.Equal(t, "28000", pgErr.Code)
 		attempts := pam.Attempts()
-		require.Error(t, attempts[len(attempts)-1].Err, "the server's PAM check rejected the foreign token")
+		// A fresh token is retried once, unless it is the same one (RDS
+		// tokens signed within the same second are identical).
+		require.Greater(t, len(attempts), before)
+		for _, a := range attempts[before:] {
+			require.Error(t, a.Err, "the server's PAM check rejected the foreign token")
+		}
 		errs = append(errs, err)
 	})
 

@@ -41,7 +41,9 @@
 // dynamic-credentials source, a File source) follow the same model or
 // re-read on change themselves, and Cached does not wrap them again. The
 // pool retires each connection before the Expires of the credentials it
-// was opened with, so no connection outlives its lease.
+// was opened with, so no connection outlives its lease; except for login
+// tokens (Credentials.LoginToken: RDS IAM, Cloud SQL and AlloyDB IAM,
+// Entra ID), whose Expires bounds only when they may start a session.
 //
 // # Errors
 //

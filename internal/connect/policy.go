@@ -62,7 +62,8 @@ type Credentials interface {
 	// LoginToken reports whether password is a login token the source
 	// handed out for user (secrets.Credentials.LoginToken): only then may
 	// it answer a request for a cleartext password, over verified TLS.
-	LoginToken(user, password string) bool
+	// source names the credential source, for errors.
+	LoginToken(user, password string) (source string, ok bool)
 }
 
 // Observer receives the outcome of every connection attempt.

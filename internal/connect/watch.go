@@ -222,8 +222,11 @@ func (w *authWatch) authRequest(body []byte) error {
 // endpoint; see secrets.Credentials.LoginToken) and this connection's TLS
 // handshake was verified by pgsecure.
 func (w *authWatch) loginToken(method string) bool {
-	return method == AuthPassword && w.attempt != nil && w.attempt.isVerified() && w.cfg != nil &&
-		w.policy.Credentials != nil && w.policy.Credentials.LoginToken(w.cfg.User, w.cfg.Password)
+	if method != AuthPassword || w.attempt == nil || !w.attempt.isVerified() || w.cfg == nil || w.policy.Credentials == nil {
+		return false
+	}
+	_, ok := w.policy.Credentials.LoginToken(w.cfg.User, w.cfg.Password)
+	return ok
 }
 
 func (w *authWatch) refuse(method, what string) error {
@@ -269,6 +272,9 @@ func (w *authWatch) rejected(body []byte) error {
 	}
 	user, password, ok := w.policy.Credentials.Rejected(w.ctx, code, w.cfg.User, w.cfg.Password)
 	if !ok {
+		if source, token := w.policy.Credentials.LoginToken(w.cfg.User, w.cfg.Password); token {
+			return &TokenRejectedError{Source: source, User: w.cfg.User, Server: &pgconn.PgError{Severity: "FATAL", Code: code, Message: msg}}
+		}
 		return nil
 	}
 	w.cfg.User, w.cfg.Password = user, password
@@ -358,6 +364,26 @@ func errorFields(body []byte) (code, message string) {
 	}
 	return code, message
 }
+
+// TokenRejectedError is the server refusing a login token (RDS IAM, Cloud
+// SQL or AlloyDB IAM, Entra ID), also after one retry with a fresh token.
+// It names the source and what to check; it never contains the token. It
+// wraps the server's error.
+type TokenRejectedError struct {
+	Source string // the credential source, by its redacted name
+	User   string
+	Server *pgconn.PgError
+}
+
+func (e *TokenRejectedError) Error() string {
+	return fmt.Sprintf("pgsecure: the server rejected the login token from %s for user %q (server: %s); "+
+		"check that the identity behind the source may log in as this database user (the cloud's IAM permission, "+
+		"and the user created for IAM login on the server), that the token is for this host and port, "+
+		"and that this machine's clock is right", e.Source, e.User, e.Server.Error())
+}
+
+// Unwrap returns the server's error.
+func (e *TokenRejectedError) Unwrap() error { return e.Server }
 
 // ClientCertificateRequiredError is the server refusing a connection that
 // presented no client certificate (pg_hba clientcert=verify-ca/verify-full

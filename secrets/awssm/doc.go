@@ -35,6 +35,15 @@
 // refreshes it before it expires. RDS accepts IAM tokens only over TLS, which
 // pgsecure always uses.
 //
+// Its credentials are login tokens (secrets.Credentials.LoginToken): RDS
+// checks the token through PAM and asks for it as a cleartext password, which
+// pgsecure answers with a login token only, over a TLS connection whose
+// handshake it verified. The token matters only at login (AWS documents
+// this), so sessions opened with it outlive its Expires: the pool does not
+// retire them. Secrets Manager credentials are passwords: they are never sent
+// in cleartext, and a server asking for one is refused with
+// pgsecure.ErrInsecureAuth.
+//
 // # URI grammar
 //
 //	awssm://<secret-name>[?<params>]

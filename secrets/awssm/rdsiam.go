@@ -25,6 +25,11 @@ const TokenLifetime = 15 * time.Minute
 // at most TokenLifetime after the call; they have no Version. Wrap the source
 // in a secrets.Cache so that the cache reuses the token and refreshes it before
 // Expires. RDS accepts tokens only over TLS.
+//
+// The credentials are login tokens (secrets.Credentials.LoginToken): pgsecure
+// answers RDS's request for a cleartext password with them over verified TLS,
+// and keeps the sessions they opened past Expires (the token matters only at
+// login).
 func RDSIAM(cfg aws.Config, endpoint, region, user string) *Source {
 	if region == "" {
 		region = cfg.Region

@@ -67,6 +67,10 @@ func KV(c *Client, mount, path string, opts ...Option) (*Source, error) {
 // background at about two thirds of its life (with jitter, and with backoff
 // after failures); when it cannot be renewed, or its max TTL is near, the
 // next Credentials call reads new credentials. Close stops the renewal.
+// The lease's end ends the session's right to exist (Vault drops the role),
+// so the pool retires each connection before the Expires of the lease it was
+// opened with. The credentials are passwords, not login tokens: they are
+// never sent in cleartext.
 func Database(c *Client, mount, role string, opts ...Option) (*Source, error) {
 	return newSource(c, kindDatabase, mount, role, "creds", opts)
 }

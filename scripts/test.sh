@@ -37,6 +37,10 @@ GOTOOLCHAIN="$oldest" go test -count=1 ./...
 # through the module proxy protocol at the root version its go.mod requires.
 (cd otel && go vet ./... && go test -race -count=1 ./...)
 scripts/consumer.sh
+# The cloud IAM token sources, each its own module (so the root links no
+# cloud SDK), against this checkout through their go.work, logging in to
+# PostgreSQL through PAM as the clouds' servers do.
+(cd secrets/gcpiam && go vet ./... && go test -race -count=1 ./...)
 # GORM, sqlx, goose, golang-migrate and sqlc-style code on a pgsecure pool
 # (docs/ecosystem.md), in a test module of its own.
 (cd internal/ecosystem && go mod tidy -diff && go vet ./... && go test -race -count=1 ./...)

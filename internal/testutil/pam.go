@@ -112,7 +112,7 @@ func (p *Postgres) UsePAM(t testing.TB, o PAMLogin) *PAM {
 
 	var hba []string
 	for _, r := range o.Roles {
-		hba = append(hba, fmt.Sprintf("hostssl all %s 127.0.0.1/32 pam pamservice=%s", r, pam.Service))
+		hba = append(hba, fmt.Sprintf(`hostssl all "%s" 127.0.0.1/32 pam pamservice=%s`, r, pam.Service))
 	}
 	hba = append(hba, p.opts.HBA...)
 	if len(p.opts.HBA) == 0 {

@@ -41,6 +41,7 @@ scripts/consumer.sh
 # cloud SDK), against this checkout through their go.work, logging in to
 # PostgreSQL through PAM as the clouds' servers do.
 (cd secrets/gcpiam && go vet ./... && go test -race -count=1 ./...)
+(cd secrets/azureiam && go vet ./... && go test -race -count=1 ./...)
 # GORM, sqlx, goose, golang-migrate and sqlc-style code on a pgsecure pool
 # (docs/ecosystem.md), in a test module of its own.
 (cd internal/ecosystem && go mod tidy -diff && go vet ./... && go test -race -count=1 ./...)

@@ -30,6 +30,8 @@ var backendImports = map[string]string{
 	"vault+http": "github.com/pgsecure/pgsecure/secrets/vault",
 	"awssm":      "github.com/pgsecure/pgsecure/secrets/awssm",
 	"rdsiam":     "github.com/pgsecure/pgsecure/secrets/awssm",
+	"gcpiam":     "github.com/pgsecure/pgsecure/secrets/gcpiam",
+	"azureiam":   "github.com/pgsecure/pgsecure/secrets/azureiam",
 }
 
 func init() {

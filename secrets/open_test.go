@@ -74,6 +74,8 @@ func TestOpenErrors(t *testing.T) {
 			`add import _ "github.com/pgsecure/pgsecure/secrets/vault"; registered schemes: `},
 		{"awssm://prod/db", ErrUnknownScheme, `import _ "github.com/pgsecure/pgsecure/secrets/awssm"`},
 		{"rdsiam://app@db:5432?region=eu-west-1", ErrUnknownScheme, `import _ "github.com/pgsecure/pgsecure/secrets/awssm"`},
+		{"gcpiam://?scope=cloudsql", ErrUnknownScheme, `import _ "github.com/pgsecure/pgsecure/secrets/gcpiam"`},
+		{"azureiam://?user=app@contoso.com", ErrUnknownScheme, `import _ "github.com/pgsecure/pgsecure/secrets/azureiam"`},
 		{"static:", ErrUnknownScheme, "not offered as a URI"},
 		{"gopher://x", ErrUnknownScheme, `no secret source is registered for scheme "gopher"`},
 		{"vault://app:" + testSecret + "@vault:8200/kv/data/db", ErrInvalid, "carries a password in its user-info"},

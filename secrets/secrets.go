@@ -2,9 +2,10 @@
 //
 // A Source returns Credentials; sources are chosen by configuration through
 // Open and a URI ("env:", "file:/run/secrets/db", "vault://...", "awssm://...",
-// "rdsiam://..."). Backends that need an SDK live in their own packages
-// (secrets/vault, secrets/awssm) and register their schemes when imported, so a
-// program links only the SDKs it uses.
+// "rdsiam://...", "gcpiam://...", "azureiam://..."). Backends that need an SDK
+// live in their own packages (secrets/vault, secrets/awssm) or modules
+// (secrets/gcpiam, secrets/azureiam) and register their schemes when imported,
+// so a program links only the SDKs it uses.
 //
 // Nothing in this package prints a secret: Secret and Credentials redact
 // themselves in every fmt verb and in log/slog.

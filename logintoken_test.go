@@ -2,14 +2,10 @@ package pgsecure_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,7 +13,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awscreds "github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -26,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgsecure/pgsecure"
+	"github.com/pgsecure/pgsecure/internal/awstest"
 	"github.com/pgsecure/pgsecure/internal/testutil"
 	"github.com/pgsecure/pgsecure/secrets"
 	"github.com/pgsecure/pgsecure/secrets/awssm"
@@ -52,67 +48,6 @@ func tokenServer(t *testing.T, check func(user, token string) error) (*testutil.
 	return pg, pki, pam
 }
 
-// rdsTokenCheck checks a password the way RDS checks an IAM token: the form
-// host:port/?Action=connect&DBUser=..., SigV4 query parameters signed by
-// keys for the rds-db service in region, for this endpoint and user, not
-// stale.
-func rdsTokenCheck(endpoint, region string, keys aws.Credentials) func(user, token string) error {
-	return func(user, token string) error {
-		hostPort, query, ok := strings.Cut(token, "?")
-		if !ok {
-			return errors.New("not host:port/?query")
-		}
-		if strings.TrimSuffix(hostPort, "/") != endpoint {
-			return fmt.Errorf("token for endpoint %q, not %q", hostPort, endpoint)
-		}
-		q, err := url.ParseQuery(query)
-		if err != nil {
-			return err
-		}
-		scope := strings.Split(q.Get("X-Amz-Credential"), "/")
-		switch {
-		case q.Get("Action") != "connect":
-			return errors.New("Action is not connect")
-		case q.Get("DBUser") != user:
-			return fmt.Errorf("token for user %q, not %q", q.Get("DBUser"), user)
-		case q.Get("X-Amz-Algorithm") != "AWS4-HMAC-SHA256":
-			return errors.New("X-Amz-Algorithm")
-		case len(scope) != 5 || scope[0] != keys.AccessKeyID || scope[2] != region || scope[3] != "rds-db" || scope[4] != "aws4_request":
-			return errors.New("X-Amz-Credential")
-		case q.Get("X-Amz-SignedHeaders") != "host":
-			return errors.New("X-Amz-SignedHeaders")
-		}
-		signed, err := time.Parse("20060102T150405Z", q.Get("X-Amz-Date"))
-		if err != nil {
-			return err
-		}
-		expires, err := strconv.Atoi(q.Get("X-Amz-Expires"))
-		if err != nil || expires != 900 {
-			return errors.New("X-Amz-Expires")
-		}
-		if age := time.Since(signed); age > time.Duration(expires)*time.Second || age < -5*time.Minute {
-			return errors.New("stale token")
-		}
-		req, err := http.NewRequest(http.MethodGet, "https://"+endpoint+"/?Action=connect&DBUser="+url.QueryEscape(user)+"&X-Amz-Expires=900", nil)
-		if err != nil {
-			return err
-		}
-		again, _, err := v4.NewSigner().PresignHTTP(context.Background(), keys, req,
-			"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "rds-db", region, signed)
-		if err != nil {
-			return err
-		}
-		u, err := url.Parse(again)
-		if err != nil {
-			return err
-		}
-		if u.Query().Get("X-Amz-Signature") != q.Get("X-Amz-Signature") {
-			return errors.New("bad signature")
-		}
-		return nil
-	}
-}
-
 func rdsSource(endpoint string, keys aws.Credentials) *awssm.Source {
 	cfg := aws.Config{Region: iamRegion, Credentials: awscreds.StaticCredentialsProvider{Value: keys}}
 	return awssm.RDSIAM(cfg, endpoint, "", iamUser)
@@ -128,7 +63,7 @@ func rdsSource(endpoint string, keys aws.Credentials) *awssm.Source {
 // or log line.
 func TestRDSIAMLogsInThroughPAM(t *testing.T) {
 	var endpoint string
-	pg, pki, pam := tokenServer(t, func(user, token string) error { return rdsTokenCheck(endpoint, iamRegion, iamKeys)(user, token) })
+	pg, pki, pam := tokenServer(t, func(user, token string) error { return awstest.RDSTokenCheck(endpoint, iamRegion, iamKeys)(user, token) })
 	endpoint = fmt.Sprintf("localhost:%d", pg.Port)
 	ctx := ctxT(t)
 	logs := &testutil.LogBuffer{}
@@ -260,7 +195,7 @@ func (*expiringSource) ManagesLifetime() bool { return true }
 // credentials whose expiry ends the session (a Vault lease) is retired.
 func TestLoginTokenExpiryIsNotSessionExpiry(t *testing.T) {
 	var endpoint string
-	pg, pki, _ := tokenServer(t, func(user, token string) error { return rdsTokenCheck(endpoint, iamRegion, iamKeys)(user, token) })
+	pg, pki, _ := tokenServer(t, func(user, token string) error { return awstest.RDSTokenCheck(endpoint, iamRegion, iamKeys)(user, token) })
 	endpoint = fmt.Sprintf("localhost:%d", pg.Port)
 	ctx := ctxT(t)
 	for _, tc := range []struct {

@@ -104,12 +104,13 @@ func New(ts oauth2.TokenSource, service Service, user string) *Source {
 
 // FromADC returns a source for service from Application Default Credentials.
 // An empty user is derived from a service-account key (see the package
-// documentation); other credentials need it given.
+// documentation); other credentials need it given. ctx is used as in
+// FromServiceAccountKey.
 func FromADC(ctx context.Context, service Service, user string) (*Source, error) {
 	if service.Scope() == "" {
 		return nil, invalid(name(service, user), fmt.Sprintf("unknown service %q: want %q or %q", service, CloudSQL, AlloyDB))
 	}
-	creds, err := google.FindDefaultCredentials(ctx, service.Scope())
+	creds, err := google.FindDefaultCredentials(context.WithoutCancel(ctx), service.Scope())
 	if err != nil {
 		return nil, &secrets.Error{Kind: secrets.ErrInvalid, Source: name(service, user), Op: "open",
 			Hint: "no Application Default Credentials: set GOOGLE_APPLICATION_CREDENTIALS, run gcloud auth application-default login, or run on Google Cloud",
@@ -121,12 +122,14 @@ func FromADC(ctx context.Context, service Service, user string) (*Source, error)
 // FromServiceAccountKey returns a source for service from a service account's
 // JSON key. An empty user is derived from the key's client_email. The token
 // endpoint is the key's token_uri; ctx may carry an *http.Client under
-// oauth2.HTTPClient for it, and must outlive the source.
+// oauth2.HTTPClient for it. Token requests keep ctx's values but not its
+// cancellation (the source outlives a startup timeout); each Credentials
+// call is bounded by its own ctx.
 func FromServiceAccountKey(ctx context.Context, key []byte, service Service, user string) (*Source, error) {
 	if service.Scope() == "" {
 		return nil, invalid(name(service, user), fmt.Sprintf("unknown service %q: want %q or %q", service, CloudSQL, AlloyDB))
 	}
-	creds, err := google.CredentialsFromJSONWithType(ctx, key, google.ServiceAccount, service.Scope())
+	creds, err := google.CredentialsFromJSONWithType(context.WithoutCancel(ctx), key, google.ServiceAccount, service.Scope())
 	if err != nil {
 		return nil, &secrets.Error{Kind: secrets.ErrInvalid, Source: name(service, user), Op: "open",
 			Hint: "not a service account JSON key", Err: secrets.Quiet(err, "the key could not be parsed")}

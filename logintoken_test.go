@@ -63,7 +63,9 @@ func rdsSource(endpoint string, keys aws.Credentials) *awssm.Source {
 // or log line.
 func TestRDSIAMLogsInThroughPAM(t *testing.T) {
 	var endpoint string
-	pg, pki, pam := tokenServer(t, func(user, token string) error { return awstest.RDSTokenCheck(endpoint, iamRegion, iamKeys)(user, token) })
+	pg, pki, pam := tokenServer(t, func(user, token string) error {
+		return awstest.RDSTokenCheck(endpoint, iamRegion, iamKeys)(user, token)
+	})
 	endpoint = fmt.Sprintf("localhost:%d", pg.Port)
 	ctx := ctxT(t)
 	logs := &testutil.LogBuffer{}
@@ -195,7 +197,9 @@ func (*expiringSource) ManagesLifetime() bool { return true }
 // credentials whose expiry ends the session (a Vault lease) is retired.
 func TestLoginTokenExpiryIsNotSessionExpiry(t *testing.T) {
 	var endpoint string
-	pg, pki, _ := tokenServer(t, func(user, token string) error { return awstest.RDSTokenCheck(endpoint, iamRegion, iamKeys)(user, token) })
+	pg, pki, _ := tokenServer(t, func(user, token string) error {
+		return awstest.RDSTokenCheck(endpoint, iamRegion, iamKeys)(user, token)
+	})
 	endpoint = fmt.Sprintf("localhost:%d", pg.Port)
 	ctx := ctxT(t)
 	for _, tc := range []struct {

@@ -20,6 +20,7 @@ import (
 	"github.com/pgsecure/pgsecure"
 	"github.com/pgsecure/pgsecure/internal/testutil"
 	"github.com/pgsecure/pgsecure/secrets"
+	"github.com/pgsecure/pgsecure/secrets/gcpiam/internal/gcptest"
 )
 
 const (
@@ -64,9 +65,9 @@ func TestMisconfiguredSourcesSayWhat(t *testing.T) {
 }
 
 func TestURI(t *testing.T) {
-	srv := newGoogleTokenServer(t, saEmail, CloudSQL.Scope(), time.Hour)
+	srv := gcptest.NewTokenServer(t, saEmail, CloudSQL.Scope(), time.Hour)
 	keyFile := filepath.Join(t.TempDir(), "key.json")
-	require.NoError(t, os.WriteFile(keyFile, srv.keyJSON(t), 0o600))
+	require.NoError(t, os.WriteFile(keyFile, srv.KeyJSON(t), 0o600))
 	src, err := secrets.Open(ctxT(t), "gcpiam://?scope=cloudsql&credentials_file="+url.QueryEscape(keyFile))
 	require.NoError(t, err)
 	assert.Equal(t, "gcpiam://?scope=cloudsql&user="+saUser, secrets.NameOf(src), "the user is derived from the key")
@@ -87,10 +88,10 @@ func TestURI(t *testing.T) {
 
 // source returns a source for the server's service account, talking to
 // the loopback token server through its TLS client.
-func source(t *testing.T, srv *googleTokenServer, service Service) *Source {
+func source(t *testing.T, srv *gcptest.TokenServer, service Service) *Source {
 	t.Helper()
 	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, srv.Client())
-	src, err := FromServiceAccountKey(ctx, srv.keyJSON(t), service, "")
+	src, err := FromServiceAccountKey(ctx, srv.KeyJSON(t), service, "")
 	require.NoError(t, err)
 	return src
 }
@@ -105,11 +106,11 @@ func source(t *testing.T, srv *googleTokenServer, service Service) *Source {
 func TestCloudSQLLogsInThroughPAM(t *testing.T) {
 	for _, service := range []Service{CloudSQL, AlloyDB} {
 		t.Run(string(service), func(t *testing.T) {
-			srv := newGoogleTokenServer(t, saEmail, service.Scope(), time.Hour)
+			srv := gcptest.NewTokenServer(t, saEmail, service.Scope(), time.Hour)
 			pki := testutil.NewPKI(t)
 			pg := pki.StartPostgres(t, testutil.PGOptions{})
 			pg.Exec(t, `CREATE ROLE "`+saUser+`" LOGIN`)
-			pam := pg.UsePAM(t, testutil.PAMLogin{Roles: []string{saUser}, Check: srv.check})
+			pam := pg.UsePAM(t, testutil.PAMLogin{Roles: []string{saUser}, Check: srv.Check})
 			ctx := ctxT(t)
 			logs := &testutil.LogBuffer{}
 			logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -134,7 +135,7 @@ func TestCloudSQLLogsInThroughPAM(t *testing.T) {
 			require.ErrorIs(t, err, pgsecure.ErrInsecureAuth)
 			assert.Len(t, pam.Attempts(), len(accepted), "the static password never reached the server")
 
-			srv.revoke()
+			srv.Revoke()
 			_, err = pgsecure.NewBuilder(dsn).RootCAFile(pki.CAFile).Credentials(source(t, srv, service)).Logger(logger).Build(ctx)
 			require.ErrorIs(t, err, secrets.ErrAccessDenied)
 			assert.Contains(t, err.Error(), "gcpiam://?scope="+string(service)+"&user="+saUser, "the error names the source")
@@ -152,11 +153,11 @@ func TestCloudSQLLogsInThroughPAM(t *testing.T) {
 // expire, in the background, while connections keep being opened; no query
 // fails, and sessions opened with an earlier token keep working.
 func TestTokenRotatesUnderLoad(t *testing.T) {
-	srv := newGoogleTokenServer(t, saEmail, CloudSQL.Scope(), 9*time.Second)
+	srv := gcptest.NewTokenServer(t, saEmail, CloudSQL.Scope(), 9*time.Second)
 	pki := testutil.NewPKI(t)
 	pg := pki.StartPostgres(t, testutil.PGOptions{})
 	pg.Exec(t, `CREATE ROLE "`+saUser+`" LOGIN`)
-	pam := pg.UsePAM(t, testutil.PAMLogin{Roles: []string{saUser}, Check: srv.check})
+	pam := pg.UsePAM(t, testutil.PAMLogin{Roles: []string{saUser}, Check: srv.Check})
 	ctx := ctxT(t)
 	pool, err := pgsecure.NewBuilder(fmt.Sprintf("postgres://localhost:%d/postgres", pg.Port)).RootCAFile(pki.CAFile).
 		Credentials(source(t, srv, CloudSQL)).ConfigurePool(func(c *pgxpool.Config) {

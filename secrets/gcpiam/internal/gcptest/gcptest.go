@@ -1,4 +1,6 @@
-package gcpiam
+// Package gcptest is a test double for Google's OAuth 2.0 token endpoint,
+// for the tests of gcpiam and its example.
+package gcptest
 
 import (
 	"crypto"
@@ -20,14 +22,14 @@ import (
 	"time"
 )
 
-// googleTokenServer is a test double for Google's OAuth 2.0 token endpoint
+// TokenServer is a test double for Google's OAuth 2.0 token endpoint
 // (the token_uri of a service account key), on loopback TLS: it accepts the
 // JWT-bearer grant only when the assertion is signed by the key's private
 // key, names the key's email as issuer, this endpoint as audience and the
 // expected scope, and issues access tokens that live for lifetime. It
 // remembers what it issued, so that the PAM check on the database side can
 // accept only its tokens, as Cloud SQL asks Google.
-type googleTokenServer struct {
+type TokenServer struct {
 	*httptest.Server
 	email, keyID string
 	key          *rsa.PrivateKey
@@ -45,21 +47,23 @@ type issuedToken struct {
 	expires      time.Time
 }
 
-func newGoogleTokenServer(t *testing.T, email, scope string, lifetime time.Duration) *googleTokenServer {
+// NewTokenServer starts a token server for the service account email, which
+// grants scope and issues tokens living for lifetime; it stops when t ends.
+func NewTokenServer(t *testing.T, email, scope string, lifetime time.Duration) *TokenServer {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &googleTokenServer{email: email, keyID: "test-key-1", key: key, scope: scope, lifetime: lifetime, issued: map[string]issuedToken{}}
+	s := &TokenServer{email: email, keyID: "test-key-1", key: key, scope: scope, lifetime: lifetime, issued: map[string]issuedToken{}}
 	s.Server = httptest.NewTLSServer(http.HandlerFunc(s.serve))
 	t.Cleanup(s.Close)
 	return s
 }
 
-// keyJSON is the service account key a program would download, pointing at
+// KeyJSON is the service account key a program would download, pointing at
 // this server.
-func (s *googleTokenServer) keyJSON(t *testing.T) []byte {
+func (s *TokenServer) KeyJSON(t *testing.T) []byte {
 	t.Helper()
 	der, err := x509.MarshalPKCS8PrivateKey(s.key)
 	if err != nil {
@@ -76,7 +80,7 @@ func (s *googleTokenServer) keyJSON(t *testing.T) []byte {
 	return b
 }
 
-func (s *googleTokenServer) serve(w http.ResponseWriter, r *http.Request) {
+func (s *TokenServer) serve(w http.ResponseWriter, r *http.Request) {
 	fail := func(code, desc string) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusBadRequest)
@@ -120,7 +124,7 @@ type jwtClaims struct {
 }
 
 // verifyAssertion checks the signed JWT as Google does.
-func (s *googleTokenServer) verifyAssertion(assertion string) (jwtClaims, error) {
+func (s *TokenServer) verifyAssertion(assertion string) (jwtClaims, error) {
 	var c jwtClaims
 	parts := strings.Split(assertion, ".")
 	if len(parts) != 3 {
@@ -166,10 +170,10 @@ func decodeSegment(seg string, v any) error {
 	return json.Unmarshal(b, v)
 }
 
-// check is the database side (the PAM script's question): user may log in
+// Check is the database side (the PAM script's question): user may log in
 // with token when this server issued it for that user's service account
 // with the login scope, and it has not expired.
-func (s *googleTokenServer) check(user, token string) error {
+func (s *TokenServer) Check(user, token string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	it, ok := s.issued[token]
@@ -186,7 +190,9 @@ func (s *googleTokenServer) check(user, token string) error {
 	return nil
 }
 
-func (s *googleTokenServer) revoke() {
+// Revoke revokes the key: every later grant fails with invalid_grant, and
+// the tokens issued so far stop working.
+func (s *TokenServer) Revoke() {
 	s.mu.Lock()
 	s.revoked = true
 	s.issued = map[string]issuedToken{}

@@ -4,18 +4,19 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgsecure/pgsecure"
 	"github.com/pgsecure/pgsecure/internal/testutil"
 	"github.com/pgsecure/pgsecure/secrets"
+	"github.com/pgsecure/pgsecure/secrets/azureiam/internal/entratest"
 )
 
 const dbUser = "app@contoso.com" // an Entra principal's name, as created on the server
@@ -26,27 +27,12 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-// credential is a real azidentity client secret credential whose authority
-// is the loopback test authority (instance discovery disabled).
-func credential(t *testing.T, a *entraAuthority) azcore.TokenCredential {
-	t.Helper()
-	cred, err := azidentity.NewClientSecretCredential(tenantID, clientID, clientSecret, &azidentity.ClientSecretCredentialOptions{
-		ClientOptions: azcore.ClientOptions{
-			Cloud:     cloud.Configuration{ActiveDirectoryAuthorityHost: a.URL + "/", Services: map[cloud.ServiceName]cloud.ServiceConfiguration{}},
-			Transport: a.Client(),
-		},
-		DisableInstanceDiscovery: true,
-	})
-	require.NoError(t, err)
-	return cred
-}
-
 func TestMisconfiguredSourcesSayWhat(t *testing.T) {
 	_, err := New(nil, dbUser).Credentials(context.Background())
 	assert.ErrorIs(t, err, secrets.ErrInvalid)
 	assert.Contains(t, err.Error(), "no token credential")
-	a := newEntraAuthority(t, time.Hour)
-	_, err = New(credential(t, a), "").Credentials(context.Background())
+	a := entratest.NewAuthority(t, time.Hour)
+	_, err = New(a.Credential(t), "").Credentials(context.Background())
 	assert.ErrorIs(t, err, secrets.ErrInvalid)
 	assert.Contains(t, err.Error(), "no database user")
 
@@ -69,17 +55,17 @@ func TestMisconfiguredSourcesSayWhat(t *testing.T) {
 // stays refused with nothing sent; a revoked secret fails with an error
 // naming the source; no token or secret appears in an error or log.
 func TestEntraIDLogsInThroughPAM(t *testing.T) {
-	a := newEntraAuthority(t, time.Hour)
+	a := entratest.NewAuthority(t, time.Hour)
 	pki := testutil.NewPKI(t)
 	pg := pki.StartPostgres(t, testutil.PGOptions{})
 	pg.Exec(t, `CREATE ROLE "`+dbUser+`" LOGIN`)
-	pam := pg.UsePAM(t, testutil.PAMLogin{Roles: []string{dbUser}, Check: a.check})
+	pam := pg.UsePAM(t, testutil.PAMLogin{Roles: []string{dbUser}, Check: a.Check})
 	ctx := ctxT(t)
 	logs := &testutil.LogBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	dsn := fmt.Sprintf("postgres://localhost:%d/postgres", pg.Port)
 
-	pool, err := pgsecure.NewBuilder(dsn).RootCAFile(pki.CAFile).Credentials(New(credential(t, a), dbUser)).Logger(logger).Build(ctx)
+	pool, err := pgsecure.NewBuilder(dsn).RootCAFile(pki.CAFile).Credentials(New(a.Credential(t), dbUser)).Logger(logger).Build(ctx)
 	require.NoError(t, err)
 	var user string
 	var ssl bool
@@ -98,14 +84,66 @@ func TestEntraIDLogsInThroughPAM(t *testing.T) {
 	require.ErrorIs(t, err, pgsecure.ErrInsecureAuth)
 	assert.Len(t, pam.Attempts(), len(accepted), "the static password never reached the server")
 
-	a.revoke()
-	_, err = pgsecure.NewBuilder(dsn).RootCAFile(pki.CAFile).Credentials(New(credential(t, a), dbUser)).Logger(logger).Build(ctx)
+	a.Revoke()
+	_, err = pgsecure.NewBuilder(dsn).RootCAFile(pki.CAFile).Credentials(New(a.Credential(t), dbUser)).Logger(logger).Build(ctx)
 	require.ErrorIs(t, err, secrets.ErrAccessDenied)
 	assert.Contains(t, err.Error(), "azureiam://?user="+dbUser, "the error names the source")
-	assert.NotContains(t, err.Error(), clientSecret)
-	assert.NotContains(t, logs.String(), clientSecret)
+	assert.NotContains(t, err.Error(), entratest.ClientSecret)
+	assert.NotContains(t, logs.String(), entratest.ClientSecret)
 	for _, at := range pam.Attempts() {
 		assert.NotContains(t, logs.String(), at.Password)
 		assert.NotContains(t, err.Error(), at.Password)
 	}
+}
+
+// TestTokenRotatesUnderLoad: tokens that live 9 s are replaced before they
+// expire while connections keep being opened; no query fails, and a session
+// opened with an earlier token keeps working after it expired.
+func TestTokenRotatesUnderLoad(t *testing.T) {
+	a := entratest.NewAuthority(t, 9*time.Second)
+	pki := testutil.NewPKI(t)
+	pg := pki.StartPostgres(t, testutil.PGOptions{})
+	pg.Exec(t, `CREATE ROLE "`+dbUser+`" LOGIN`)
+	pam := pg.UsePAM(t, testutil.PAMLogin{Roles: []string{dbUser}, Check: a.Check})
+	ctx := ctxT(t)
+	pool, err := pgsecure.NewBuilder(fmt.Sprintf("postgres://localhost:%d/postgres", pg.Port)).RootCAFile(pki.CAFile).
+		Credentials(New(a.Credential(t), dbUser)).ConfigurePool(func(c *pgxpool.Config) {
+		c.MaxConns = 4
+		c.MaxConnLifetime = 1500 * time.Millisecond // keep opening connections, so each new token is used
+		c.MaxConnLifetimeJitter = 500 * time.Millisecond
+	}).Build(ctx)
+	require.NoError(t, err)
+	defer pool.Close()
+	long, err := pool.Acquire(ctx) // opened with the first token, held past its expiry
+	require.NoError(t, err)
+	defer long.Release()
+
+	var failed, ok atomic.Int64
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(12 * time.Second)
+	for range 3 {
+		wg.Go(func() {
+			for time.Now().Before(deadline) {
+				var one int
+				if err := pool.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+					failed.Add(1)
+					t.Log(err)
+				} else {
+					ok.Add(1)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+	wg.Wait()
+	assert.Zero(t, failed.Load(), "no query failed")
+	assert.Positive(t, ok.Load())
+	tokens := map[string]bool{}
+	for _, at := range pam.Attempts() {
+		require.NoError(t, at.Err, "every login used a token that had not expired")
+		tokens[at.Password] = true
+	}
+	assert.GreaterOrEqual(t, len(tokens), 2, "the token was replaced before it expired")
+	var one int
+	require.NoError(t, long.QueryRow(ctx, "SELECT 1").Scan(&one), "a session outlives the token it was opened with")
 }

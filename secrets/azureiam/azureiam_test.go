@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -146,4 +149,34 @@ func TestTokenRotatesUnderLoad(t *testing.T) {
 	assert.GreaterOrEqual(t, len(tokens), 2, "the token was replaced before it expired")
 	var one int
 	require.NoError(t, long.QueryRow(ctx, "SELECT 1").Scan(&one), "a session outlives the token it was opened with")
+}
+
+// TestFromDefaultTakesTheEnvironment: FromDefault builds azidentity's
+// DefaultAzureCredential, which here finds the client secret in AZURE_*
+// variables (AZURE_TOKEN_CREDENTIALS limits the chain to them, so no managed
+// identity endpoint is ever asked) and gets a token from the loopback
+// authority.
+func TestFromDefaultTakesTheEnvironment(t *testing.T) {
+	a := entratest.NewAuthority(t, time.Hour)
+	for k, v := range map[string]string{
+		"AZURE_TOKEN_CREDENTIALS": "EnvironmentCredential", "AZURE_TENANT_ID": entratest.TenantID,
+		"AZURE_CLIENT_ID": entratest.ClientID, "AZURE_CLIENT_SECRET": entratest.ClientSecret,
+		"AZURE_CLIENT_CERTIFICATE_PATH": "", "AZURE_USERNAME": "", "AZURE_FEDERATED_TOKEN_FILE": "",
+	} {
+		t.Setenv(k, v)
+	}
+	src, err := FromDefault(dbUser, &azidentity.DefaultAzureCredentialOptions{
+		ClientOptions: azcore.ClientOptions{
+			Cloud:     cloud.Configuration{ActiveDirectoryAuthorityHost: a.URL + "/", Services: map[cloud.ServiceName]cloud.ServiceConfiguration{}},
+			Transport: a.Client(),
+		},
+		DisableInstanceDiscovery: true,
+	})
+	require.NoError(t, err)
+	c, err := src.Credentials(ctxT(t))
+	require.NoError(t, err)
+	assert.Equal(t, dbUser, c.User)
+	assert.True(t, c.LoginToken)
+	assert.NoError(t, a.Check(dbUser, c.Password.Reveal()))
+	assert.False(t, c.Expires.IsZero(), "Expires is the token's")
 }

@@ -200,3 +200,22 @@ func TestTokenRotatesUnderLoad(t *testing.T) {
 	var one int
 	require.NoError(t, long.QueryRow(ctx, "SELECT 1").Scan(&one), "a session outlives the token it was opened with")
 }
+
+// TestFromADCReadsGoogleApplicationCredentials: Application Default
+// Credentials from GOOGLE_APPLICATION_CREDENTIALS (found before any
+// metadata server is considered), the user derived from the key.
+func TestFromADCReadsGoogleApplicationCredentials(t *testing.T) {
+	srv := gcptest.NewTokenServer(t, saEmail, AlloyDB.Scope(), time.Hour)
+	keyFile := filepath.Join(t.TempDir(), "key.json")
+	require.NoError(t, os.WriteFile(keyFile, srv.KeyJSON(t), 0o600))
+	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", keyFile)
+	ctx := context.WithValue(ctxT(t), oauth2.HTTPClient, srv.Client())
+	src, err := FromADC(ctx, AlloyDB, "")
+	require.NoError(t, err)
+	c, err := src.Credentials(ctxT(t))
+	require.NoError(t, err)
+	assert.Equal(t, saUser, c.User)
+	assert.True(t, c.LoginToken)
+	assert.False(t, c.Expires.IsZero())
+	assert.NoError(t, srv.Check(saUser, c.Password.Reveal()), "a token the server issued for the login scope")
+}

@@ -25,7 +25,9 @@
 // a certificate of the pinned CA issued for another host (libpq's host name
 // rules), cannot downgrade to TLS below 1.2, to a cipher suite outside
 // tls.CipherSuites or to password/md5/trust authentication (refused before
-// any password or hash is sent), and cannot make the client buffer anything
+// any password or hash is sent; the one exception is a cloud IAM login token,
+// secrets.Credentials.LoginToken, which answers a cleartext-password request
+// over the verified TLS connection only), and cannot make the client buffer anything
 // before authentication beyond what libpq accepts there. SCRAM is bound
 // to the TLS channel when the server offers it (SCRAM-SHA-256-PLUS), which
 // defeats a relay even with a trusted certificate. After authentication, each
@@ -88,8 +90,10 @@
 //
 // Builder.Credentials takes a secrets.Source: environment variables
 // (secrets.Env), files such as Kubernetes secret mounts (secrets.File),
-// HashiCorp Vault (secrets/vault) or AWS Secrets Manager and RDS IAM
-// (secrets/awssm), chosen by configuration with secrets.Open and a URI. They
+// HashiCorp Vault (secrets/vault), AWS Secrets Manager and RDS IAM
+// (secrets/awssm), and, in modules of their own, Cloud SQL and AlloyDB IAM
+// (secrets/gcpiam) and Microsoft Entra ID (secrets/azureiam), chosen by
+// configuration with secrets.Open and a URI. They
 // are fetched per new connection through a cache, rotated without a restart,
 // and never printed.
 //

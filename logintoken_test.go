@@ -249,3 +249,52 @@ func TestLoginTokenExpiryIsNotSessionExpiry(t *testing.T) {
 		})
 	}
 }
+
+// shortLived hands out inner's credentials as if they expired after life:
+// RDS tokens live 15 minutes, too long to watch a rotation in a test.
+type shortLived struct {
+	inner secrets.Source
+	life  time.Duration
+}
+
+func (s shortLived) Credentials(ctx context.Context) (secrets.Credentials, error) {
+	c, err := s.inner.Credentials(ctx)
+	c.Expires = time.Now().Add(s.life)
+	return c, err
+}
+
+// TestRDSIAMTokenRotatesUnderLoad: tokens (declared to live 9 s) are
+// replaced before they expire while connections keep being opened through
+// PAM; no query fails, and a session opened with the first token keeps
+// working after it expired.
+func TestRDSIAMTokenRotatesUnderLoad(t *testing.T) {
+	var endpoint string
+	pg, pki, pam := tokenServer(t, func(user, token string) error {
+		return awstest.RDSTokenCheck(endpoint, iamRegion, iamKeys)(user, token)
+	})
+	endpoint = fmt.Sprintf("localhost:%d", pg.Port)
+	ctx := ctxT(t)
+	pool, err := pgsecure.NewBuilder(fmt.Sprintf("postgres://localhost:%d/postgres", pg.Port)).RootCAFile(pki.CAFile).
+		Credentials(shortLived{inner: rdsSource(endpoint, iamKeys), life: 9 * time.Second}).ConfigurePool(func(c *pgxpool.Config) {
+		c.MaxConns = 4
+		c.MaxConnLifetime = 1500 * time.Millisecond // keep opening connections, so each new token is used
+		c.MaxConnLifetimeJitter = 500 * time.Millisecond
+	}).Build(ctx)
+	require.NoError(t, err)
+	defer pool.Close()
+	long, err := pool.Acquire(ctx) // opened with the first token, held past its expiry
+	require.NoError(t, err)
+	defer long.Release()
+
+	ok, failed := testutil.QueryLoad(ctx, t, pool, 3, 12*time.Second)
+	assert.Zero(t, failed, "no query failed")
+	assert.Positive(t, ok)
+	tokens := map[string]bool{}
+	for _, a := range pam.Attempts() {
+		require.NoError(t, a.Err, "every login used a valid token")
+		tokens[a.Password] = true
+	}
+	assert.GreaterOrEqual(t, len(tokens), 2, "the token was replaced before it expired")
+	var one int
+	require.NoError(t, long.QueryRow(ctx, "SELECT 1").Scan(&one), "a session outlives the token it was opened with")
+}

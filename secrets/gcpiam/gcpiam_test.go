@@ -7,8 +7,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -171,26 +169,9 @@ func TestTokenRotatesUnderLoad(t *testing.T) {
 	require.NoError(t, err)
 	defer long.Release()
 
-	var failed, ok atomic.Int64
-	var wg sync.WaitGroup
-	deadline := time.Now().Add(12 * time.Second)
-	for range 3 {
-		wg.Go(func() {
-			for time.Now().Before(deadline) {
-				var one int
-				if err := pool.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
-					failed.Add(1)
-					t.Log(err)
-				} else {
-					ok.Add(1)
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-		})
-	}
-	wg.Wait()
-	assert.Zero(t, failed.Load(), "no query failed")
-	assert.Positive(t, ok.Load())
+	ok, failed := testutil.QueryLoad(ctx, t, pool, 3, 12*time.Second)
+	assert.Zero(t, failed, "no query failed")
+	assert.Positive(t, ok)
 	tokens := map[string]bool{}
 	for _, a := range pam.Attempts() {
 		require.NoError(t, a.Err, "every login used a token that had not expired")

@@ -18,6 +18,14 @@
 // runs Debian's PgBouncer (as the postgres OS user) in front of a server,
 // TLS on both sides, SCRAM, session or transaction pooling.
 //
+// # Cloud IAM logins
+//
+// Postgres.UsePAM routes some roles' logins through a PAM service of their
+// own (pam_exec with expose_authtok), so the server asks for the password in
+// cleartext, as RDS, Cloud SQL, AlloyDB and Azure ask for an IAM token, and
+// the test decides each login with a Go function (PAMLogin.Check), seeing
+// exactly what arrived. QueryLoad keeps a pool busy while tokens rotate.
+//
 // # Hostile peers
 //
 // AnswerN, PlaintextServer, TLSPeer, WireTap, ALPNPeer and TLSVersionPeer are

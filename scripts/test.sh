@@ -40,8 +40,12 @@ scripts/consumer.sh
 # The cloud IAM token sources, each its own module (so the root links no
 # cloud SDK), against this checkout through their go.work, logging in to
 # PostgreSQL through PAM as the clouds' servers do.
-(cd secrets/gcpiam && go vet ./... && go test -race -count=1 ./...)
-(cd secrets/azureiam && go vet ./... && go test -race -count=1 ./...)
+# (`go mod tidy -diff` cannot resolve the untagged root version; scripts/tidy-nested.sh
+# checks go.mod and go.sum as a consumer resolves them.)
+for m in secrets/gcpiam secrets/azureiam; do
+  scripts/tidy-nested.sh "$m"
+  (cd "$m" && go vet ./... && go test -race -count=1 ./...)
+done
 # GORM, sqlx, goose, golang-migrate and sqlc-style code on a pgsecure pool
 # (docs/ecosystem.md), in a test module of its own.
 (cd internal/ecosystem && go mod tidy -diff && go vet ./... && go test -race -count=1 ./...)

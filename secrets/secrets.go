@@ -232,6 +232,18 @@ type Invalidator interface {
 	Invalidate(rejected Credentials)
 }
 
+// PreviousProvider is implemented by sources that keep the credentials
+// that were current before the last rotation (AWS Secrets Manager's
+// AWSPREVIOUS stage). While the database rejects a source's current
+// credentials and the source has nothing newer (the secret was rotated
+// before the database password), pgsecure also logs in with the previous
+// ones, which the database still accepts until its password changes.
+// Previous returns an error wrapping ErrNotFound when there is no previous
+// version.
+type PreviousProvider interface {
+	Previous(ctx context.Context) (Credentials, error)
+}
+
 // Closer is implemented by sources that hold resources or leases (a Vault
 // lease watcher); a source asked to revoke leases on close does so in Close.
 //

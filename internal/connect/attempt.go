@@ -1,6 +1,7 @@
 package connect
 
 import (
+	"context"
 	"crypto/tls"
 	"net"
 	"sync"
@@ -24,6 +25,8 @@ type attempt struct {
 	host    string // the host name or address the certificate must match
 	addr    string // the address dialled
 	started time.Time
+	ctx     context.Context // the connect's (its deadline is connect_timeout's)
+	probe   bool            // a login probe of relogin: a rejection is final
 
 	mu            sync.Mutex
 	stage         string

@@ -41,7 +41,7 @@ func (d *dialStage) dial(ctx context.Context, network, address string) (net.Conn
 		d.policy.Observer.Refused(ctx, Refusal{Kind: RefusedPlaintext, Host: host, Addr: address, Stage: StageTCP, Err: err})
 		return nil, err
 	}
-	a := &attempt{host: host, started: time.Now(), stage: StageTCP}
+	a := &attempt{host: host, started: time.Now(), stage: StageTCP, ctx: ctx, probe: ctx.Value(probeKey{}) != nil}
 	d.policy.latest.Store(a)
 	addrs := []string{host}
 	if ha, ok := d.policy.HostAddrs[host]; ok {

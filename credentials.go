@@ -28,9 +28,16 @@ import (
 // that, instead of shortening every connection's lifetime. When the server
 // rejects a password (SQLSTATE 28P01), the credentials are invalidated (a
 // rotating source may switch to its pending version) and the connection is
-// retried once with freshly fetched ones, within the same Acquire; if the
-// source has nothing newer, or the fresh ones are rejected too, the
-// server's error is returned.
+// retried with freshly fetched ones, within the same Acquire. While the
+// source has nothing newer (a rotation half done: the secret changed before
+// the database password, or after it), the login is tried again with short
+// jittered backoff, within connect_timeout, with the source's current
+// credentials and the previous ones (those this pool used before, or the
+// source's own previous version, secrets.PreviousProvider), so either order
+// converges as soon as the database and the secret agree. When they still
+// disagree at the end of connect_timeout the error wraps
+// ErrCredentialsRejected and the server's 28P01 and names the source. Fresh
+// credentials rejected too end the connect with the server's error.
 //
 // src stays the caller's: pgsecure never closes it. A source holding leases
 // (secrets.Closer) should be closed by the caller after the pool.

@@ -226,8 +226,10 @@ type Source interface {
 // Invalidator is implemented by sources (and by Cache) that can react to the
 // database rejecting credentials they returned (SQLSTATE 28P01, or 28000 for
 // a Rotator): a cache drops them, a Vault lease is replaced, a rotating
-// backend looks for the pending version. pgsecure calls Invalidate once,
-// then fetches again and retries the connection once.
+// backend looks for the pending version. pgsecure calls Invalidate once
+// per rejected connect, then fetches again: newer credentials are retried;
+// otherwise it logs in again with backoff until connect_timeout (see
+// PreviousProvider).
 type Invalidator interface {
 	Invalidate(rejected Credentials)
 }

@@ -126,8 +126,8 @@ type RejectedError struct {
 
 func (e *RejectedError) Error() string {
 	return fmt.Sprintf("pgsecure: the server rejected the credentials from %s (SQLSTATE %s: %s) for %s, over %d logins "+
-		"with the source's newest and previous credentials, until connect_timeout ended; the database password and the "+
-		"secret do not agree: rotate the secret and the role's password to the same value",
+		"with the source's newest and previous credentials, until the connect ran out of time (connect_timeout or the "+
+		"caller's deadline); the database password and the secret do not agree: set the role's password to the secret's",
 		e.Source, e.Server.Code, e.Server.Message, e.For.Round(time.Millisecond), e.Logins)
 }
 

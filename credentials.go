@@ -237,6 +237,14 @@ func (s *credStage) Candidates(ctx context.Context, user, password string) []con
 	return out
 }
 
+// Retrying implements connect.Credentials: a rejection of credentials
+// handed to pgx's retry is final.
+func (s *credStage) Retrying(user, password string) {
+	s.mu.Lock()
+	s.retried = remember(s.retried, secrets.Credentials{User: user, Password: secrets.NewSecret(password)})
+	s.mu.Unlock()
+}
+
 // Name implements connect.Credentials.
 func (s *credStage) Name() string { return s.name }
 

@@ -65,6 +65,10 @@ type Credentials interface {
 	// they are newer), then earlier generations the database may still
 	// accept, newest first.
 	Candidates(ctx context.Context, user, password string) []Login
+	// Retrying is told that user/password (one of Candidates) are handed
+	// to pgx's retry: a rejection of the retry is final (Rejected answers
+	// RetryNone).
+	Retrying(user, password string)
 	// Name names the source in errors (redacted).
 	Name() string
 	// Expiry is when the credentials user/password stop working (zero:

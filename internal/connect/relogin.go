@@ -44,6 +44,7 @@ func (w *authWatch) relogin(code, msg string) (Login, bool, error) {
 	for round := 1; ; round++ {
 		cands := w.policy.Credentials.Candidates(ctx, rejected.User, rejected.Password)
 		if len(cands) > 0 && cands[0] != rejected {
+			w.policy.Credentials.Retrying(cands[0].User, cands[0].Password)
 			return cands[0], true, nil // the source has newer credentials: pgx's retry tries them
 		}
 		for i, c := range cands {
@@ -53,6 +54,7 @@ func (w *authWatch) relogin(code, msg string) (Login, bool, error) {
 			accepted, err := w.probe(ctx, c)
 			logins++
 			if accepted {
+				w.policy.Credentials.Retrying(c.User, c.Password)
 				return c, true, nil
 			}
 			if err != nil && ctx.Err() == nil && !isRejection(err) {

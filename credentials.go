@@ -183,7 +183,7 @@ func (s *credStage) Rejected(ctx context.Context, code, user, password string) (
 // rejectWait is how long Rejected lets a source look for credentials newer
 // than rejected ones (a file source re-reads, a rotating backend reads its
 // pending version) before the pipeline starts logging in again.
-const rejectWait = 500 * time.Millisecond
+const rejectWait = 100 * time.Millisecond
 
 // fetchWithin is fetch bounded by ctx: running out of ctx is not a source
 // failure worth an event.

@@ -5,7 +5,8 @@
 // and SELECT, keeping a client ledger of every acknowledged commit. Then,
 // one scenario after another, it injects a fault into both at once (server
 // restart, pg_terminate_backend, password rotation in both orders, server
-// certificate rotation, network latency, connection resets, a black hole)
+// certificate rotation, COMMITs the server holds past the client's
+// deadline, network latency, connection resets, a black hole)
 // and prints one table row per scenario and pool: operations attempted and
 // failed, acknowledged commits lost, commits that did commit although the
 // client got an error (and how many of those errors claimed SafeToRetry),

@@ -85,23 +85,28 @@ func (l *load) run(pool *pgxpool.Pool, name string, workers int, seq []int, stop
 
 // commit inserts k in a transaction; only an acknowledged COMMIT goes into
 // the client ledger. A COMMIT that failed after it was sent may have
-// committed: it is remembered with what pgx said about retrying it.
+// committed: it is remembered with its error (and whether the connection
+// was already closed before it, when nothing can have been sent).
 func (l *load) commit(pool *pgxpool.Pool, k key) {
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	start := time.Now()
 	tx, err := pool.Begin(ctx)
 	if err == nil {
-		_, err = tx.Exec(ctx, "INSERT INTO ledger (pool, worker, seq) VALUES ($1, $2, $3)", k.pool, k.worker, k.seq)
-		if err != nil {
+		if _, err = tx.Exec(ctx, "INSERT INTO ledger (pool, worker, seq) VALUES ($1, $2, $3)", k.pool, k.worker, k.seq); err != nil {
 			_ = tx.Rollback(ctx)
-		} else if err = tx.Commit(ctx); err != nil {
-			l.mu.Lock()
-			l.uncertain[k] = err
-			l.mu.Unlock()
 		} else {
+			closedBefore := tx.Conn().PgConn().IsClosed()
+			err = tx.Commit(ctx)
 			l.mu.Lock()
-			l.acked[k] = true
+			switch {
+			case err == nil:
+				l.acked[k] = true
+			case closedBefore:
+				l.uncertain[k] = fmt.Errorf("connection closed before COMMIT: %w", err)
+			default:
+				l.uncertain[k] = err
+			}
 			l.mu.Unlock()
 		}
 	}

@@ -10,4 +10,6 @@ import (
 // double for a bad network; see testutil.FaultProxy).
 type faultProxy = testutil.FaultProxy
 
-func newFaultProxy(t *testing.T, upstream string) *faultProxy { return testutil.NewFaultProxy(t, upstream) }
+func newFaultProxy(t *testing.T, upstream string) *faultProxy {
+	return testutil.NewFaultProxy(t, upstream)
+}

@@ -165,7 +165,11 @@ func (s *credStage) Rejected(ctx context.Context, code, user, password string) (
 	}
 	rejected := secrets.Credentials{User: user, Password: secrets.NewSecret(password)}
 	s.mu.Lock()
-	known := find(s.recent, rejected)
+	var known *secrets.Credentials
+	if k := find(s.recent, rejected); k != nil {
+		c := *k // a copy: note may update the entry in place (a renewed lease)
+		known = &c
+	}
 	_, fromRetry := findIdx(s.retried, rejected)
 	s.mu.Unlock()
 	if inv, ok := s.cache.(secrets.Invalidator); ok && known != nil {

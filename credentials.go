@@ -87,7 +87,7 @@ func (b *Builder) credentialStage(ctx context.Context, cfg *pgxpool.Config) (*cr
 func (s *credStage) fetch(ctx context.Context) (secrets.Credentials, error) {
 	c, err := s.cache.Credentials(ctx)
 	if err != nil {
-		s.events.emit(Event{Kind: EventSecretFailed, Source: s.name, Err: err})
+		s.events.emit(ctx, SecretFailed{Time: time.Now(), Source: s.name, Err: err})
 		return secrets.Credentials{}, fmt.Errorf("pgsecure: credentials from %s: %w", s.name, err)
 	}
 	s.mu.Lock()
@@ -99,7 +99,7 @@ func (s *credStage) fetch(ctx context.Context) (secrets.Credentials, error) {
 	}
 	s.mu.Unlock()
 	if isNew {
-		s.events.emit(Event{Kind: EventSecretFetched, Source: s.name, Expires: c.Expires})
+		s.events.emit(ctx, SecretFetched{Time: time.Now(), Source: s.name, Expires: c.Expires})
 	}
 	return c, nil
 }

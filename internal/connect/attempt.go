@@ -1,6 +1,7 @@
 package connect
 
 import (
+	"context"
 	"crypto/tls"
 	"net"
 	"sync"
@@ -23,6 +24,7 @@ type attempt struct {
 	host    string // the host name or address the certificate must match
 	addr    string // the address dialled
 	started time.Time
+	ctx     context.Context // the connect's values (a tracer's span), for the events of later stages
 
 	mu            sync.Mutex
 	stage         string
@@ -61,6 +63,15 @@ func attemptOf(nc any) *attempt {
 		}
 	}
 	return nil
+}
+
+// HostOf is the host name (or address) that the connection attempt under
+// nc was dialled for and whose certificate it verifies.
+func HostOf(nc net.Conn) (string, bool) {
+	if a := attemptOf(nc); a != nil {
+		return a.host, true
+	}
+	return "", false
 }
 
 // tlsConnOf finds the *tls.Conn in nc (itself or under wrappers exposing

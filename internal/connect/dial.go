@@ -41,7 +41,7 @@ func (d *dialStage) dial(ctx context.Context, network, address string) (net.Conn
 		d.policy.Observer.Refused(ctx, Refusal{Kind: RefusedPlaintext, Host: host, Addr: address, Stage: StageTCP, Err: err})
 		return nil, err
 	}
-	a := &attempt{host: host, started: time.Now(), stage: StageTCP}
+	a := &attempt{host: host, started: time.Now(), stage: StageTCP, ctx: context.WithoutCancel(ctx)}
 	d.policy.latest.Store(a)
 	addrs := []string{host}
 	if ha, ok := d.policy.HostAddrs[host]; ok {
@@ -131,7 +131,7 @@ func (c *guardedConn) Read(p []byte) (int, error) {
 // refuse reports a plaintext refusal (nothing later in pgx's connect path
 // would) and returns err.
 func (c *guardedConn) refuse(err error) error {
-	c.policy.Observer.Refused(context.Background(), Refusal{Kind: RefusedPlaintext, Host: c.attempt.host,
+	c.policy.Observer.Refused(c.attempt.ctx, Refusal{Kind: RefusedPlaintext, Host: c.attempt.host,
 		Addr: c.attempt.addr, Stage: c.attempt.Stage(), Err: err})
 	return err
 }

@@ -108,8 +108,11 @@ func (m *metrics) record(ctx context.Context, ev pgsecure.Event) {
 		m.refused.Add(ctx, 1, metric.WithAttributes(m.with(keyServerAddr.String(ev.Host),
 			keyRefusalKind.String(string(ev.Refusal)), keyRefusalStage.String(ev.Stage))...))
 	case pgsecure.LoginFailed:
-		m.loginFailures.Add(ctx, 1, metric.WithAttributes(m.with(keyServerAddr.String(ev.Host),
-			keyStatusCode.String(ev.SQLState), keySource.String(ev.Source))...))
+		attrs := m.with(keyServerAddr.String(ev.Host), keyStatusCode.String(ev.SQLState))
+		if ev.Source != "" { // empty: the password came from the connection string
+			attrs = append(attrs, keySource.String(ev.Source))
+		}
+		m.loginFailures.Add(ctx, 1, metric.WithAttributes(attrs...))
 	case pgsecure.SecretFetched:
 		m.secretFetches.Add(ctx, 1, metric.WithAttributes(m.with(keySource.String(ev.Source))...))
 	case pgsecure.SecretFailed:

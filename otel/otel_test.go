@@ -320,3 +320,56 @@ func TestRefusedHostThenVerified(t *testing.T) {
 	assert.Equal(t, "certificate", refused[0]["pgsecure.refusal.kind"].AsString())
 	assert.Equal(t, "127.0.0.1", refused[0]["server.address"].AsString())
 }
+
+// TestFailedLoginsCounted: under a running pool, the role's password is
+// rotated in the database (28P01), then pg_hba.conf rejects it (28000).
+// Each failed login is counted by pgsecure.logins.failed with its SQLSTATE
+// (a counter of its own: the server refused the credentials, pgsecure
+// refused nothing, so pgsecure.connections.refused does not move), and its
+// connect span says so. No attribute carries the password.
+func TestFailedLoginsCounted(t *testing.T) {
+	pg, pki, _ := server(t)
+	tm := newTelemetry(t)
+	ctx := ctxT(t)
+	pool, err := tm.instrument(pgsecure.NewBuilder(dsn("localhost", pg.Port)).RootCAFile(pki.CAFile)).Build(ctx)
+	require.NoError(t, err)
+	defer pool.Close()
+
+	const rotated = "Rotated-In-The-Database-0"
+	pg.Exec(t, fmt.Sprintf("ALTER ROLE %s PASSWORD '%s'", appUser, rotated))
+	pool.Reset()
+	require.Error(t, pool.Ping(ctx))
+	require.Error(t, pool.Ping(ctx))
+	pg.Exec(t, fmt.Sprintf("ALTER ROLE %s PASSWORD '%s'", appUser, appPassword))
+	pg.SetHBA(t, "hostssl all all 127.0.0.1/32 reject", "hostssl all all ::1/128 reject")
+	require.Error(t, pool.Ping(ctx))
+
+	m := tm.collect(t)
+	assert.Equal(t, map[string]int64{"localhost|28P01|": 2, "localhost|28000|": 1},
+		counts(t, m["pgsecure.logins.failed"], "server.address", "db.response.status_code", "pgsecure.secret.source"))
+	if refused, ok := m["pgsecure.connections.refused"]; ok {
+		assert.Empty(t, counts(t, refused), "a failed login is not a pgsecure refusal")
+	}
+
+	var failed []sdktrace.ReadOnlySpan
+	for _, s := range tm.ended("pgsecure.connect") {
+		if spanAttrs(s)["pgsecure.outcome"].AsString() == "login_failed" {
+			failed = append(failed, s)
+		}
+	}
+	require.Len(t, failed, 3)
+	for _, s := range failed {
+		assert.Equal(t, codes.Error, s.Status().Code)
+		assert.Contains(t, []string{"login failed: SQLSTATE 28P01", "login failed: SQLSTATE 28000"}, s.Status().Description)
+		for _, kv := range s.Attributes() {
+			assert.NotContains(t, kv.Value.Emit(), rotated)
+			assert.NotContains(t, kv.Value.Emit(), appPassword)
+		}
+		for _, ev := range s.Events() {
+			for _, kv := range ev.Attributes {
+				assert.NotContains(t, kv.Value.Emit(), rotated)
+				assert.NotContains(t, kv.Value.Emit(), appPassword)
+			}
+		}
+	}
+}

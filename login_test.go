@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgsecure/pgsecure"
@@ -151,6 +152,40 @@ func TestFailedLoginAtBuild(t *testing.T) {
 	require.Len(t, events.all(), 1)
 	assert.Equal(t, "28P01", events.all()[0].SQLState)
 	assert.NotContains(t, logs.String(), "login failed", "Build returns it: said once, not twice")
+}
+
+// TestRetriedRejectionIsNotAFailedLogin: a password rotated in the
+// database and in the store meets 28P01 with the cached one, and the one
+// retry with fresh credentials succeeds: the connect did not fail, so there
+// is no LoginFailed and no log line. A password the store does not know
+// fails the retry too: one LoginFailed for the connect, not one per try.
+func TestRetriedRejectionIsNotAFailedLogin(t *testing.T) {
+	pg, pki := server(t, testutil.LocalServerOptions())
+	ctx := ctxT(t)
+	var logs testutil.LogBuffer
+	events := &loginEvents{}
+	src := &rotatingSource{passwords: []string{appPassword}}
+	pool, err := pgsecure.NewBuilder(fmt.Sprintf("postgres://localhost:%d/postgres", pg.Port)).
+		RootCAFile(pki.CAFile).Credentials(src).CredentialCache(secrets.CacheOptions{TTL: time.Hour}).
+		Logger(slog.New(slog.NewTextHandler(&logs, nil))).OnEvent(events.add).Build(ctx)
+	require.NoError(t, err)
+	defer pool.Close()
+
+	src.passwords = append(src.passwords, "rotated-Password-2")
+	pg.Exec(t, "ALTER ROLE "+appUser+" PASSWORD 'rotated-Password-2'")
+	pool.Reset()
+	require.NoError(t, pool.Ping(ctx), "the retry with the rotated password succeeded")
+	assert.Empty(t, events.all(), "a rejection the retry overcame is not a failed login")
+	assert.NotContains(t, logs.String(), "login failed")
+
+	pg.Exec(t, "ALTER ROLE "+appUser+" PASSWORD 'unknown-to-the-store'")
+	pool.Reset()
+	require.Error(t, pool.Ping(ctx))
+	failed := events.all()
+	require.Len(t, failed, 1, "one failed login per connect")
+	assert.Equal(t, "test-store", failed[0].Source)
+	assert.Len(t, logLines(logs.String(), "pgsecure: login failed"), 1)
+	assert.Contains(t, logs.String(), "source=test-store")
 }
 
 func logLines(logs, substr string) []string {

@@ -239,12 +239,16 @@ func (b *Builder) Build(ctx context.Context) (*pgxpool.Pool, error) {
 	}
 	st.startup.Store(true)
 	defer st.startup.Store(false)
+	// Every connection Build opens (its own, and the MinConns ones pgxpool
+	// opens with this context) is proven by the server query inside its
+	// connect, so its ConnectionVerified event and its report agree.
+	ctx = connect.WithServerQuery(ctx)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("pgsecure: creating the pool: %w", err)
 	}
 	stop := b.logProgress(ctx, st)
-	err = startupCheck(connect.WithServerQuery(ctx), pool, st)
+	err = startupCheck(ctx, pool, st)
 	stop()
 	if err != nil {
 		pool.Close()

@@ -118,3 +118,37 @@ func TestStartupEventIsTheStartupConnection(t *testing.T) {
 	assert.Positive(t, ev.ServerCheck, "the server query took time")
 	assert.Positive(t, ev.Handshake)
 }
+
+// TestStartupEventsMatchReports: with MinConns, pgxpool opens connections
+// of its own while Build runs; whichever of them Build checks, each
+// connection's ConnectionVerified event says what its report says.
+func TestStartupEventsMatchReports(t *testing.T) {
+	pg, pki := server(t, testutil.LocalServerOptions())
+	ctx := ctxT(t)
+	var mu sync.Mutex
+	proofs := map[uint32]string{} // backend pid -> the event's proof
+	pool, err := pgsecure.NewBuilder(dsn(pg, "localhost")).RootCAFile(pki.CAFile).MinConns(2).MaxConns(2).
+		OnEvent(func(_ context.Context, e pgsecure.Event) {
+			if v, ok := e.(pgsecure.ConnectionVerified); ok {
+				mu.Lock()
+				proofs[v.Report.BackendPID] = v.Report.Proof
+				mu.Unlock()
+			}
+		}).Build(ctx)
+	require.NoError(t, err)
+	defer pool.Close()
+	var conns []*pgxpool.Conn
+	for range 2 {
+		c, err := pool.Acquire(ctx)
+		require.NoError(t, err)
+		conns = append(conns, c)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, c := range conns {
+		r, ok := verify.ReportOf(c.Conn().PgConn())
+		require.True(t, ok)
+		assert.Equal(t, r.Proof, proofs[r.BackendPID], "the event of backend %d says what its report says", r.BackendPID)
+		c.Release()
+	}
+}

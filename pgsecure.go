@@ -185,7 +185,7 @@ func (b *Builder) ConfigurePool(fn func(*pgxpool.Config)) *Builder {
 // QueryServerEveryConnection makes every new connection ask the server for
 // its own view of the connection (pg_stat_get_activity for its backend),
 // even when channel binding already proved it terminates TLS itself. By
-// default only Build's startup connection is queried; later connections
+// default only the connections Build opens are queried; later connections
 // whose SCRAM exchange completed with SCRAM-SHA-256-PLUS are proven by it
 // (see verify.ProofChannelBinding). For auditors who want the server's own
 // words on every connection; it costs one round trip per new connection.

@@ -36,7 +36,12 @@ func (b *Builder) ClientCertPEM(certPEM, keyPEM []byte) *Builder {
 // is called when the key is loaded and again when a renewed key file is
 // loaded. Equivalent to libpq's sslpassword, without putting the passphrase
 // in the connection string.
+//
+// A nil fn is an error at Build.
 func (b *Builder) ClientKeyPassphrase(fn func(ctx context.Context) ([]byte, error)) *Builder {
+	if fn == nil {
+		b.errs = append(b.errs, nilHook("ClientKeyPassphrase"))
+	}
 	b.keyPassphrase = fn
 	return b
 }

@@ -96,14 +96,14 @@ func (b *Builder) credentialStage(ctx context.Context, cfg *pgxpool.Config) (*cr
 func (s *credStage) fetch(ctx context.Context) (secrets.Credentials, error) {
 	c, err := s.cache.Credentials(ctx)
 	if err != nil {
-		s.events.emit(Event{Kind: EventSecretFailed, Source: s.name, Err: err})
+		s.events.emit(ctx, SecretFailed{Time: time.Now(), Source: s.name, Err: err})
 		return secrets.Credentials{}, fmt.Errorf("pgsecure: credentials from %s: %w", s.name, err)
 	}
-	return s.note(c), nil
+	return s.note(ctx, c), nil
 }
 
 // note remembers c as the newest generation (an event when it is new).
-func (s *credStage) note(c secrets.Credentials) secrets.Credentials {
+func (s *credStage) note(ctx context.Context, c secrets.Credentials) secrets.Credentials {
 	s.mu.Lock()
 	isNew := len(s.recent) == 0 || !same(s.recent[len(s.recent)-1], c)
 	if isNew {
@@ -113,7 +113,7 @@ func (s *credStage) note(c secrets.Credentials) secrets.Credentials {
 	}
 	s.mu.Unlock()
 	if isNew {
-		s.events.emit(Event{Kind: EventSecretFetched, Source: s.name, Expires: c.Expires})
+		s.events.emit(ctx, SecretFetched{Time: time.Now(), Source: s.name, Expires: c.Expires})
 	}
 	return c
 }
@@ -204,11 +204,11 @@ func (s *credStage) fetchWithin(ctx context.Context) (secrets.Credentials, error
 	c, err := s.cache.Credentials(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
-			s.events.emit(Event{Kind: EventSecretFailed, Source: s.name, Err: err})
+			s.events.emit(ctx, SecretFailed{Time: time.Now(), Source: s.name, Err: err})
 		}
 		return secrets.Credentials{}, err
 	}
-	return s.note(c), nil
+	return s.note(ctx, c), nil
 }
 
 // Candidates implements connect.Credentials: the source's current

@@ -52,7 +52,7 @@ func TestCredentialsFromSource(t *testing.T) {
 	src := &rotatingSource{passwords: []string{appPassword}, expires: time.Hour}
 	var events []pgsecure.EventKind
 	cfg, err := pgsecure.NewBuilder(fmt.Sprintf("postgres://nobody@localhost:%d/postgres", pg.Port)).
-		RootCAFile(pki.CAFile).Credentials(src).OnEvent(func(e pgsecure.Event) { events = append(events, e.Kind) }).Config(ctx)
+		RootCAFile(pki.CAFile).Credentials(src).OnEvent(func(_ context.Context, e pgsecure.Event) { events = append(events, e.Kind()) }).Config(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, time.Hour, cfg.MaxConnLifetime, "expiring credentials no longer shorten every connection's lifetime (each connection is retired before its own credentials expire)")
 	pool, err := pgsecure.NewBuilder(fmt.Sprintf("postgres://nobody@localhost:%d/postgres", pg.Port)).

@@ -70,8 +70,11 @@
 // authentication method must be allowed; after authentication comes the
 // server-side proof. Refusals wrap ErrNotEncrypted (and ErrUntrustedServer
 // for certificate problems, ErrInsecureAuth for authentication methods), are
-// logged once (unless Build returns them) and reach OnEvent with their
-// RefusalKind. The result is a verify.Report attached to the connection
+// logged once (unless Build returns them) and reach OnEvent as a
+// ConnectionRefused with their RefusalKind. A login the server rejects
+// (SQLSTATE 28P01 or 28000) is a LoginFailed event and a Warn line, at most
+// one per cause per LoginLogInterval. The result is a verify.Report
+// attached to the connection
 // (verify.ReportOf) whose Proof says which proof it holds. Nothing is checked
 // per acquire: the checks run once per physical connection.
 //
@@ -110,6 +113,7 @@
 // and remove sslmode=... from the connection string (or set it to
 // verify-full). To tune the pool (sizes, a tracer, hooks, ValidateConnect),
 // use Builder.ConfigurePool: your settings are applied first and pgsecure
-// installs its checks around them. database/sql users call OpenDB instead of
+// installs its checks around them. Build and Config take a snapshot of the
+// Builder: what is added to it afterwards does not reach a built pool. database/sql users call OpenDB instead of
 // sql.Open("pgx", dsn).
 package pgsecure

@@ -1,28 +1,30 @@
 package pgsecure
 
 import (
+	"context"
 	"time"
 
 	"github.com/pgsecure/pgsecure/internal/connect"
 	"github.com/pgsecure/pgsecure/verify"
 )
 
-// EventKind says what an Event reports.
+// EventKind says what an Event reports (Event.Kind), for a label or a log
+// field; a type switch on the Event gives its fields.
 type EventKind int
 
 const (
-	// EventConnectionVerified: a new connection passed both checks.
+	// EventConnectionVerified: a ConnectionVerified.
 	EventConnectionVerified EventKind = iota + 1
-	// EventConnectionRefused: a new connection was refused (Refusal says
-	// which kind of check refused it, Err why).
+	// EventConnectionRefused: a ConnectionRefused.
 	EventConnectionRefused
-	// EventSecretFetched: credentials of a new generation were fetched.
+	// EventSecretFetched: a SecretFetched.
 	EventSecretFetched
-	// EventSecretFailed: fetching credentials failed (Err says why).
+	// EventSecretFailed: a SecretFailed.
 	EventSecretFailed
-	// EventCertificateExpiring: a certificate expires within the warning
-	// threshold (once per certificate per pool).
+	// EventCertificateExpiring: a CertificateExpiring.
 	EventCertificateExpiring
+	// EventLoginFailed: a LoginFailed.
+	EventLoginFailed
 )
 
 func (k EventKind) String() string {
@@ -37,12 +39,14 @@ func (k EventKind) String() string {
 		return "secret_failed"
 	case EventCertificateExpiring:
 		return "certificate_expiring"
+	case EventLoginFailed:
+		return "login_failed"
 	}
 	return "unknown"
 }
 
-// RefusalKind classifies a refused connection (Event.Refusal), for
-// counting refusals by cause.
+// RefusalKind classifies a refused connection (ConnectionRefused.Refusal),
+// for counting refusals by cause.
 type RefusalKind string
 
 // Every refusal has exactly one of these kinds.
@@ -69,45 +73,119 @@ const (
 )
 
 // Event is what pgsecure reports to an OnEvent callback, for services that
-// count refusals or expiring certificates in their own metrics. It never
-// carries a secret. Which fields are set depends on Kind, as documented on
-// each field.
-type Event struct {
-	Kind EventKind
+// count refusals, failed logins or expiring certificates in their own
+// metrics or traces. It is one of ConnectionVerified, ConnectionRefused,
+// LoginFailed, SecretFetched, SecretFailed and CertificateExpiring (a type
+// switch gives the fields); later versions may add kinds, which a switch
+// should ignore. No event carries a secret.
+type Event interface {
+	// Kind says which of the event types this is.
+	Kind() EventKind
+	event()
+}
+
+// ConnectionVerified: a new connection passed both checks (the TLS
+// verification before any credential, then the server's proof).
+type ConnectionVerified struct {
 	Time time.Time
-	// Host is the server's host name (connection events).
+	// Host is the server's host name.
 	Host string
-	// Report describes the connection (verified, certificate expiring).
-	Report *verify.Report
-	// Handshake is the time from TCP connect to a verified TLS handshake;
-	// ServerCheck the time the server-side query took (zero when channel
-	// binding proved it). Set on EventConnectionVerified.
+	// Report describes the connection, as verify.ReportOf and ReportOf
+	// give it afterwards.
+	Report verify.Report
+	// Handshake is the time from the TCP connection to a verified TLS
+	// handshake; ServerCheck the time the server query took (zero when
+	// Report.Proof is channel binding: no query was made).
 	Handshake, ServerCheck time.Duration
-	// Refusal and Stage say which check refused a connection and at which
-	// stage of it (EventConnectionRefused).
+}
+
+// ConnectionRefused: pgsecure refused a new connection.
+type ConnectionRefused struct {
+	Time time.Time
+	// Host is the server's host name.
+	Host string
+	// Refusal says which kind of check refused it, Stage at which stage of
+	// the connection.
 	Refusal RefusalKind
 	Stage   string
-	// Err is the refusal or failure (refused, secret failed).
+	// Err is the refusal, as the connect returns it.
 	Err error
-	// Source names the credential source (secret events).
+}
+
+// LoginFailed: the server rejected the login of a new connection
+// (SQLSTATE 28P01: wrong password or user; 28000: no pg_hba.conf entry
+// allows it, or another authorization failure). It is reported once per
+// connect, with the final outcome: a rejection that pgsecure retried with
+// fresh credentials and that then succeeded is not a failed login.
+type LoginFailed struct {
+	Time time.Time
+	// Host is the server's host name, User the role that tried to log in.
+	Host, User string
+	// SQLState is the server's code (28P01 or 28000).
+	SQLState string
+	// Source names the credential source (empty: the connection string).
 	Source string
-	// Expires is when fetched credentials expire (zero: no expiry).
+	// Err is the connect's error; errors.As finds the server's
+	// *pgconn.PgError in it.
+	Err error
+}
+
+// SecretFetched: credentials of a new generation were fetched.
+type SecretFetched struct {
+	Time time.Time
+	// Source names the credential source.
+	Source string
+	// Expires is when the credentials expire (zero: no expiry).
 	Expires time.Time
-	// Certificate and DaysLeft describe an expiring certificate.
-	Certificate *verify.Certificate
+}
+
+// SecretFailed: fetching credentials failed.
+type SecretFailed struct {
+	Time time.Time
+	// Source names the credential source.
+	Source string
+	// Err says why.
+	Err error
+}
+
+// CertificateExpiring: a certificate expires within the warning threshold
+// (Builder.ExpiryWarning); reported once per certificate per pool.
+type CertificateExpiring struct {
+	Time time.Time
+	// Role is "server" or "client".
+	Role string
+	// Report describes the connection on which the certificate was seen.
+	Report verify.Report
+	// Certificate is the expiring certificate, DaysLeft its days left.
+	Certificate verify.Certificate
 	DaysLeft    int
 }
 
+func (ConnectionVerified) Kind() EventKind  { return EventConnectionVerified }
+func (ConnectionRefused) Kind() EventKind   { return EventConnectionRefused }
+func (LoginFailed) Kind() EventKind         { return EventLoginFailed }
+func (SecretFetched) Kind() EventKind       { return EventSecretFetched }
+func (SecretFailed) Kind() EventKind        { return EventSecretFailed }
+func (CertificateExpiring) Kind() EventKind { return EventCertificateExpiring }
+
+func (ConnectionVerified) event()  {}
+func (ConnectionRefused) event()   {}
+func (LoginFailed) event()         {}
+func (SecretFetched) event()       {}
+func (SecretFailed) event()        {}
+func (CertificateExpiring) event() {}
+
+// eventSink is the callbacks of one pool, copied from its Builder when the
+// pool's configuration was made.
 type eventSink struct {
-	fns []func(Event)
+	fns []func(context.Context, Event)
 }
 
-func (s *eventSink) emit(ev Event) {
-	if s == nil || len(s.fns) == 0 {
+func (s *eventSink) emit(ctx context.Context, ev Event) {
+	if s == nil {
 		return
 	}
-	ev.Time = time.Now()
 	for _, fn := range s.fns {
-		fn(ev)
+		fn(ctx, ev)
 	}
 }

@@ -102,3 +102,26 @@ func ExampleOpenDB() {
 	}
 	fmt.Println("encrypted:", ssl)
 }
+
+// OnEvent receives the connect's context and one struct per kind of event:
+// a type switch picks the kinds a service counts. The context carries the
+// values of the context Acquire or Ping was called with, and a pgx
+// tracer's span.
+func ExampleBuilder_OnEvent() {
+	pool, err := pgsecure.NewBuilder(os.Getenv("DATABASE_URL")).RootCAFile("/etc/ssl/db-ca.crt").
+		OnEvent(func(ctx context.Context, ev pgsecure.Event) {
+			switch ev := ev.(type) {
+			case pgsecure.ConnectionRefused:
+				log.Printf("refused %s (%s at %s): %v", ev.Host, ev.Refusal, ev.Stage, ev.Err)
+			case pgsecure.LoginFailed:
+				log.Printf("login of %s to %s failed: SQLSTATE %s", ev.User, ev.Host, ev.SQLState)
+			case pgsecure.CertificateExpiring:
+				log.Printf("%s certificate %s expires in %d days", ev.Role, ev.Certificate.Subject, ev.DaysLeft)
+			}
+		}).
+		Build(context.Background())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+}

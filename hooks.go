@@ -31,6 +31,7 @@ type poolState struct {
 	events     *eventSink
 	expiryWarn time.Duration
 	warned     sync.Map // certificate issuer/serial -> struct{}: expiry warnings already given
+	logins     loginLog // failed logins logged, per cause
 
 	loadBalance bool // load_balance_hosts=random
 
@@ -77,7 +78,7 @@ func (s *poolState) negotiation() string {
 // each host, hooks a caller set since Config chained after pgsecure's).
 func (s *poolState) beforeConnect(hooks []func(context.Context, *pgx.ConnConfig) error) func(context.Context, *pgx.ConnConfig) error {
 	return func(ctx context.Context, cc *pgx.ConnConfig) error {
-		if err := s.checkTLS(cc, "the pgxpool.Config (changed after Config returned it)"); err != nil {
+		if err := s.checkTLS(ctx, cc, "the pgxpool.Config (changed after Config returned it)"); err != nil {
 			return err
 		}
 		if s.creds != nil {
@@ -90,13 +91,14 @@ func (s *poolState) beforeConnect(hooks []func(context.Context, *pgx.ConnConfig)
 				return err
 			}
 		}
-		if err := s.checkTLS(cc, "a Builder.BeforeConnect hook"); err != nil {
+		if err := s.checkTLS(ctx, cc, "a Builder.BeforeConnect hook"); err != nil {
 			return err
 		}
 		if s.loadBalance {
 			shuffleHosts(cc, rand.Shuffle) // load_balance_hosts=random: a fresh order per connection
 		}
 		s.install(cc)
+		s.watchLogins(cc)
 		if s.creds != nil && !s.policy.Auth.Allows(connect.AuthPassword) && s.creds.isLoginToken(cc.User, cc.Password) {
 			// A login token answers a cleartext-password request (pgx checks
 			// require_auth too); the authentication watch allows it only over
@@ -109,7 +111,7 @@ func (s *poolState) beforeConnect(hooks []func(context.Context, *pgx.ConnConfig)
 
 // checkTLS refuses a per-connection configuration whose TLS protection was
 // removed, replaced or weakened; from says what changed it.
-func (s *poolState) checkTLS(cc *pgx.ConnConfig, from string) error {
+func (s *poolState) checkTLS(ctx context.Context, cc *pgx.ConnConfig, from string) error {
 	const fix = "do not modify ConnConfig.TLSConfig or Fallbacks[i].TLSConfig of a pgsecure configuration; use the Builder's options"
 	var err error
 	for _, h := range hosts(cc) {
@@ -137,7 +139,7 @@ func (s *poolState) checkTLS(cc *pgx.ConnConfig, from string) error {
 		err = s.auth.recheck(cc, from)
 	}
 	if err != nil {
-		s.Refused(context.Background(), connect.Refusal{Kind: connect.RefusedConfiguration, Host: cc.Host, Stage: "before connecting", Err: err})
+		s.Refused(ctx, connect.Refusal{Kind: connect.RefusedConfiguration, Host: cc.Host, Stage: "before connecting", Err: err})
 	}
 	return err
 }
@@ -193,14 +195,14 @@ func (s *poolState) Refused(ctx context.Context, r connect.Refusal) {
 		s.log().LogAttrs(ctx, slog.LevelWarn, "pgsecure: connection refused", slog.String("kind", string(r.Kind)),
 			slog.String("host", r.Host), slog.String("stage", r.Stage), slog.String("error", r.Err.Error()))
 	}
-	s.events.emit(Event{Kind: EventConnectionRefused, Refusal: RefusalKind(r.Kind), Host: r.Host, Stage: r.Stage, Err: r.Err})
+	s.events.emit(ctx, ConnectionRefused{Time: time.Now(), Refusal: RefusalKind(r.Kind), Host: r.Host, Stage: r.Stage, Err: r.Err})
 }
 
 // Verified logs and reports a verified connection and warns about
 // certificates close to expiry.
 func (s *poolState) Verified(ctx context.Context, r verify.Report, t connect.Timings) {
 	s.log().LogAttrs(ctx, slog.LevelDebug, "pgsecure: connection verified", slog.Any("report", r))
-	s.events.emit(Event{Kind: EventConnectionVerified, Report: &r, Host: r.ServerName, Handshake: t.Handshake, ServerCheck: t.ServerCheck})
+	s.events.emit(ctx, ConnectionVerified{Time: time.Now(), Report: r, Host: r.ServerName, Handshake: t.Handshake, ServerCheck: t.ServerCheck})
 	s.checkExpiry(ctx, r)
 }
 
@@ -229,7 +231,7 @@ func (s *poolState) checkExpiry(ctx context.Context, r verify.Report) {
 		days := c.DaysUntilExpiry(now)
 		s.log().LogAttrs(ctx, slog.LevelWarn, "pgsecure: certificate expires soon",
 			slog.String("which", which), slog.String("subject", c.Subject), slog.Time("not_after", c.NotAfter), slog.Int("days_left", days))
-		s.events.emit(Event{Kind: EventCertificateExpiring, Report: &r, Certificate: &c, DaysLeft: days})
+		s.events.emit(ctx, CertificateExpiring{Time: now, Role: which, Report: r, Certificate: c, DaysLeft: days})
 	}
 }
 

@@ -1,6 +1,7 @@
 package pgsecure_test
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -21,7 +22,7 @@ type eventLog struct {
 	events []pgsecure.Event
 }
 
-func (l *eventLog) add(e pgsecure.Event) {
+func (l *eventLog) add(_ context.Context, e pgsecure.Event) {
 	l.mu.Lock()
 	l.events = append(l.events, e)
 	l.mu.Unlock()
@@ -32,8 +33,8 @@ func (l *eventLog) refusals() []pgsecure.RefusalKind {
 	defer l.mu.Unlock()
 	var out []pgsecure.RefusalKind
 	for _, e := range l.events {
-		if e.Kind == pgsecure.EventConnectionRefused {
-			out = append(out, e.Refusal)
+		if r, ok := e.(pgsecure.ConnectionRefused); ok {
+			out = append(out, r.Refusal)
 		}
 	}
 	return out

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -16,7 +17,10 @@ import (
 
 // Builder configures a verify-full pgx pool. Methods record their input and
 // return the Builder; problems are reported by Config and Build. A Builder is
-// not safe for concurrent use; the pools it builds are.
+// a description: Build and Config take a snapshot of it, so calls made on the
+// Builder afterwards (another OnEvent, hook or option) reach only the pools
+// built after them, never one built before. A Builder is not safe for
+// concurrent use; the pools it builds are.
 //
 // The connection string and an in-memory client key are held as
 // secrets.Secret, so printing or logging a Builder (any verb, slog) shows
@@ -72,15 +76,44 @@ const DefaultExpiryWarning = 14 * 24 * time.Hour
 func (b *Builder) RequireChannelBinding() *Builder { b.channelBinding = true; return b }
 
 // ExpiryWarning sets how close to expiry the server or client certificate
-// must be for a warning (and an EventCertificateExpiring); 0 disables it.
+// must be for a warning (and a CertificateExpiring event); 0 disables it.
 func (b *Builder) ExpiryWarning(d time.Duration) *Builder { b.expiryWarn = d; return b }
 
-// OnEvent registers a callback for connection and secret events (see
-// Event), e.g. to count refusals in a service's own metrics. Callbacks run
-// synchronously on the connecting goroutine and must be quick.
-func (b *Builder) OnEvent(fn func(Event)) *Builder {
+// OnEvent registers a callback for connection, login and secret events
+// (see Event), e.g. to count refusals in a service's own metrics or to
+// annotate its traces. ctx is the context of the connect (or credential
+// fetch) the event belongs to: it carries the values of the context that
+// Acquire, Ping or Build was called with, and what a pgx ConnectTracer put
+// in it (its span). Callbacks run synchronously on the connecting goroutine
+// and must be quick. A nil fn is an error at Build.
+func (b *Builder) OnEvent(fn func(ctx context.Context, ev Event)) *Builder {
+	if fn == nil {
+		b.errs = append(b.errs, nilHook("OnEvent"))
+	}
 	b.events.fns = append(b.events.fns, fn)
 	return b
+}
+
+// snapshot is a copy of b that later calls on b do not change: Build and
+// Config work from it, so the pool they make never refers to b.
+func (b *Builder) snapshot() *Builder {
+	c := *b
+	c.errs = slices.Clone(b.errs)
+	c.rootPEM = slices.Clone(b.rootPEM)
+	c.beforeConnect = slices.Clone(b.beforeConnect)
+	c.afterConnect = slices.Clone(b.afterConnect)
+	c.configurePool = slices.Clone(b.configurePool)
+	c.events = eventSink{fns: slices.Clone(b.events.fns)}
+	c.clientCertPEM = slices.Clone(b.clientCertPEM)
+	c.pins = slices.Clone(b.pins)
+	c.crlFiles = slices.Clone(b.crlFiles)
+	c.crlDirs = slices.Clone(b.crlDirs)
+	return &c
+}
+
+// nilHook is the error a nil callback given to the Builder becomes.
+func nilHook(method string) error {
+	return configErr(method, "builder", "nil function", "pass a function, or do not call "+method)
 }
 
 // RootCAFile pins the CA certificate(s) in a PEM file: the server's
@@ -140,8 +173,11 @@ func (b *Builder) Logger(l *slog.Logger) *Builder { b.logger = l; return b }
 // around whatever fn set, so the caller's connect hooks run after
 // pgsecure's and cannot unhook them. This is the recommended way to
 // customise a pool. fn must not touch TLS settings: a TLS configuration it
-// sets or removes is refused.
+// sets or removes is refused. A nil fn is an error at Build.
 func (b *Builder) ConfigurePool(fn func(*pgxpool.Config)) *Builder {
+	if fn == nil {
+		b.errs = append(b.errs, nilHook("ConfigurePool"))
+	}
 	b.configurePool = append(b.configurePool, fn)
 	return b
 }
@@ -149,7 +185,7 @@ func (b *Builder) ConfigurePool(fn func(*pgxpool.Config)) *Builder {
 // QueryServerEveryConnection makes every new connection ask the server for
 // its own view of the connection (pg_stat_get_activity for its backend),
 // even when channel binding already proved it terminates TLS itself. By
-// default only Build's startup connection is queried; later connections
+// default only the connections Build opens are queried; later connections
 // whose SCRAM exchange completed with SCRAM-SHA-256-PLUS are proven by it
 // (see verify.ProofChannelBinding). For auditors who want the server's own
 // words on every connection; it costs one round trip per new connection.
@@ -160,15 +196,23 @@ func (b *Builder) QueryServerEveryConnection() *Builder { b.queryEvery = true; r
 
 // BeforeConnect adds a hook run before each new connection, after pgsecure
 // has set the credentials and before it re-checks the TLS policy, so the hook
-// may adjust the ConnConfig but cannot weaken it.
+// may adjust the ConnConfig but cannot weaken it. A nil fn is an error at
+// Build.
 func (b *Builder) BeforeConnect(fn func(context.Context, *pgx.ConnConfig) error) *Builder {
+	if fn == nil {
+		b.errs = append(b.errs, nilHook("BeforeConnect"))
+	}
 	b.beforeConnect = append(b.beforeConnect, fn)
 	return b
 }
 
 // AfterConnect adds a hook run on each new connection after pgsecure has
-// verified it (both the local TLS state and the server's pg_stat_ssl).
+// verified it (both the local TLS state and the server's pg_stat_ssl). A
+// nil fn is an error at Build.
 func (b *Builder) AfterConnect(fn func(context.Context, *pgx.Conn) error) *Builder {
+	if fn == nil {
+		b.errs = append(b.errs, nilHook("AfterConnect"))
+	}
 	b.afterConnect = append(b.afterConnect, fn)
 	return b
 }
@@ -195,6 +239,10 @@ func (b *Builder) Build(ctx context.Context) (*pgxpool.Pool, error) {
 	}
 	st.startup.Store(true)
 	defer st.startup.Store(false)
+	// Every connection Build opens (its own, and the MinConns ones pgxpool
+	// opens with this context) is proven by the server query inside its
+	// connect, so its ConnectionVerified event and its report agree.
+	ctx = connect.WithServerQuery(ctx)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("pgsecure: creating the pool: %w", err)
@@ -234,7 +282,7 @@ func (b *Builder) logProgress(ctx context.Context, st *poolState) (stop func()) 
 				return
 			case <-t.C:
 				if host, stage, elapsed, ok := st.policy.Progress(); ok {
-					b.log().LogAttrs(ctx, slog.LevelInfo, "pgsecure: still connecting", slog.String("host", host),
+					st.log().LogAttrs(ctx, slog.LevelInfo, "pgsecure: still connecting", slog.String("host", host),
 						slog.String("stage", stage), slog.Duration("elapsed", elapsed.Round(time.Millisecond)))
 				}
 			}
@@ -266,6 +314,7 @@ func (b *Builder) Config(ctx context.Context) (*pgxpool.Config, error) {
 }
 
 func (b *Builder) config(ctx context.Context) (*pgxpool.Config, *poolState, error) {
+	b = b.snapshot() // what the pool keeps refers to the snapshot only
 	if len(b.errs) > 0 {
 		return nil, nil, errors.Join(b.errs...)
 	}

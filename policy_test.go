@@ -2,6 +2,7 @@ package pgsecure_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"log/slog"
 	"strings"
@@ -49,11 +50,11 @@ func TestExpiryWarningOncePerPool(t *testing.T) {
 	ctx := ctxT(t)
 	var logs bytes.Buffer
 	var mu sync.Mutex
-	var expiring []pgsecure.Event
+	var expiring []pgsecure.CertificateExpiring
 	pool, err := pgsecure.NewBuilder(dsn(pg, "localhost")).RootCAFile(pki.CAFile).MaxConns(3).
 		Logger(slog.New(slog.NewTextHandler(&logs, nil))).
-		OnEvent(func(e pgsecure.Event) {
-			if e.Kind == pgsecure.EventCertificateExpiring {
+		OnEvent(func(_ context.Context, e pgsecure.Event) {
+			if e, ok := e.(pgsecure.CertificateExpiring); ok {
 				mu.Lock()
 				expiring = append(expiring, e)
 				mu.Unlock()
@@ -91,12 +92,12 @@ func TestEventsAndLogsCarryNoSecret(t *testing.T) {
 	var kinds []pgsecure.EventKind
 	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	pool, err := pgsecure.NewBuilder(dsn(pg, "localhost")).RootCAFile(pki.CAFile).Logger(logger).
-		OnEvent(func(e pgsecure.Event) { kinds = append(kinds, e.Kind) }).Build(ctx)
+		OnEvent(func(_ context.Context, e pgsecure.Event) { kinds = append(kinds, e.Kind()) }).Build(ctx)
 	require.NoError(t, err)
 	pool.Close()
 	other := testutil.NewPKI(t)
 	_, err = pgsecure.NewBuilder(dsn(pg, "localhost")).RootCAFile(other.CAFile).Logger(logger).
-		OnEvent(func(e pgsecure.Event) { kinds = append(kinds, e.Kind) }).Build(ctx)
+		OnEvent(func(_ context.Context, e pgsecure.Event) { kinds = append(kinds, e.Kind()) }).Build(ctx)
 	require.Error(t, err)
 	assert.Contains(t, kinds, pgsecure.EventConnectionVerified)
 	assert.Contains(t, kinds, pgsecure.EventConnectionRefused)

@@ -19,6 +19,8 @@
 //	pgsecure.certificate.time_to_expiry        gauge      s until NotAfter (negative once expired); pgsecure.certificate.role,
 //	                                                      server.address (server role), pgsecure.certificate.subject,
 //	                                                      pgsecure.certificate.serial
+//	pgsecure.logins.failed                     counter    server.address, db.response.status_code (SQLSTATE 28P01
+//	                                                      or 28000), pgsecure.secret.source (absent: connection string)
 //	pgsecure.secret.fetches                    counter    pgsecure.secret.source
 //	pgsecure.secret.failures                   counter    pgsecure.secret.source
 //
@@ -27,7 +29,11 @@
 // plaintext server or middlebox, a removed TLS configuration), tls,
 // certificate, auth_method, server_proof, configuration. Any increase of
 // pgsecure.connections.refused is worth an alert: a refused connection is a
-// misconfiguration, an attack or a broken network path, not load.
+// misconfiguration, an attack or a broken network path, not load. A login
+// the server rejected (a password rotated in the database before the secret
+// store, a pg_hba.conf change) is not a pgsecure refusal: it is counted by
+// pgsecure.logins.failed, once per connect that ends with it (not for a
+// rejection pgsecure's retry with fresh credentials overcame).
 //
 // The server-check histogram records only connections the server was
 // queried for (Build's first connection, pools with a client certificate
@@ -43,12 +49,14 @@
 // span carries its proof, TLS version, cipher suite, authentication method
 // and server certificate, and has a "pgsecure.server_check" child when the
 // server was queried. A refused connection's span has status Error,
-// pgsecure.refusal.kind and pgsecure.refusal.stage, and one
-// "pgsecure.refused" event per refused host. A refusal no connect span can
-// claim gets a "pgsecure.connect" span of its own, without a parent, at the
-// time of the refusal: one made before pgx dials (kind configuration), or
-// one of a host pgx gave up on before it verified the next host of a
-// multi-host connection string (pgx then drops the first host's error).
+// pgsecure.refusal.kind and pgsecure.refusal.stage; a failed login's has
+// status Error, pgsecure.outcome "login_failed" and db.response.status_code.
+// Every refused host of the connect (also one pgx gave up on before it
+// verified the next host of a multi-host connection string) is a
+// "pgsecure.refused" event of the span: pgsecure's events carry the
+// connect's context, in which the span is. A refusal made before pgx dials
+// (kind configuration) has no connect span yet and gets a
+// "pgsecure.connect" span of its own, at the time of the refusal.
 //
 // The spans compose with a tracer the pool already has (such as otelpgx's,
 // set in Builder.ConfigurePool): it keeps tracing queries and connects, and

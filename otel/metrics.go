@@ -23,6 +23,7 @@ const (
 	keyCertSubject  = attribute.Key("pgsecure.certificate.subject")
 	keyCertSerial   = attribute.Key("pgsecure.certificate.serial")
 	keyServerAddr   = attribute.Key("server.address")
+	keyStatusCode   = attribute.Key("db.response.status_code")
 )
 
 // latencyBuckets suit a connection on a LAN or in a region (ms) up to one
@@ -35,6 +36,7 @@ type metrics struct {
 	verified, refused             metric.Int64Counter
 	handshake, serverCheck        metric.Float64Histogram
 	secretFetches, secretFailures metric.Int64Counter
+	loginFailures                 metric.Int64Counter
 	certs                         *expiryGauge
 }
 
@@ -67,6 +69,8 @@ func newMetrics(m metric.Meter, pool []attribute.KeyValue) *metrics {
 			"Time from the TCP connection to a verified TLS handshake."),
 		serverCheck: histogram("pgsecure.connection.server_check.duration",
 			"Time the server took to describe the connection (pg_stat_ssl), for connections that were queried."),
+		loginFailures: counter("pgsecure.logins.failed", "{login}",
+			"New connections whose login the server rejected (SQLSTATE 28P01: password or user; 28000: pg_hba.conf or authorization), by SQLSTATE (db.response.status_code)."),
 		secretFetches: counter("pgsecure.secret.fetches", "{fetch}",
 			"Credentials of a new generation fetched from the credential source."),
 		secretFailures: counter("pgsecure.secret.failures", "{failure}",
@@ -87,31 +91,31 @@ func newMetrics(m metric.Meter, pool []attribute.KeyValue) *metrics {
 	return ms
 }
 
-// record counts one event. Its context is a background one: OnEvent
-// carries none, and metrics need none.
-func (m *metrics) record(ev pgsecure.Event) {
-	ctx := context.Background()
-	switch ev.Kind {
-	case pgsecure.EventConnectionVerified:
+// record counts one event.
+func (m *metrics) record(ctx context.Context, ev pgsecure.Event) {
+	switch ev := ev.(type) {
+	case pgsecure.ConnectionVerified:
 		host := m.with(keyServerAddr.String(ev.Host))
-		proof := ""
-		if ev.Report != nil {
-			proof = ev.Report.Proof
-			m.certs.saw(ev.Host, *ev.Report)
-		}
-		m.verified.Add(ctx, 1, metric.WithAttributes(append(host, keyProof.String(proof))...))
+		m.certs.saw(ev.Host, ev.Report)
+		m.verified.Add(ctx, 1, metric.WithAttributes(append(host, keyProof.String(ev.Report.Proof))...))
 		if ev.Handshake > 0 {
 			m.handshake.Record(ctx, ev.Handshake.Seconds(), metric.WithAttributes(host...))
 		}
 		if ev.ServerCheck > 0 {
 			m.serverCheck.Record(ctx, ev.ServerCheck.Seconds(), metric.WithAttributes(host...))
 		}
-	case pgsecure.EventConnectionRefused:
+	case pgsecure.ConnectionRefused:
 		m.refused.Add(ctx, 1, metric.WithAttributes(m.with(keyServerAddr.String(ev.Host),
 			keyRefusalKind.String(string(ev.Refusal)), keyRefusalStage.String(ev.Stage))...))
-	case pgsecure.EventSecretFetched:
+	case pgsecure.LoginFailed:
+		attrs := m.with(keyServerAddr.String(ev.Host), keyStatusCode.String(ev.SQLState))
+		if ev.Source != "" { // empty: the password came from the connection string
+			attrs = append(attrs, keySource.String(ev.Source))
+		}
+		m.loginFailures.Add(ctx, 1, metric.WithAttributes(attrs...))
+	case pgsecure.SecretFetched:
 		m.secretFetches.Add(ctx, 1, metric.WithAttributes(m.with(keySource.String(ev.Source))...))
-	case pgsecure.EventSecretFailed:
+	case pgsecure.SecretFailed:
 		m.secretFailures.Add(ctx, 1, metric.WithAttributes(m.with(keySource.String(ev.Source))...))
 	}
 }

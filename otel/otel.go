@@ -77,10 +77,11 @@ type instrumentation struct {
 }
 
 // onEvent runs synchronously on the connecting goroutine (OnEvent's
-// contract): it only counts and records, and never blocks on I/O.
-func (in *instrumentation) onEvent(ev pgsecure.Event) {
-	in.metrics.record(ev)
-	in.spans.record(ev)
+// contract): it only counts and records, and never blocks on I/O. ctx is
+// the connect's: it holds the connect span.
+func (in *instrumentation) onEvent(ctx context.Context, ev pgsecure.Event) {
+	in.metrics.record(ctx, ev)
+	in.spans.record(ctx, ev)
 }
 
 // beforeConnect puts the connect tracer on this connection's ConnConfig

@@ -285,8 +285,9 @@ func TestRefusalBeforeDial(t *testing.T) {
 
 // TestRefusedHostThenVerified: with host=127.0.0.1,localhost and a
 // certificate naming only localhost, the first host is refused and the
-// second verified in one connect. pgx drops the first host's error, so the
-// refusal cannot join the connect span: it gets a span of its own.
+// second verified in one connect. The refusal carries the connect's
+// context, so it is an event of that connect's span (pgx drops the first
+// host's error; no error-matching is needed), and no other span is made.
 func TestRefusedHostThenVerified(t *testing.T) {
 	pg, pki, _ := serverFor(t, certgen.Options{CommonName: "localhost", DNSNames: []string{"localhost"}})
 	tm := newTelemetry(t)
@@ -301,20 +302,74 @@ func TestRefusedHostThenVerified(t *testing.T) {
 		counts(t, m["pgsecure.connections.refused"], "server.address", "pgsecure.refusal.kind"))
 	assert.Equal(t, map[string]int64{"localhost": 1}, counts(t, m["pgsecure.connections.verified"], "server.address"))
 
-	var verified, refused []sdktrace.ReadOnlySpan
-	for _, s := range tm.ended("pgsecure.connect") {
-		switch spanAttrs(s)["pgsecure.outcome"].AsString() {
-		case "verified":
-			verified = append(verified, s)
-		case "refused":
-			refused = append(refused, s)
+	spans := tm.ended("pgsecure.connect")
+	require.Len(t, spans, 1, "one connect, one span")
+	s := spans[0]
+	assert.Equal(t, "verified", spanAttrs(s)["pgsecure.outcome"].AsString())
+	var refused []map[attribute.Key]attribute.Value
+	for _, ev := range s.Events() {
+		if ev.Name == "pgsecure.refused" {
+			a := map[attribute.Key]attribute.Value{}
+			for _, kv := range ev.Attributes {
+				a[kv.Key] = kv.Value
+			}
+			refused = append(refused, a)
 		}
 	}
-	require.Len(t, verified, 1)
-	require.Len(t, refused, 1, "the refusal of the first host has a span")
-	a := spanAttrs(refused[0])
-	assert.Equal(t, "certificate", a["pgsecure.refusal.kind"].AsString())
-	assert.Equal(t, "127.0.0.1", a["server.address"].AsString())
-	assert.Equal(t, codes.Error, refused[0].Status().Code)
-	assert.False(t, refused[0].Parent().IsValid(), "no connect span could claim it")
+	require.Len(t, refused, 1, "the first host's refusal is an event of the connect span")
+	assert.Equal(t, "certificate", refused[0]["pgsecure.refusal.kind"].AsString())
+	assert.Equal(t, "127.0.0.1", refused[0]["server.address"].AsString())
+}
+
+// TestFailedLoginsCounted: under a running pool, the role's password is
+// rotated in the database (28P01), then pg_hba.conf rejects it (28000).
+// Each failed login is counted by pgsecure.logins.failed with its SQLSTATE
+// (a counter of its own: the server refused the credentials, pgsecure
+// refused nothing, so pgsecure.connections.refused does not move), and its
+// connect span says so. No attribute carries the password.
+func TestFailedLoginsCounted(t *testing.T) {
+	pg, pki, _ := server(t)
+	tm := newTelemetry(t)
+	ctx := ctxT(t)
+	pool, err := tm.instrument(pgsecure.NewBuilder(dsn("localhost", pg.Port)).RootCAFile(pki.CAFile)).Build(ctx)
+	require.NoError(t, err)
+	defer pool.Close()
+
+	const rotated = "Rotated-In-The-Database-0"
+	pg.Exec(t, fmt.Sprintf("ALTER ROLE %s PASSWORD '%s'", appUser, rotated))
+	pool.Reset()
+	require.Error(t, pool.Ping(ctx))
+	require.Error(t, pool.Ping(ctx))
+	pg.Exec(t, fmt.Sprintf("ALTER ROLE %s PASSWORD '%s'", appUser, appPassword))
+	pg.SetHBA(t, "hostssl all all 127.0.0.1/32 reject", "hostssl all all ::1/128 reject")
+	require.Error(t, pool.Ping(ctx))
+
+	m := tm.collect(t)
+	assert.Equal(t, map[string]int64{"localhost|28P01|": 2, "localhost|28000|": 1},
+		counts(t, m["pgsecure.logins.failed"], "server.address", "db.response.status_code", "pgsecure.secret.source"))
+	if refused, ok := m["pgsecure.connections.refused"]; ok {
+		assert.Empty(t, counts(t, refused), "a failed login is not a pgsecure refusal")
+	}
+
+	var failed []sdktrace.ReadOnlySpan
+	for _, s := range tm.ended("pgsecure.connect") {
+		if spanAttrs(s)["pgsecure.outcome"].AsString() == "login_failed" {
+			failed = append(failed, s)
+		}
+	}
+	require.Len(t, failed, 3)
+	for _, s := range failed {
+		assert.Equal(t, codes.Error, s.Status().Code)
+		assert.Contains(t, []string{"login failed: SQLSTATE 28P01", "login failed: SQLSTATE 28000"}, s.Status().Description)
+		for _, kv := range s.Attributes() {
+			assert.NotContains(t, kv.Value.Emit(), rotated)
+			assert.NotContains(t, kv.Value.Emit(), appPassword)
+		}
+		for _, ev := range s.Events() {
+			for _, kv := range ev.Attributes {
+				assert.NotContains(t, kv.Value.Emit(), rotated)
+				assert.NotContains(t, kv.Value.Emit(), appPassword)
+			}
+		}
+	}
 }

@@ -3,7 +3,6 @@ package pgsecureotel
 import (
 	"context"
 	"net"
-	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,65 +26,64 @@ const (
 	keyChannelBound = attribute.Key("pgsecure.channel_bound")
 	keyPooler       = attribute.Key("pgsecure.pooler")
 	keyHandshake    = attribute.Key("pgsecure.handshake.duration")
-
-	// maxPending bounds the events remembered for connect spans that have
-	// not ended yet.
-	maxPending = 256
 )
 
 // spans is a pgx ConnectTracer that gives each connect a span, and fills it
-// from the events pgsecure reports during that connect. Events carry no
-// context, so a refusal is matched to its connect by the error itself (the
-// one pgx returns wraps it) and a verified connection by its address and
-// backend pid. A refusal no connect claims (made before pgx dialled, or
-// dropped by pgx when the next host succeeded) gets a span of its own once
-// no connect is in flight, or when it is pushed out of the pending list.
+// from the events pgsecure reports during that connect: each event carries
+// the connect's context, in which TraceConnectStart put the span. An event
+// with no connect span in its context (a refusal before pgx dialled) gets
+// a span of its own.
 type spans struct {
 	tracer trace.Tracer
 	pool   []attribute.KeyValue
-
-	mu       sync.Mutex
-	inFlight int
-	refusals []pgsecure.Event // pending, oldest first
-	verified []pgsecure.Event // pending, oldest first
 }
 
 func newSpans(t trace.Tracer, pool []attribute.KeyValue) *spans {
 	return &spans{tracer: t, pool: pool}
 }
 
-// spanKey holds the connect span in the connect's context. The span is not
-// made the context's current span: a tracer composed before this one (such
-// as otelpgx) ends its own connect span with trace.SpanFromContext.
+// spanKey holds the connect's *connectSpan in the connect's context. The
+// span is not made the context's current span: a tracer composed before
+// this one (such as otelpgx) ends its own connect span with
+// trace.SpanFromContext.
 type spanKey struct{}
 
-// record keeps the events a connect span needs until the connect ends.
-func (s *spans) record(ev pgsecure.Event) {
-	var orphans []pgsecure.Event
-	s.mu.Lock()
-	switch {
-	case ev.Kind == pgsecure.EventConnectionRefused && (s.inFlight == 0 || !matchable(ev.Err)):
-		orphans = append(orphans, ev) // no connect could claim it
-	case ev.Kind == pgsecure.EventConnectionRefused:
-		s.refusals = append(s.refusals, ev)
-		if len(s.refusals) > maxPending {
-			orphans = append(orphans, s.refusals[0])
-			s.refusals = s.refusals[1:]
-		}
-	case ev.Kind == pgsecure.EventConnectionVerified && ev.Report != nil && s.inFlight > 0:
-		s.verified = append(s.verified, ev)
-		if len(s.verified) > maxPending {
-			s.verified = s.verified[1:]
-		}
-	}
-	s.mu.Unlock()
-	s.orphans(orphans)
+// connectSpan is one connect's span and what its events said.
+type connectSpan struct {
+	span trace.Span
+
+	mu       sync.Mutex
+	refusal  *pgsecure.ConnectionRefused // the last one
+	verified *pgsecure.ConnectionVerified
+	login    *pgsecure.LoginFailed
 }
 
-// matchable reports whether err can be found again by identity in the
-// error pgx returns: pgsecure's refusals are pointers.
-func matchable(err error) bool {
-	return err != nil && reflect.TypeOf(err).Kind() == reflect.Pointer
+// record adds one event to the span of the connect it belongs to.
+func (s *spans) record(ctx context.Context, ev pgsecure.Event) {
+	cs, _ := ctx.Value(spanKey{}).(*connectSpan)
+	switch ev := ev.(type) {
+	case pgsecure.ConnectionRefused:
+		if cs == nil {
+			s.orphan(ctx, ev)
+			return
+		}
+		cs.span.AddEvent(eventRefused, trace.WithTimestamp(ev.Time), trace.WithAttributes(refusalAttrs(ev)...))
+		cs.mu.Lock()
+		cs.refusal = &ev
+		cs.mu.Unlock()
+	case pgsecure.ConnectionVerified:
+		if cs != nil {
+			cs.mu.Lock()
+			cs.verified = &ev
+			cs.mu.Unlock()
+		}
+	case pgsecure.LoginFailed:
+		if cs != nil {
+			cs.mu.Lock()
+			cs.login = &ev
+			cs.mu.Unlock()
+		}
+	}
 }
 
 // TraceQueryStart and TraceQueryEnd do nothing: pgx requires every tracer to
@@ -102,118 +100,55 @@ func (s *spans) TraceConnectStart(ctx context.Context, data pgx.TraceConnectStar
 		attrs = append(attrs, keyServerAddr.String(cc.Host), attribute.Int("server.port", int(cc.Port)))
 	}
 	_, span := s.tracer.Start(ctx, spanConnect, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
-	s.mu.Lock()
-	s.inFlight++
-	s.mu.Unlock()
-	return context.WithValue(ctx, spanKey{}, span)
+	return context.WithValue(ctx, spanKey{}, &connectSpan{span: span})
 }
 
 // TraceConnectEnd fills the connect span from the events of its connect
 // and ends it.
 func (s *spans) TraceConnectEnd(ctx context.Context, data pgx.TraceConnectEndData) {
-	span, ok := ctx.Value(spanKey{}).(trace.Span)
+	cs, ok := ctx.Value(spanKey{}).(*connectSpan)
 	if !ok {
 		return
 	}
-	var claimed []pgsecure.Event
-	var verified *pgsecure.Event
+	cs.mu.Lock()
+	refusal, verified, login := cs.refusal, cs.verified, cs.login
+	cs.mu.Unlock()
 	var r verify.Report
 	var hasReport bool
 	if data.Err == nil && data.Conn != nil {
 		r, hasReport = verify.ReportOf(data.Conn.PgConn())
 	}
-	s.mu.Lock()
-	if data.Err != nil {
-		claimed = s.claimRefusals(data.Err)
-	} else if hasReport {
-		verified = s.claimVerified(r)
-	}
-	s.inFlight--
-	var orphans []pgsecure.Event
-	if s.inFlight == 0 {
-		orphans, s.refusals, s.verified = s.refusals, nil, nil
-	}
-	s.mu.Unlock()
-
 	switch {
 	case data.Err != nil:
-		s.failed(span, data.Err, claimed)
+		s.failed(cs.span, data.Err, refusal, login)
 	case hasReport:
-		s.succeeded(span, r, verified)
+		s.succeeded(cs.span, r, verified)
 	default:
-		span.SetAttributes(keyOutcome.String("unverified"))
+		cs.span.SetAttributes(keyOutcome.String("unverified"))
 	}
-	span.End()
-	s.orphans(orphans)
+	cs.span.End()
 }
 
-// claimRefusals removes and returns the pending refusals whose error is in
-// err's tree.
-func (s *spans) claimRefusals(err error) []pgsecure.Event {
-	var claimed []pgsecure.Event
-	walkErrors(err, func(e error) {
-		if !matchable(e) {
-			return
-		}
-		for i, ev := range s.refusals {
-			if ev.Err == e {
-				claimed = append(claimed, ev)
-				s.refusals = append(s.refusals[:i:i], s.refusals[i+1:]...)
-				return
-			}
-		}
-	})
-	return claimed
-}
-
-// claimVerified removes and returns the pending verified event of the
-// connection r describes.
-func (s *spans) claimVerified(r verify.Report) *pgsecure.Event {
-	for i, ev := range s.verified {
-		if ev.Report.Addr == r.Addr && ev.Report.BackendPID == r.BackendPID {
-			s.verified = append(s.verified[:i:i], s.verified[i+1:]...)
-			return &ev
-		}
-	}
-	return nil
-}
-
-// walkErrors calls fn for err and every error it wraps.
-func walkErrors(err error, fn func(error)) {
-	if err == nil {
-		return
-	}
-	fn(err)
-	switch u := err.(type) {
-	case interface{ Unwrap() error }:
-		walkErrors(u.Unwrap(), fn)
-	case interface{ Unwrap() []error }:
-		for _, e := range u.Unwrap() {
-			walkErrors(e, fn)
-		}
-	}
-}
-
-func (s *spans) failed(span trace.Span, err error, refusals []pgsecure.Event) {
+func (s *spans) failed(span trace.Span, err error, refusal *pgsecure.ConnectionRefused, login *pgsecure.LoginFailed) {
 	status := "connection failed"
 	span.SetAttributes(keyOutcome.String("failed"))
-	for _, ev := range refusals {
-		span.AddEvent(eventRefused, trace.WithTimestamp(ev.Time), trace.WithAttributes(refusalAttrs(ev)...))
-	}
-	if n := len(refusals); n > 0 {
-		last := refusals[n-1]
-		span.SetAttributes(keyOutcome.String("refused"), keyRefusalKind.String(string(last.Refusal)), keyRefusalStage.String(last.Stage))
-		status = "refused: " + string(last.Refusal)
+	switch {
+	case refusal != nil:
+		span.SetAttributes(keyOutcome.String("refused"), keyRefusalKind.String(string(refusal.Refusal)), keyRefusalStage.String(refusal.Stage))
+		status = "refused: " + string(refusal.Refusal)
+	case login != nil:
+		span.SetAttributes(keyOutcome.String("login_failed"), keyStatusCode.String(login.SQLState))
+		status = "login failed: SQLSTATE " + login.SQLState
 	}
 	span.RecordError(err)
 	span.SetStatus(codes.Error, status)
 }
 
-func refusalAttrs(ev pgsecure.Event) []attribute.KeyValue {
+func refusalAttrs(ev pgsecure.ConnectionRefused) []attribute.KeyValue {
 	return []attribute.KeyValue{keyServerAddr.String(ev.Host), keyRefusalKind.String(string(ev.Refusal)), keyRefusalStage.String(ev.Stage)}
 }
 
-func (s *spans) succeeded(span trace.Span, r verify.Report, ev *pgsecure.Event) {
+func (s *spans) succeeded(span trace.Span, r verify.Report, ev *pgsecure.ConnectionVerified) {
 	leaf := r.Leaf()
 	attrs := []attribute.KeyValue{
 		keyOutcome.String("verified"),
@@ -253,17 +188,16 @@ func (s *spans) succeeded(span trace.Span, r verify.Report, ev *pgsecure.Event) 
 	}
 }
 
-// orphans gives each refusal that no connect claimed a span of its own, at
-// the time it happened.
-func (s *spans) orphans(refusals []pgsecure.Event) {
-	for _, ev := range refusals {
-		attrs := append(append([]attribute.KeyValue{keyOutcome.String("refused")}, s.pool...), refusalAttrs(ev)...)
-		_, span := s.tracer.Start(context.Background(), spanConnect, trace.WithSpanKind(trace.SpanKindClient),
-			trace.WithTimestamp(ev.Time), trace.WithAttributes(attrs...))
-		if ev.Err != nil {
-			span.RecordError(ev.Err, trace.WithTimestamp(ev.Time))
-		}
-		span.SetStatus(codes.Error, "refused: "+string(ev.Refusal))
-		span.End(trace.WithTimestamp(ev.Time))
+// orphan gives a refusal that no connect span holds (made before pgx
+// dialled) a span of its own, at the time it happened, under whatever span
+// its context holds.
+func (s *spans) orphan(ctx context.Context, ev pgsecure.ConnectionRefused) {
+	attrs := append(append([]attribute.KeyValue{keyOutcome.String("refused")}, s.pool...), refusalAttrs(ev)...)
+	_, span := s.tracer.Start(ctx, spanConnect, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithTimestamp(ev.Time), trace.WithAttributes(attrs...))
+	if ev.Err != nil {
+		span.RecordError(ev.Err, trace.WithTimestamp(ev.Time))
 	}
+	span.SetStatus(codes.Error, "refused: "+string(ev.Refusal))
+	span.End(trace.WithTimestamp(ev.Time))
 }

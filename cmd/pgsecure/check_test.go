@@ -320,6 +320,7 @@ func TestCheckWrongPasswordIsNotInsecure(t *testing.T) {
 	assert.Contains(t, r.Hint, `the server rejected the password of user "app"`)
 	assert.Equal(t, "refused", r.Probe.Result)
 	assert.NotContains(t, res.all(), appPassword)
+	assert.NotContains(t, res.all(), "login failed", "the library's failed-login warning is not a second report of the error")
 }
 
 // TestCheckServerWithoutTLS: a real server with ssl=off answers 'N'.

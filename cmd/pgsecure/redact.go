@@ -8,8 +8,9 @@ import (
 )
 
 // warnCollector is an slog.Handler keeping the builder's warnings, to report
-// them as findings. The warning that repeats a refused connection is left
-// out: the refusal itself is reported as the error.
+// them as findings. The warnings that repeat a refused connection or a
+// failed login are left out: the refusal or the server's rejection itself is
+// reported as the error.
 type warnCollector struct {
 	mu   sync.Mutex
 	msgs []string
@@ -18,7 +19,7 @@ type warnCollector struct {
 func (w *warnCollector) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
 
 func (w *warnCollector) Handle(_ context.Context, rec slog.Record) error {
-	if rec.Message == "pgsecure: connection refused" {
+	if rec.Message == "pgsecure: connection refused" || rec.Message == "pgsecure: login failed" {
 		return nil
 	}
 	var b strings.Builder

@@ -39,10 +39,10 @@ const connections = 3
 func run(ctx context.Context, w io.Writer, dsn, caFile string) error {
 	var mu sync.Mutex
 	verified := map[uint32]bool{} // backend pids pgsecure verified
-	b := pgsecure.NewBuilder(dsn).MaxConns(connections).OnEvent(func(e pgsecure.Event) {
-		if e.Kind == pgsecure.EventConnectionVerified {
+	b := pgsecure.NewBuilder(dsn).MaxConns(connections).OnEvent(func(_ context.Context, e pgsecure.Event) {
+		if v, ok := e.(pgsecure.ConnectionVerified); ok {
 			mu.Lock()
-			verified[e.Report.BackendPID] = true
+			verified[v.Report.BackendPID] = true
 			mu.Unlock()
 		}
 	})

@@ -55,10 +55,10 @@ func run(ctx context.Context, w io.Writer, secretURI, dsn, caFile string) (err e
 		mu      sync.Mutex
 		expires time.Time
 	)
-	pool, err := pgsecure.NewBuilder(dsn).RootCAFile(caFile).Credentials(src).OnEvent(func(e pgsecure.Event) {
-		if e.Kind == pgsecure.EventSecretFetched {
+	pool, err := pgsecure.NewBuilder(dsn).RootCAFile(caFile).Credentials(src).OnEvent(func(_ context.Context, e pgsecure.Event) {
+		if f, ok := e.(pgsecure.SecretFetched); ok {
 			mu.Lock()
-			expires = e.Expires
+			expires = f.Expires
 			mu.Unlock()
 		}
 	}).Build(ctx)

@@ -25,7 +25,7 @@ type attempt struct {
 	host    string // the host name or address the certificate must match
 	addr    string // the address dialled
 	started time.Time
-	ctx     context.Context // the connect's (its deadline is connect_timeout's)
+	ctx     context.Context // the connect's: its deadline is connect_timeout's, its values (a tracer's span) go with the events of later stages
 	probe   bool            // a login probe of relogin: a rejection is final
 
 	mu            sync.Mutex
@@ -75,6 +75,15 @@ func attemptOf(nc any) *attempt {
 		}
 	}
 	return nil
+}
+
+// HostOf is the host name (or address) that the connection attempt under
+// nc was dialled for and whose certificate it verifies.
+func HostOf(nc net.Conn) (string, bool) {
+	if a := attemptOf(nc); a != nil {
+		return a.host, true
+	}
+	return "", false
 }
 
 // tlsConnOf finds the *tls.Conn in nc (itself or under wrappers exposing

@@ -136,7 +136,7 @@ func (c *guardedConn) Read(p []byte) (int, error) {
 // refuse reports a plaintext refusal (nothing later in pgx's connect path
 // would) and returns err.
 func (c *guardedConn) refuse(err error) error {
-	c.policy.Observer.Refused(context.Background(), Refusal{Kind: RefusedPlaintext, Host: c.attempt.host,
+	c.policy.Observer.Refused(c.attempt.ctx, Refusal{Kind: RefusedPlaintext, Host: c.attempt.host,
 		Addr: c.attempt.addr, Stage: c.attempt.Stage(), Err: err})
 	return err
 }

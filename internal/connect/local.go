@@ -38,6 +38,7 @@ func (s *localStage) afterNetConnect(ctx context.Context, cfg *pgconn.Config, nc
 	if a != nil {
 		if aw := a.watchFor(); aw == nil {
 			created = newAuthWatch(s.policy, cfg, a)
+			created.ctx = context.WithoutCancel(ctx) // the connect's values (a tracer's span) for its events
 			a.setWatch(created)
 		} else {
 			aw.reinstalled = true // an outer local stage created it: the stages were installed again

@@ -45,6 +45,15 @@ func QueryServer(ctx context.Context, p *Policy, pgConn *pgconn.PgConn) error {
 	return prove(ctx, p, pgConn, true)
 }
 
+type serverQueryKey struct{}
+
+// WithServerQuery returns a context under which every connection proves
+// itself by the server query, whatever channel binding proved (Build's
+// startup connection: its report and its Verified event then say so).
+func WithServerQuery(ctx context.Context) context.Context {
+	return context.WithValue(ctx, serverQueryKey{}, true)
+}
+
 // prove attaches a verified report to pgConn or refuses the connection.
 //
 // When SCRAM-SHA-256-PLUS completed, the server has already proven what the
@@ -54,6 +63,7 @@ func QueryServer(ctx context.Context, p *Policy, pgConn *pgconn.PgConn) error {
 // inside the proof both sides sign. Otherwise the server is asked for its
 // view of this backend.
 func prove(ctx context.Context, p *Policy, pgConn *pgconn.PgConn, forceQuery bool) error {
+	forceQuery = forceQuery || ctx.Value(serverQueryKey{}) != nil
 	prior, attached := verify.ReportOf(pgConn)
 	if attached && (!forceQuery || prior.Proof == verify.ProofServerQuery) {
 		return nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/pgsecure/pgsecure/internal/shared"
+	"github.com/pgsecure/pgsecure/verify"
 )
 
 var (
@@ -100,3 +101,13 @@ func (e *CertificateError) Unwrap() []error {
 	}
 	return errs
 }
+
+// TimeoutError is a connection attempt that ran out of time, naming the host
+// and the stage it was in (see verify.TimeoutError).
+type TimeoutError = verify.TimeoutError
+
+// ClientCertificateRequiredError is the server refusing a connection that
+// presented no client certificate (see
+// verify.ClientCertificateRequiredError). It wraps the server's
+// *pgconn.PgError.
+type ClientCertificateRequiredError = verify.ClientCertificateRequiredError

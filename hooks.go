@@ -137,7 +137,7 @@ func (s *poolState) checkTLS(cc *pgx.ConnConfig, from string) error {
 		err = s.auth.recheck(cc, from)
 	}
 	if err != nil {
-		s.Refused(context.Background(), connect.Refusal{Kind: connect.RefusedConfiguration, Host: cc.Host, Stage: "before connecting", Err: err})
+		s.Refused(context.Background(), connect.Refusal{Kind: connect.RefusedConfiguration, Host: cc.Host, Stage: StageConfig, Err: err})
 	}
 	return err
 }
@@ -191,9 +191,9 @@ func retireAt(exp time.Time) time.Time {
 func (s *poolState) Refused(ctx context.Context, r connect.Refusal) {
 	if !s.startup.Load() {
 		s.log().LogAttrs(ctx, slog.LevelWarn, "pgsecure: connection refused", slog.String("kind", string(r.Kind)),
-			slog.String("host", r.Host), slog.String("stage", r.Stage), slog.String("error", r.Err.Error()))
+			slog.String("host", r.Host), slog.String("stage", string(r.Stage)), slog.String("error", r.Err.Error()))
 	}
-	s.events.emit(Event{Kind: EventConnectionRefused, Refusal: RefusalKind(r.Kind), Host: r.Host, Stage: r.Stage, Err: r.Err})
+	s.events.emit(Event{Kind: EventConnectionRefused, Refusal: RefusalKind(r.Kind), Host: r.Host, Stage: string(r.Stage), Err: r.Err})
 }
 
 // Verified logs and reports a verified connection and warns about

@@ -235,7 +235,7 @@ func (b *Builder) logProgress(ctx context.Context, st *poolState) (stop func()) 
 			case <-t.C:
 				if host, stage, elapsed, ok := st.policy.Progress(); ok {
 					b.log().LogAttrs(ctx, slog.LevelInfo, "pgsecure: still connecting", slog.String("host", host),
-						slog.String("stage", stage), slog.Duration("elapsed", elapsed.Round(time.Millisecond)))
+						slog.String("stage", string(stage)), slog.Duration("elapsed", elapsed.Round(time.Millisecond)))
 				}
 			}
 		}

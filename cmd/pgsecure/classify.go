@@ -191,7 +191,7 @@ func stagesOf(err error, attempted, tcp, verifiedTLS bool) []stage {
 		for _, s := range []string{stageTLS, stageChain, stageHost} {
 			set(s, stagePassed, "")
 		}
-		if errors.As(err, &verr) && strings.Contains(verr.Stage, "after") {
+		if errors.As(err, &verr) && verr.Stage == verify.StageServerCheck {
 			set(stageAuth, stagePassed, "")
 			set(stageServer, stageFailed, verr.Seen)
 		} else {

@@ -384,19 +384,3 @@ func (e *TokenRejectedError) Error() string {
 
 // Unwrap returns the server's error.
 func (e *TokenRejectedError) Unwrap() error { return e.Server }
-
-// ClientCertificateRequiredError is the server refusing a connection that
-// presented no client certificate (pg_hba clientcert=verify-ca/verify-full
-// or cert authentication). It adds the fix to the server's error, which it
-// wraps.
-type ClientCertificateRequiredError struct {
-	Server *pgconn.PgError
-}
-
-func (e *ClientCertificateRequiredError) Error() string {
-	return fmt.Sprintf("pgsecure: the server requires a client certificate and none was configured (server: %s); "+
-		"give one with sslcert and sslkey (PGSSLCERT/PGSSLKEY) or Builder.ClientCertFiles", e.Server.Error())
-}
-
-// Unwrap returns the server's error.
-func (e *ClientCertificateRequiredError) Unwrap() error { return e.Server }

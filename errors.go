@@ -111,3 +111,8 @@ type TimeoutError = verify.TimeoutError
 // verify.ClientCertificateRequiredError). It wraps the server's
 // *pgconn.PgError.
 type ClientCertificateRequiredError = verify.ClientCertificateRequiredError
+
+// AuthMethodError is a login pgsecure ended because of how the server asked
+// the client to authenticate (see verify.AuthMethodError). It wraps
+// ErrInsecureAuth.
+type AuthMethodError = verify.AuthMethodError

@@ -186,7 +186,9 @@ func (b *Builder) log() *slog.Logger {
 // proof), so a service that cannot reach its database securely fails at
 // startup. The error wraps ErrInsecureConfig (fix the configuration),
 // ErrNotEncrypted / ErrUntrustedServer (the server or the path to it is not
-// what it should be) or a connection error. A start that takes longer than
+// what it should be) or a connection error; it is a *ConnectError (one
+// line: where, the problem, the stage and the fix) wrapping the typed errors
+// underneath. A start that takes longer than
 // a few seconds logs its progress (host and stage) at Info.
 func (b *Builder) Build(ctx context.Context) (*pgxpool.Pool, error) {
 	cfg, st, err := b.config(ctx)
@@ -204,9 +206,30 @@ func (b *Builder) Build(ctx context.Context) (*pgxpool.Pool, error) {
 	stop()
 	if err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("pgsecure: startup check failed: %w", err)
+		return nil, connectError(err, cfg.ConnConfig, b.loginOrigin(cfg.ConnConfig, st))
 	}
 	return pool, nil
+}
+
+// loginOrigin says where the password of cc came from, for the fix of a
+// rejected password: the credential source (by its redacted name), the
+// connection string, PGPASSWORD or the password file.
+func (b *Builder) loginOrigin(cc *pgx.ConnConfig, st *poolState) loginOrigin {
+	if st.creds != nil {
+		return loginOrigin{password: fmt.Sprintf("the password credential source %s holds", st.creds.name)}
+	}
+	if cs, err := parseConnSettings(b.connString.Reveal(), b.env); err == nil {
+		if _, ok := cs.raw["password"]; ok {
+			return loginOrigin{password: "the password in the connection string"}
+		}
+	}
+	if v, ok := b.env("PGPASSWORD"); ok && v != "" {
+		return loginOrigin{password: "the PGPASSWORD environment variable"}
+	}
+	if cc.Password != "" {
+		return loginOrigin{password: "the password file (PGPASSFILE, or ~/.pgpass)"}
+	}
+	return loginOrigin{password: "the password (none was given: set one in the connection string, PGPASSWORD, a password file or a credential source)"}
 }
 
 // startupCheck opens one connection and has the server describe it.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgsecure/pgsecure/internal/shared"
 )
 
 // TimeoutError is a connection attempt that ran out of time: it names the
@@ -72,3 +73,24 @@ func (e *ClientCertificateRequiredError) Error() string {
 
 // Unwrap returns the server's error.
 func (e *ClientCertificateRequiredError) Unwrap() error { return e.Server }
+
+// AuthMethodError is a login pgsecure ended because of how the server
+// asked the client to authenticate: a method the policy (require_auth) does
+// not allow, an exchange not bound to the TLS channel when channel binding
+// is required, or messages before authentication that PostgreSQL never
+// sends. Nothing more was sent. It wraps pgsecure.ErrInsecureAuth.
+type AuthMethodError struct {
+	// Method is the method the server asked for, in require_auth spelling
+	// ("md5", "password", "none", ...); "" when the refusal is not about
+	// the method.
+	Method string
+	// Problem says what the server did; Fix says what to change.
+	Problem, Fix string
+}
+
+func (e *AuthMethodError) Error() string {
+	return "pgsecure: authentication method not allowed: " + e.Problem + "; " + e.Fix
+}
+
+// Unwrap returns pgsecure.ErrInsecureAuth.
+func (e *AuthMethodError) Unwrap() error { return shared.ErrInsecureAuth }

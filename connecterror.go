@@ -78,6 +78,9 @@ func connectError(err error, cc *pgx.ConnConfig, origin loginOrigin) error {
 	if errors.As(err, &pgxErr) && pgxErr.Config != nil {
 		e.Host, e.Port, e.User, e.Database = pgxErr.Config.Host, pgxErr.Config.Port, pgxErr.Config.User, pgxErr.Config.Database
 	}
+	if e.Database == "" {
+		e.Database = e.User // the server's default, as libpq's
+	}
 	causes := attemptErrors(err)
 	if len(causes) == 1 {
 		e.Stage, e.Problem, e.Fix = describe(causes[0], e, origin)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgsecure/pgsecure/internal/connect"
 	"github.com/pgsecure/pgsecure/secrets"
@@ -206,17 +207,31 @@ func (b *Builder) Build(ctx context.Context) (*pgxpool.Pool, error) {
 	stop()
 	if err != nil {
 		pool.Close()
-		return nil, connectError(err, cfg.ConnConfig, b.loginOrigin(cfg.ConnConfig, st))
+		return nil, connectError(err, cfg.ConnConfig, b.loginOrigin(cfg.ConnConfig))
 	}
 	return pool, nil
+}
+
+// Explain returns a connection error of a pool made from this Builder's
+// Config as Build would return it: a *ConnectError (one line: where, the
+// problem, the stage and the fix) wrapping err, for callers who create the
+// pool themselves. An error that is not a failed connection attempt (no
+// *pgconn.ConnectError in it) is returned unchanged.
+func (b *Builder) Explain(err error) error {
+	var pgxErr *pgconn.ConnectError
+	if err == nil || !errors.As(err, &pgxErr) || pgxErr.Config == nil {
+		return err
+	}
+	cc := &pgx.ConnConfig{Config: *pgxErr.Config}
+	return connectError(err, cc, b.loginOrigin(cc))
 }
 
 // loginOrigin says where the password of cc came from, for the fix of a
 // rejected password: the credential source (by its redacted name), the
 // connection string, PGPASSWORD or the password file.
-func (b *Builder) loginOrigin(cc *pgx.ConnConfig, st *poolState) loginOrigin {
-	if st.creds != nil {
-		return loginOrigin{password: fmt.Sprintf("the password credential source %s holds", st.creds.name)}
+func (b *Builder) loginOrigin(cc *pgx.ConnConfig) loginOrigin {
+	if b.creds != nil {
+		return loginOrigin{password: fmt.Sprintf("the password credential source %s holds", secrets.NameOf(b.creds))}
 	}
 	if cs, err := parseConnSettings(b.connString.Reveal(), b.env); err == nil {
 		if _, ok := cs.raw["password"]; ok {

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgsecure/pgsecure"
 	"github.com/pgsecure/pgsecure/internal/testutil"
 	"github.com/pgsecure/pgsecure/secrets"
@@ -183,4 +184,22 @@ func TestBuildRefusalsAreProblemFirst(t *testing.T) {
 	for _, c := range rows {
 		t.Run(c.name, func(t *testing.T) { assertBuildRefusal(t, ctx, c) })
 	}
+
+	// A caller who creates the pool from Config gets the same error from
+	// Explain.
+	t.Run("Explain after Config", func(t *testing.T) {
+		b := pgsecure.NewBuilder(fmt.Sprintf("postgres://%s:%s@localhost:%d/postgres", appUser, wrongPassword, pg.Port)).RootCAFile(pki.CAFile)
+		cfg, err := b.Config(ctx)
+		require.NoError(t, err)
+		pool, err := pgxpool.NewWithConfig(ctx, cfg)
+		require.NoError(t, err)
+		defer pool.Close()
+		err = b.Explain(pool.Ping(ctx))
+		require.Error(t, err)
+		assert.True(t, strings.HasPrefix(err.Error(), "pgsecure: "+where("localhost", pg.Port, appUser)+": the server rejected the password (SQLSTATE 28P01: "), err.Error())
+		assert.Contains(t, err.Error(), "fix: check the password in the connection string")
+		assert.True(t, as[*pgconn.PgError](err))
+		assert.NotContains(t, err.Error(), wrongPassword)
+		assert.NoError(t, b.Explain(nil))
+	})
 }

@@ -185,6 +185,23 @@ func TestBuildRefusalsAreProblemFirst(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) { assertBuildRefusal(t, ctx, c) })
 	}
 
+	// Two hosts, each refused in its own way: each attempt's problem, in
+	// order, in the one error.
+	t.Run("two hosts", func(t *testing.T) {
+		_, err := pgsecure.NewBuilder(fmt.Sprintf("host=127.0.0.1,127.0.0.1 port=%d,%d user=%s password=%s dbname=postgres", plain.Port, pg.Port, appUser, appPassword)).
+			RootCAFile(testutil.NewPKI(t).CAFile).Build(ctx)
+		require.Error(t, err)
+		msg := err.Error()
+		t.Log(msg)
+		assert.True(t, strings.HasPrefix(msg, "pgsecure: "+where("127.0.0.1", plain.Port, appUser)+": no host accepted the connection (2 attempts): "), msg)
+		assert.Contains(t, msg, fmt.Sprintf("127.0.0.1:%d: the server declined TLS", plain.Port))
+		assert.Contains(t, msg, "server certificate refused")
+		assert.Equal(t, 1, strings.Count(msg, "pgsecure:"))
+		assert.True(t, as[*pgsecure.CertificateError](err))
+		assert.True(t, as[*verify.Error](err))
+		assert.NotContains(t, msg, appPassword)
+	})
+
 	// A caller who creates the pool from Config gets the same error from
 	// Explain.
 	t.Run("Explain after Config", func(t *testing.T) {

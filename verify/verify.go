@@ -1,6 +1,8 @@
 // Package verify describes how a pgsecure connection was verified (Report,
-// attached to every connection and returned by ReportOf) and the error a
-// refused connection carries (Error).
+// attached to every connection and returned by ReportOf), the stages of a
+// connection attempt (Stage), and the errors a refused connection carries
+// (Error, TimeoutError, AuthMethodError, ClientCertificateRequiredError;
+// the root package re-exports them).
 //
 // Every new physical connection made by a pgsecure pool is verified twice:
 //

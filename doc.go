@@ -71,7 +71,10 @@
 // server-side proof. Refusals wrap ErrNotEncrypted (and ErrUntrustedServer
 // for certificate problems, ErrInsecureAuth for authentication methods), are
 // logged once (unless Build returns them) and reach OnEvent with their
-// RefusalKind. The result is a verify.Report attached to the connection
+// RefusalKind. Build returns its first connection's refusal as one
+// *ConnectError: "pgsecure: HOST:PORT (user U, database D): problem; stage:
+// S; fix: F", wrapping every typed error underneath (see the Errors section of
+// docs/configuration.md). The result is a verify.Report attached to the connection
 // (verify.ReportOf) whose Proof says which proof it holds. Nothing is checked
 // per acquire: the checks run once per physical connection.
 //

@@ -162,10 +162,11 @@ func TestBuildRefusalsAreProblemFirst(t *testing.T) {
 	}, {
 		name: "rejected password from a file source",
 		build: func(t *testing.T) *pgsecure.Builder {
-			return pgsecure.NewBuilder(fmt.Sprintf("host=localhost port=%d dbname=postgres", pg.Port)).RootCAFile(pki.CAFile).Credentials(secrets.File(secretDir))
+			return pgsecure.NewBuilder(fmt.Sprintf("host=localhost port=%d dbname=postgres connect_timeout=2", pg.Port)).RootCAFile(pki.CAFile).Credentials(secrets.File(secretDir))
 		},
 		where: where("localhost", pg.Port, appUser), problem: "the server rejected the password (SQLSTATE 28P01: ", stage: pgsecure.StageAuth,
-		fix: []string{"file:" + secretDir}, typed: as[*pgconn.PgError], password: wrongPassword,
+		fix: []string{"file:" + secretDir}, password: wrongPassword,
+		typed: func(err error) bool { return as[*pgconn.PgError](err) && as[*pgsecure.CredentialsRejectedError](err) },
 	}, {
 		name: "no pg_hba line",
 		build: func(t *testing.T) *pgsecure.Builder {

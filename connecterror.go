@@ -160,7 +160,7 @@ func cause(a error) error {
 func typed(e error) bool {
 	switch e.(type) {
 	case *ConfigError, *CertificateError, *verify.Error, *TimeoutError, *AuthMethodError,
-		*ClientCertificateRequiredError, *TokenRejectedError, *pgconn.PgError:
+		*ClientCertificateRequiredError, *TokenRejectedError, *CredentialsRejectedError, *pgconn.PgError:
 		return true
 	}
 	return false
@@ -193,6 +193,7 @@ func describe(err error, e *ConnectError, origin loginOrigin) (Stage, string, st
 		auth    *AuthMethodError
 		ccr     *ClientCertificateRequiredError
 		tok     *TokenRejectedError
+		rej     *CredentialsRejectedError
 		verr    *verify.Error
 		pgErr   *pgconn.PgError
 		opErr   *net.OpError
@@ -233,6 +234,10 @@ func describe(err error, e *ConnectError, origin loginOrigin) (Stage, string, st
 			"check that the identity behind the source may log in as this database user (the cloud's IAM permission, " +
 				"and the user created for IAM login on the server), that the token is for this host and port, " +
 				"and that this machine's clock is right"
+	case errors.As(err, &rej):
+		return StageAuth, fmt.Sprintf("the server rejected the password (SQLSTATE %s: %s) for %s, over %d logins with the newest and "+
+			"previous credentials of %s, until the connect ran out of time", rej.Server.Code, rej.Server.Message, rej.For.Round(time.Millisecond), rej.Logins, rej.Source),
+			fmt.Sprintf("the database password and the secret do not agree: set the password of user %q to the one %s holds, or correct the secret", e.User, rej.Source)
 	case errors.As(err, &verr):
 		problem = verr.Seen
 		if verr.Err != nil {

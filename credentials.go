@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pgsecure/pgsecure/internal/connect"
 	"github.com/pgsecure/pgsecure/secrets"
 )
 
@@ -29,9 +30,16 @@ import (
 // AlloyDB, Entra ID) is kept, since the token matters only at login. When the server
 // rejects a password (SQLSTATE 28P01), the credentials are invalidated (a
 // rotating source may switch to its pending version) and the connection is
-// retried once with freshly fetched ones, within the same Acquire; if the
-// source has nothing newer, or the fresh ones are rejected too, the
-// server's error is returned.
+// retried with freshly fetched ones, within the same Acquire. While the
+// source has nothing newer (a rotation half done: the secret changed before
+// the database password, or after it), the login is tried again with short
+// jittered backoff, within connect_timeout, with the source's current
+// credentials and the previous ones (those this pool used before, or the
+// source's own previous version, secrets.PreviousProvider), so either order
+// converges as soon as the database and the secret agree. When they still
+// disagree at the end of connect_timeout the error wraps
+// ErrCredentialsRejected and the server's 28P01 and names the source. Fresh
+// credentials rejected too end the connect with the server's error.
 //
 // src stays the caller's: pgsecure never closes it. A source holding leases
 // (secrets.Closer) should be closed by the caller after the pool.
@@ -54,6 +62,7 @@ func (b *Builder) CredentialCache(o secrets.CacheOptions) *Builder {
 // about rejected credentials and knows when each generation expires.
 type credStage struct {
 	cache  secrets.Source // a secrets.Cache, or the source itself when it manages its own lifetime
+	src    secrets.Source // the caller's source
 	name   string
 	events *eventSink
 
@@ -73,7 +82,7 @@ func (b *Builder) credentialStage(ctx context.Context, cfg *pgxpool.Config) (*cr
 	if o.Logger == nil {
 		o.Logger = b.log()
 	}
-	s := &credStage{cache: secrets.Cached(b.creds, o), name: secrets.NameOf(b.creds), events: &b.events}
+	s := &credStage{cache: secrets.Cached(b.creds, o), src: b.creds, name: secrets.NameOf(b.creds), events: &b.events}
 	c, err := s.fetch(ctx)
 	if err != nil {
 		return nil, err
@@ -90,6 +99,11 @@ func (s *credStage) fetch(ctx context.Context) (secrets.Credentials, error) {
 		s.events.emit(Event{Kind: EventSecretFailed, Source: s.name, Err: err})
 		return secrets.Credentials{}, fmt.Errorf("pgsecure: credentials from %s: %w", s.name, err)
 	}
+	return s.note(c), nil
+}
+
+// note remembers c as the newest generation (an event when it is new).
+func (s *credStage) note(c secrets.Credentials) secrets.Credentials {
 	s.mu.Lock()
 	isNew := len(s.recent) == 0 || !same(s.recent[len(s.recent)-1], c)
 	if isNew {
@@ -101,7 +115,7 @@ func (s *credStage) fetch(ctx context.Context) (secrets.Credentials, error) {
 	if isNew {
 		s.events.emit(Event{Kind: EventSecretFetched, Source: s.name, Expires: c.Expires})
 	}
-	return c, nil
+	return c
 }
 
 // apply sets the credentials on the per-connection config (BeforeConnect).
@@ -137,34 +151,115 @@ func (s *credStage) useEndpoint(cc *pgx.ConnConfig, c secrets.Credentials) error
 
 // Rejected implements connect.Credentials: the rejected generation is
 // invalidated and, unless it came from a retry already, fresh credentials
-// are fetched for one retry. SQLSTATE 28000 (how RDS Proxy answers rotated
-// credentials, and how a server answers a login token its PAM check
-// refused) counts as a rejection only for sources that rotate and for login
-// tokens.
-func (s *credStage) Rejected(ctx context.Context, code, user, password string) (string, string, bool) {
-	if code == "28000" && !rotates(s.cache) && !s.isLoginToken(user, password) {
-		return "", "", false
+// are fetched for one retry; when the source has nothing newer within
+// rejectWait, the pipeline logs in again with backoff (Candidates). SQLSTATE
+// 28000 (how RDS Proxy answers rotated credentials, and how a server answers
+// a login token its PAM check refused) counts as a rejection only for
+// sources that rotate and for login tokens. A rejected login token is
+// replaced by a fresh one once; a token source with nothing fresh ends the
+// connect (the same token would be refused again).
+func (s *credStage) Rejected(ctx context.Context, code, user, password string) (connect.Login, connect.Retry) {
+	token := s.isLoginToken(user, password)
+	if code == "28000" && !rotates(s.cache) && !token {
+		return connect.Login{}, connect.RetryNone
 	}
 	rejected := secrets.Credentials{User: user, Password: secrets.NewSecret(password)}
 	s.mu.Lock()
-	known := find(s.recent, rejected)
+	var known *secrets.Credentials
+	if k := find(s.recent, rejected); k != nil {
+		c := *k // a copy: note may update the entry in place (a renewed lease)
+		known = &c
+	}
 	_, fromRetry := findIdx(s.retried, rejected)
 	s.mu.Unlock()
 	if inv, ok := s.cache.(secrets.Invalidator); ok && known != nil {
 		inv.Invalidate(*known)
 	}
 	if fromRetry {
-		return "", "", false // fresh credentials were rejected too: the server's error stands
+		return connect.Login{}, connect.RetryNone // fresh credentials were rejected too: the server's error stands
 	}
-	fresh, err := s.fetch(ctx)
+	wctx, cancel := context.WithTimeout(ctx, rejectWait)
+	defer cancel()
+	fresh, err := s.fetchWithin(wctx)
 	if err != nil || same(fresh, rejected) {
-		return "", "", false
+		if token {
+			return connect.Login{}, connect.RetryNone
+		}
+		return connect.Login{}, connect.RetryLater
 	}
 	s.mu.Lock()
 	s.retried = remember(s.retried, fresh)
 	s.mu.Unlock()
-	return fresh.User, fresh.Password.Reveal(), true
+	return connect.Login{User: fresh.User, Password: fresh.Password.Reveal()}, connect.RetryFresh
 }
+
+// rejectWait is how long Rejected lets a source look for credentials newer
+// than rejected ones (a file source re-reads, a rotating backend reads its
+// pending version) before the pipeline starts logging in again.
+const rejectWait = 100 * time.Millisecond
+
+// fetchWithin is fetch bounded by ctx: running out of ctx is not a source
+// failure worth an event.
+func (s *credStage) fetchWithin(ctx context.Context) (secrets.Credentials, error) {
+	c, err := s.cache.Credentials(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.events.emit(Event{Kind: EventSecretFailed, Source: s.name, Err: err})
+		}
+		return secrets.Credentials{}, err
+	}
+	return s.note(c), nil
+}
+
+// Candidates implements connect.Credentials: the source's current
+// credentials (read again), then the generation before them, which the
+// database still accepts when the secret was rotated first: the one this
+// pool used before, or the source's own previous version
+// (secrets.PreviousProvider, e.g. AWSPREVIOUS).
+func (s *credStage) Candidates(ctx context.Context, user, password string) []connect.Login {
+	rejected := secrets.Credentials{User: user, Password: secrets.NewSecret(password)}
+	cur, err := s.fetchWithin(ctx)
+	if err != nil {
+		cur = rejected
+	}
+	out := []connect.Login{{User: cur.User, Password: cur.Password.Reveal()}}
+	if !same(cur, rejected) {
+		return out // newer: retried as it is
+	}
+	add := func(c secrets.Credentials) {
+		for _, l := range out {
+			if l.User == c.User && l.Password == c.Password.Reveal() {
+				return
+			}
+		}
+		out = append(out, connect.Login{User: c.User, Password: c.Password.Reveal()})
+	}
+	s.mu.Lock()
+	for i := len(s.recent) - 1; i >= 0; i-- {
+		if !same(s.recent[i], cur) {
+			add(s.recent[i]) // the newest earlier generation only
+			break
+		}
+	}
+	s.mu.Unlock()
+	if p, ok := s.src.(secrets.PreviousProvider); ok {
+		if prev, err := p.Previous(ctx); err == nil && prev.User != "" {
+			add(prev)
+		}
+	}
+	return out
+}
+
+// Retrying implements connect.Credentials: a rejection of credentials
+// handed to pgx's retry is final.
+func (s *credStage) Retrying(user, password string) {
+	s.mu.Lock()
+	s.retried = remember(s.retried, secrets.Credentials{User: user, Password: secrets.NewSecret(password)})
+	s.mu.Unlock()
+}
+
+// Name implements connect.Credentials.
+func (s *credStage) Name() string { return s.name }
 
 // succeeded is told that a connection logged in with user/password: a
 // generation handed out by a retry has proven itself and may be retried

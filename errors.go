@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/pgsecure/pgsecure/internal/connect"
 	"github.com/pgsecure/pgsecure/internal/shared"
 	"github.com/pgsecure/pgsecure/verify"
 )
@@ -26,6 +27,14 @@ var (
 	// server's certificate fails verification: unknown CA, expired, wrong
 	// host, wrong key usage, pin mismatch. See *CertificateError.
 	ErrUntrustedServer = errors.New("pgsecure: server certificate not trusted")
+
+	// ErrCredentialsRejected is wrapped when the server kept rejecting the
+	// credentials from the credential source (SQLSTATE 28P01) for the whole
+	// connect_timeout, although the login was tried again with backoff, with
+	// the source's newest and its previous credentials. The server's
+	// *pgconn.PgError is wrapped too. Make the database password and the
+	// secret agree.
+	ErrCredentialsRejected = connect.ErrCredentialsRejected
 )
 
 // ConfigError is a refused configuration: which setting, where it came from,
@@ -116,3 +125,10 @@ type ClientCertificateRequiredError = verify.ClientCertificateRequiredError
 // the client to authenticate (see verify.AuthMethodError). It wraps
 // ErrInsecureAuth.
 type AuthMethodError = verify.AuthMethodError
+
+// CredentialsRejectedError is the server rejecting a credential source's
+// password (SQLSTATE 28P01) until the connect ran out of time, although
+// pgsecure retried with the source's newest and previous credentials. It
+// names the source, never the password, and wraps ErrCredentialsRejected and
+// the server's *pgconn.PgError.
+type CredentialsRejectedError = connect.RejectedError

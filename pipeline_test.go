@@ -211,6 +211,33 @@ func TestHiddenTLSConnFallsBackToQuery(t *testing.T) {
 	assert.Contains(t, err.Error(), "ssl=false")
 }
 
+// TestHiddenConnDeadlineIsPgxTimeout: behind a caller's AfterNetConnect
+// that hides pgsecure's connection (so the proof stage cannot find the
+// attempt), a deadline on an established connection is still pgx's own
+// timeout, and the statement that was sent is not safe to retry.
+func TestHiddenConnDeadlineIsPgxTimeout(t *testing.T) {
+	pg, pki := server(t, testutil.LocalServerOptions())
+	ctx := ctxT(t)
+	hide := func(cfg *pgxpool.Config) {
+		cfg.ConnConfig.AfterNetConnect = func(_ context.Context, _ *pgconn.Config, nc net.Conn) (net.Conn, error) {
+			return &hiddenConn{inner: nc}, nil
+		}
+	}
+	pool, err := pgsecure.NewBuilder(dsn(pg, "localhost")).RootCAFile(pki.CAFile).ConfigurePool(hide).MaxConns(1).Build(ctx)
+	require.NoError(t, err)
+	defer pool.Close()
+	require.NoError(t, pool.Ping(ctx))
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	_, err = pool.Exec(short, "SELECT pg_sleep(2)")
+	require.Error(t, err)
+	assert.True(t, pgconn.Timeout(err), "pgx's timeout: %v", err)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.False(t, pgconn.SafeToRetry(err), "the statement was sent: %v", err)
+	assert.NotContains(t, err.Error(), "timed out connecting")
+	require.NoError(t, pool.Ping(ctx), "the pool serves again")
+}
+
 // TestPgconnRetriesNotPreferredHost pins the pgconn behaviour the credential
 // retry relies on: an attempt failing with an error that wraps a
 // *pgconn.NotPreferredError makes pgconn try the remaining hosts and then

@@ -8,4 +8,6 @@
 //	benchstat -col /impl new.txt
 //
 // bench/run.sh does this and prints the ratios; RESULTS.md records a run.
+// The fault soak, pgsecure beside raw pgx through restarts, rotations and
+// network faults, is in bench/soak.
 package bench

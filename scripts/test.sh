@@ -26,6 +26,10 @@ scripts/matrix.sh 2>&1 | grep -v '^[0-9]\{4\}/[0-9][0-9]/'  # drop the refusal l
 # Each fuzz target briefly; benchmarks once each so they cannot rot.
 scripts/fuzz.sh
 go test -run '^$' -bench . -benchtime 1x ./bench >/dev/null
+# The fault soak, briefly (about a minute): pgsecure and raw pgx side by side
+# through restarts, rotations and network faults (bench/soak; the full run
+# is recorded in bench/RESULTS.md).
+SOAK=smoke go test -count=1 -run '^TestSoak$' -timeout 5m -v ./bench/soak | grep -v '^=== '
 # Again with the oldest toolchain go.mod allows (its go line), so that the
 # version consumers are told they may use really builds and passes.
 oldest="go$(awk '$1 == "go" { print $2; exit }' go.mod)"

@@ -253,10 +253,24 @@ type Source interface {
 // Invalidator is implemented by sources (and by Cache) that can react to the
 // database rejecting credentials they returned (SQLSTATE 28P01, or 28000 for
 // a Rotator): a cache drops them, a Vault lease is replaced, a rotating
-// backend looks for the pending version. pgsecure calls Invalidate once,
-// then fetches again and retries the connection once.
+// backend looks for the pending version. pgsecure calls Invalidate once
+// per rejected connect, then fetches again: newer credentials are retried;
+// otherwise it logs in again with backoff until connect_timeout (see
+// PreviousProvider).
 type Invalidator interface {
 	Invalidate(rejected Credentials)
+}
+
+// PreviousProvider is implemented by sources that keep the credentials
+// that were current before the last rotation (AWS Secrets Manager's
+// AWSPREVIOUS stage). While the database rejects a source's current
+// credentials and the source has nothing newer (the secret was rotated
+// before the database password), pgsecure also logs in with the previous
+// ones, which the database still accepts until its password changes.
+// Previous returns an error wrapping ErrNotFound when there is no previous
+// version.
+type PreviousProvider interface {
+	Previous(ctx context.Context) (Credentials, error)
 }
 
 // Closer is implemented by sources that hold resources or leases (a Vault

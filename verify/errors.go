@@ -11,7 +11,9 @@ import (
 )
 
 // TimeoutError is a connection attempt that ran out of time: it names the
-// host and the stage it was in. errors.Is(err, context.DeadlineExceeded) and
+// host and the stage it was in. It is produced only while connecting; a
+// deadline on an established connection gives pgx's own timeout error.
+// errors.Is(err, context.DeadlineExceeded) and
 // errors.Is(err, os.ErrDeadlineExceeded) hold; it deliberately neither
 // unwraps to a net.Error nor has a Timeout method, because pgx replaces any
 // such error by a bare "timeout: context deadline exceeded".

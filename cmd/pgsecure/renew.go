@@ -377,19 +377,20 @@ func reloadAndVerify(o renewOptions, env func(string) (string, bool), want *x509
 		}
 		return code, fmt.Errorf("--reload %s: %w", target, err)
 	}
-	var last *checkReport
+	// seen is the last certificate a check got to see: the check that the
+	// deadline cuts short sees nothing, which says nothing about the server.
+	seen := "no verified certificate"
 	for {
-		last = inspect(ctx, co, o.reload, env)
+		last := inspect(ctx, co, o.reload, env)
+		if len(last.ServerChain) > 0 {
+			seen = "serial " + last.ServerChain[0].Serial
+		}
 		if presents(last, want) {
 			fmt.Fprintf(out, "reloaded %s: new connections are served serial %s (verified as pgsecure check does)\n", target, hexSerial(want.SerialNumber))
 			return exitOK, nil
 		}
 		select {
 		case <-ctx.Done():
-			seen := "no verified certificate"
-			if len(last.ServerChain) > 0 {
-				seen = "serial " + last.ServerChain[0].Serial
-			}
 			return exitInsecure, fmt.Errorf("after SELECT pg_reload_conf() %s still presents %s, not the renewed serial %s: "+
 				"PostgreSQL keeps the certificate it has when it cannot load the new files (owner, mode 0600, ssl_cert_file): see its log", target, seen, hexSerial(want.SerialNumber))
 		case <-time.After(200 * time.Millisecond):

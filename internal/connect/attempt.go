@@ -1,9 +1,11 @@
 package connect
 
 import (
+	"context"
 	"crypto/tls"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pgsecure/pgsecure/verify"
@@ -25,6 +27,8 @@ type attempt struct {
 	host    string // the host name or address the certificate must match
 	addr    string // the address dialled
 	started time.Time
+	ctx     context.Context // the connect's (its deadline is connect_timeout's)
+	probe   bool            // a login probe of relogin: a rejection is final
 
 	mu            sync.Mutex
 	stage         verify.Stage
@@ -32,7 +36,17 @@ type attempt struct {
 	handshakeDone time.Duration
 	verified      bool       // local verification passed for host
 	watch         *authWatch // set by the local stage, used by BuildFrontend
+
+	// connected is set once the connection is verified and handed on: from
+	// then on the attempt's connection passes errors through unchanged
+	// (see guardedConn), so deadlines pgx sets on an established
+	// connection stay the net.Error timeouts pgx expects.
+	connected atomic.Bool
 }
+
+// connectDone ends the attempt: its connection is established. Errors on it
+// are no longer attributed to a connect stage.
+func (a *attempt) connectDone() { a.connected.Store(true) }
 
 func (a *attempt) setStage(s verify.Stage) {
 	a.mu.Lock()

@@ -41,7 +41,7 @@ func (d *dialStage) dial(ctx context.Context, network, address string) (net.Conn
 		d.policy.Observer.Refused(ctx, Refusal{Kind: RefusedPlaintext, Host: host, Addr: address, Stage: StageTCP, Err: err})
 		return nil, err
 	}
-	a := &attempt{host: host, started: time.Now(), stage: StageTCP}
+	a := &attempt{host: host, started: time.Now(), stage: StageTCP, ctx: ctx, probe: ctx.Value(probeKey{}) != nil}
 	d.policy.latest.Store(a)
 	addrs := []string{host}
 	if ha, ok := d.policy.HostAddrs[host]; ok {
@@ -78,7 +78,12 @@ var sslRequest = binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil
 // ClientHello) and the server's 'S'. Anything else — a startup message from
 // a configuration whose TLS was removed, 'N' from a server with ssl=off, an
 // error message — fails the connection before a byte more is sent. It also
-// carries the attempt and names the stage in timeout errors.
+// carries the attempt and, while the attempt is connecting, names the stage
+// in timeout errors. Once the connection is established it is a
+// pass-through: reads, writes, deadlines and errors are the TCP
+// connection's, unchanged (pgx interrupts a statement with a deadline and
+// must see its own net.Error timeout, or it takes the connection for broken
+// and a statement already sent for one safe to retry).
 type guardedConn struct {
 	net.Conn
 	attempt *attempt
@@ -139,7 +144,12 @@ func (c *guardedConn) refuse(err error) error {
 // NetConn returns the TCP connection.
 func (c *guardedConn) NetConn() net.Conn { return c.Conn }
 
-func (c *guardedConn) stageErr(err error) error { return c.attempt.timeoutErr(err) }
+func (c *guardedConn) stageErr(err error) error {
+	if err == nil || c.attempt.connected.Load() {
+		return err
+	}
+	return c.attempt.timeoutErr(err)
+}
 
 // timeoutErr names host and stage in a timeout, which otherwise reads as a
 // bare "i/o timeout" or "context deadline exceeded".

@@ -16,8 +16,10 @@
 //  4. authentication watch (watch.go): sits between pgx's protocol reader
 //     and writer and the connection; refuses a method the policy does not
 //     allow before pgx answers it, records the method and whether SCRAM was
-//     bound to the TLS channel, and turns a rejected password into one retry
-//     with fresh credentials (rejection.go).
+//     bound to the TLS channel, and turns a rejected password into a retry
+//     with fresh credentials, or, while the source has nothing newer, into
+//     logins again with backoff until the database and the source agree
+//     (relogin.go).
 //  5. server-side proof (proof.go): a completed SCRAM-SHA-256-PLUS exchange
 //     proves the server terminates TLS itself with the certificate the
 //     client verified; otherwise (or when asked) the server is queried for

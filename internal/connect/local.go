@@ -52,6 +52,12 @@ func (s *localStage) afterNetConnect(ctx context.Context, cfg *pgconn.Config, nc
 	if created != nil && !created.reinstalled {
 		s.ensureFrontend(cfg)
 	}
+	if a != nil && attemptOf(out) != a {
+		// The caller's hook hid the attempt, so the proof stage cannot
+		// end it when the connection is verified: end it with the
+		// connect's context (connect_timeout), at the latest.
+		context.AfterFunc(ctx, a.connectDone)
+	}
 	return out, err
 }
 

@@ -16,10 +16,13 @@ import (
 // whether the password is a login token.
 type tokenCreds struct{ token bool }
 
-func (tokenCreds) Rejected(context.Context, string, string, string) (string, string, bool) {
-	return "", "", false
+func (tokenCreds) Rejected(context.Context, string, string, string) (Login, Retry) {
+	return Login{}, RetryNone
 }
-func (tokenCreds) Expiry(string, string) time.Time { return time.Time{} }
+func (tokenCreds) Candidates(context.Context, string, string) []Login { return nil }
+func (tokenCreds) Retrying(string, string)                            {}
+func (tokenCreds) Name() string                                       { return "rdsiam://app@db.example.com:5432" }
+func (tokenCreds) Expiry(string, string) time.Time                    { return time.Time{} }
 func (c tokenCreds) LoginToken(string, string) (string, bool) {
 	return "rdsiam://app@db.example.com:5432", c.token
 }

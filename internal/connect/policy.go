@@ -53,9 +53,24 @@ type TLS interface {
 type Credentials interface {
 	// Rejected is called when the server refused user/password with
 	// SQLSTATE code (28P01, or 28000 from a proxy). It returns fresh
-	// credentials to retry with, or ok=false when there are none (or the
-	// code is not a credential rejection for this source).
-	Rejected(ctx context.Context, code, user, password string) (freshUser, freshPassword string, ok bool)
+	// credentials to retry with (RetryFresh); RetryLater when the source
+	// has nothing newer yet but logging in again may help (the pipeline
+	// then tries Candidates with backoff until connect_timeout); or
+	// RetryNone (the code is not a credential rejection for this source, or
+	// user/password came from a retry already).
+	Rejected(ctx context.Context, code, user, password string) (fresh Login, verdict Retry)
+	// Candidates returns what to log in with after user/password were
+	// rejected and the source had nothing newer: first the source's
+	// current credentials (read again; when they differ from user/password
+	// they are newer), then earlier generations the database may still
+	// accept, newest first.
+	Candidates(ctx context.Context, user, password string) []Login
+	// Retrying is told that user/password (one of Candidates) are handed
+	// to pgx's retry: a rejection of the retry is final (Rejected answers
+	// RetryNone).
+	Retrying(user, password string)
+	// Name names the source in errors (redacted).
+	Name() string
 	// Expiry is when the credentials user/password stop working (zero:
 	// unknown or never).
 	Expiry(user, password string) time.Time
@@ -65,6 +80,16 @@ type Credentials interface {
 	// source names the credential source, for errors.
 	LoginToken(user, password string) (source string, ok bool)
 }
+
+// Retry is what to do after a credential rejection.
+type Retry int
+
+// What Credentials.Rejected may answer.
+const (
+	RetryNone  Retry = iota // the server's error stands
+	RetryFresh              // retry once with the fresh credentials
+	RetryLater              // nothing newer yet: log in again with backoff (relogin.go)
+)
 
 // Observer receives the outcome of every connection attempt.
 type Observer interface {

@@ -102,6 +102,9 @@ func prove(ctx context.Context, p *Policy, pgConn *pgconn.PgConn, forceQuery boo
 	}
 	r.VerifiedAt = time.Now()
 	pgConn.CustomData()[shared.ReportKey] = r
+	if a != nil {
+		a.connectDone() // verified: pgsecure leaves the data path
+	}
 	if !attached {
 		t := Timings{ServerCheck: checkTime}
 		if a != nil {

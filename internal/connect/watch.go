@@ -268,17 +268,24 @@ func (w *authWatch) rejected(body []byte) error {
 	if code == "28000" && strings.Contains(msg, "certificate") && w.policy.TLS.ClientLeaf() == nil {
 		return &ClientCertificateRequiredError{Server: &pgconn.PgError{Severity: "FATAL", Code: code, Message: msg}}
 	}
-	if (code != "28P01" && code != "28000") || w.cfg == nil || w.policy.Credentials == nil {
+	if (code != "28P01" && code != "28000") || w.cfg == nil || w.policy.Credentials == nil || w.attempt == nil || w.attempt.probe {
 		return nil
 	}
-	user, password, ok := w.policy.Credentials.Rejected(w.ctx, code, w.cfg.User, w.cfg.Password)
-	if !ok {
+	fresh, verdict := w.policy.Credentials.Rejected(w.attempt.ctx, code, w.cfg.User, w.cfg.Password)
+	switch verdict {
+	case RetryNone:
 		if source, token := w.policy.Credentials.LoginToken(w.cfg.User, w.cfg.Password); token {
 			return &TokenRejectedError{Source: source, User: w.cfg.User, Server: &pgconn.PgError{Severity: "FATAL", Code: code, Message: msg}}
 		}
 		return nil
+	case RetryLater: // nothing newer yet: log in again until the database and the source agree
+		var err error
+		var ok bool
+		if fresh, ok, err = w.relogin(code, msg); !ok {
+			return err
+		}
 	}
-	w.cfg.User, w.cfg.Password = user, password
+	w.cfg.User, w.cfg.Password = fresh.User, fresh.Password
 	w.keepForRetry()
 	return &retryError{code: code, message: msg}
 }

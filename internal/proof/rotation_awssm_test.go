@@ -5,6 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgsecure/pgsecure"
+	"github.com/stretchr/testify/require"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/pgsecure/pgsecure/internal/awstest"
 	"github.com/pgsecure/pgsecure/internal/testutil"
@@ -45,4 +48,27 @@ func TestRotationSoakSecretsManager(t *testing.T) {
 	})
 	t.Logf("GetSecretValue calls: %d", len(srv.Requests()))
 	assert.True(t, src.Rotates())
+}
+
+// TestRotationSecretsManagerPreviousVersion: the secret was rotated first
+// (AWSCURRENT holds the new password, AWSPREVIOUS the old one) and the
+// database still has the old password. A process that never saw the old
+// password builds its pool: the new one is rejected and it logs in with
+// AWSPREVIOUS instead of failing.
+func TestRotationSecretsManagerPreviousVersion(t *testing.T) {
+	pki := testutil.NewPKI(t)
+	pg := startServer(t, pki, testutil.LocalServerOptions())
+	creds := aws.Credentials{AccessKeyID: "AKIAPREVTEST0000001", SecretAccessKey: "previous-secret-access-key"}
+	srv := awstest.New(t, creds, "eu-west-1")
+	srv.Put("prod/db", awstest.Version{ID: "v0", Stages: []string{awssm.StagePrevious}, String: rdsSecret(appPassword)})
+	srv.Put("prod/db", awstest.Version{ID: "v1", Stages: []string{awstest.Current}, String: rdsSecret("Rotated-Ahead-" + appPassword)})
+	ctx := ctxT(t, time.Minute)
+	pool, err := pgsecure.NewBuilder(fmt.Sprintf("postgres://%s@localhost:%d/postgres", appUser, pg.Port)).
+		RootCAFile(pki.CAFile).Logger(quiet).Credentials(awssm.SecretsManager(srv.Config(creds), "prod/db")).Build(ctx)
+	require.NoError(t, err, "the database still accepts AWSPREVIOUS")
+	defer pool.Close()
+	var user string
+	require.NoError(t, pool.QueryRow(ctx, "SELECT current_user").Scan(&user))
+	assert.Equal(t, appUser, user)
+	assert.Contains(t, srv.Requests(), awstest.Request{SecretID: "prod/db", VersionStage: awssm.StagePrevious})
 }

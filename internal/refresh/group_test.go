@@ -131,3 +131,14 @@ func TestScheduleAndBackoff(t *testing.T) {
 	assert.Equal(t, 15*time.Second, Backoff(6, 0), "capped at 30 s before jitter")
 	assert.Equal(t, 15*time.Second, Backoff(100, 0))
 }
+
+// TestLoginBackoff: login rounds during a half-done rotation wait 100 ms
+// doubling up to MaxLoginBackoff, each scaled into [d/2, d).
+func TestLoginBackoff(t *testing.T) {
+	assert.Equal(t, 50*time.Millisecond, LoginBackoff(1, 0))
+	assert.Equal(t, 200*time.Millisecond, LoginBackoff(3, 0))
+	assert.Equal(t, MaxLoginBackoff/2, LoginBackoff(5, 0))
+	assert.Equal(t, MaxLoginBackoff/2, LoginBackoff(50, 0), "bounded")
+	assert.Less(t, LoginBackoff(50, 0.999), MaxLoginBackoff)
+	assert.Equal(t, MaxLoginBackoff/2, LoginBackoff(0, 0), "out of range: the bound")
+}

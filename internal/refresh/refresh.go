@@ -119,3 +119,20 @@ func AwaitNewer[T any](ctx context.Context, r func() float64, read func(context.
 		}
 	}
 }
+
+// MaxLoginBackoff bounds LoginBackoff.
+const MaxLoginBackoff = 1600 * time.Millisecond
+
+// LoginBackoff is the wait before login round n+1 (n ≥ 1) while the
+// database rejects what the credential source holds and the source has
+// nothing newer (a rotation half done): 100 ms doubling up to
+// MaxLoginBackoff, scaled by a factor in [0.5, 1) drawn from r. Short,
+// because the other side of a rotation usually follows within seconds and
+// each round costs one login; bounded by the connect's own deadline.
+func LoginBackoff(n int, r float64) time.Duration {
+	d := MaxLoginBackoff
+	if n >= 1 && n <= 5 {
+		d = min(100*time.Millisecond<<(n-1), MaxLoginBackoff)
+	}
+	return time.Duration(float64(d) * (0.5 + r/2))
+}

@@ -23,6 +23,9 @@
 // up to about 6 s, and never past the caller's deadline) across the rotation
 // window, then hands back what AWSCURRENT holds. A rejection of
 // credentials that came from AWSPENDING sends the source back to AWSCURRENT.
+// The source also offers AWSPREVIOUS (Previous): when the secret was
+// rotated before the database password, pgsecure logs in with it while the
+// database still has the old password.
 // Behind a secrets.Cache (which forwards Invalidate) the pending credentials
 // are cached like any others. A JSON secret must name its user; WithUser
 // applies only to plain strings, which are used verbatim (no trimming).

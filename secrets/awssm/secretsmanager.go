@@ -17,6 +17,8 @@ import (
 const (
 	StageCurrent = "AWSCURRENT"
 	StagePending = "AWSPENDING"
+	// StagePrevious labels the version before the last rotation.
+	StagePrevious = "AWSPREVIOUS"
 )
 
 // Option configures SecretsManager.

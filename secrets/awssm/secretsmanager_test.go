@@ -257,3 +257,28 @@ func TestSecretsManagerSecondRotation(t *testing.T) {
 	assert.Equal(t, "v3", mustFetch(t, src).Version)
 	assert.Len(t, srv.Requests(), n+1, "one read of AWSPENDING, no backoff")
 }
+
+// TestSecretsManagerPrevious: a source following AWSCURRENT offers the
+// AWSPREVIOUS version (pgsecure logs in with it while the database has not
+// caught up with a rotation); a pinned source, or a secret without a
+// previous version, has none (ErrNotFound).
+func TestSecretsManagerPrevious(t *testing.T) {
+	srv, cfg := newServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	src := SecretsManager(cfg, "prod/db")
+	_, err := src.Previous(ctx)
+	require.ErrorIs(t, err, secrets.ErrNotFound, "no rotation yet")
+
+	srv.Put("prod/db", awstest.Version{ID: "v1", Stages: []string{StagePrevious}, String: rdsJSON(testPassword)})
+	srv.Put("prod/db", awstest.Version{ID: "v2", Stages: []string{StageCurrent}, String: rdsJSON(testPending)})
+	prev, err := src.Previous(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "v1", prev.Version)
+	assert.Equal(t, testPassword, prev.Password.Reveal())
+	assert.Equal(t, "v2", mustFetch(t, src).Version)
+
+	_, err = SecretsManager(cfg, "prod/db", WithVersionID("v2")).Previous(ctx)
+	assert.ErrorIs(t, err, secrets.ErrNotFound, "a pinned source does not follow rotation")
+	assert.Contains(t, srv.Requests(), awstest.Request{SecretID: "prod/db", VersionStage: StagePrevious})
+}

@@ -39,6 +39,8 @@ var (
 	_ secrets.Invalidator = (*Source)(nil)
 	_ secrets.Namer       = (*Source)(nil)
 	_ secrets.Rotator     = (*Source)(nil)
+
+	_ secrets.PreviousProvider = (*Source)(nil)
 )
 
 // Credentials fetches credentials from AWS. See the package documentation for
@@ -58,6 +60,20 @@ func (s *Source) Invalidate(rejected secrets.Credentials) {
 	if r, ok := s.impl.(rotator); ok && s.err == nil {
 		r.invalidate(rejected)
 	}
+}
+
+// Previous implements secrets.PreviousProvider: a Secrets Manager source
+// that follows AWSCURRENT returns the version labelled AWSPREVIOUS (the
+// credentials before the last rotation, which the database still accepts
+// while its password has not changed yet). Other sources, and a secret
+// without such a version, return an error wrapping secrets.ErrNotFound.
+func (s *Source) Previous(ctx context.Context) (secrets.Credentials, error) {
+	sm, ok := s.impl.(*smSource)
+	if !ok || !sm.rotates || s.err != nil {
+		return secrets.Credentials{}, &secrets.Error{Kind: secrets.ErrNotFound, Source: s.name, Op: "read",
+			Hint: "no previous version: only a Secrets Manager source following AWSCURRENT keeps one (AWSPREVIOUS)"}
+	}
+	return sm.get(ctx, "", StagePrevious)
 }
 
 // Name names the source by its redacted URI ("awssm:<secret-id>",

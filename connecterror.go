@@ -236,7 +236,7 @@ func describe(err error, e *ConnectError, origin loginOrigin) (Stage, string, st
 				"and that this machine's clock is right"
 	case errors.As(err, &rej):
 		return StageAuth, fmt.Sprintf("the server rejected the password (SQLSTATE %s: %s) for %s, over %d logins with the newest and "+
-			"previous credentials of %s, until the connect ran out of time", rej.Server.Code, rej.Server.Message, rej.For.Round(time.Millisecond), rej.Logins, rej.Source),
+				"previous credentials of %s, until the connect ran out of time", rej.Server.Code, rej.Server.Message, rej.For.Round(time.Millisecond), rej.Logins, rej.Source),
 			fmt.Sprintf("the database password and the secret do not agree: set the password of user %q to the one %s holds, or correct the secret", e.User, rej.Source)
 	case errors.As(err, &verr):
 		problem = verr.Seen

@@ -73,7 +73,10 @@
 // logged once (unless Build returns them) and reach OnEvent as a
 // ConnectionRefused with their RefusalKind. A login the server rejects
 // (SQLSTATE 28P01 or 28000) is a LoginFailed event and a Warn line, at most
-// one per cause per LoginLogInterval. The result is a verify.Report
+// one per cause per LoginLogInterval. Build returns its first connection's
+// refusal as one *ConnectError: "pgsecure: HOST:PORT (user U, database D):
+// problem; stage: S; fix: F", wrapping every typed error underneath (see the
+// Errors section of docs/configuration.md). The result is a verify.Report
 // attached to the connection
 // (verify.ReportOf) whose Proof says which proof it holds. Nothing is checked
 // per acquire: the checks run once per physical connection.

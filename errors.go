@@ -6,6 +6,7 @@ import (
 
 	"github.com/pgsecure/pgsecure/internal/connect"
 	"github.com/pgsecure/pgsecure/internal/shared"
+	"github.com/pgsecure/pgsecure/verify"
 )
 
 var (
@@ -109,3 +110,25 @@ func (e *CertificateError) Unwrap() []error {
 	}
 	return errs
 }
+
+// TimeoutError is a connection attempt that ran out of time, naming the host
+// and the stage it was in (see verify.TimeoutError).
+type TimeoutError = verify.TimeoutError
+
+// ClientCertificateRequiredError is the server refusing a connection that
+// presented no client certificate (see
+// verify.ClientCertificateRequiredError). It wraps the server's
+// *pgconn.PgError.
+type ClientCertificateRequiredError = verify.ClientCertificateRequiredError
+
+// AuthMethodError is a login pgsecure ended because of how the server asked
+// the client to authenticate (see verify.AuthMethodError). It wraps
+// ErrInsecureAuth.
+type AuthMethodError = verify.AuthMethodError
+
+// CredentialsRejectedError is the server rejecting a credential source's
+// password (SQLSTATE 28P01) until the connect ran out of time, although
+// pgsecure retried with the source's newest and previous credentials. It
+// names the source, never the password, and wraps ErrCredentialsRejected and
+// the server's *pgconn.PgError.
+type CredentialsRejectedError = connect.RejectedError

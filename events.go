@@ -107,7 +107,7 @@ type ConnectionRefused struct {
 	// Refusal says which kind of check refused it, Stage at which stage of
 	// the connection.
 	Refusal RefusalKind
-	Stage   string
+	Stage   Stage
 	// Err is the refusal, as the connect returns it.
 	Err error
 }

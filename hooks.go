@@ -139,7 +139,7 @@ func (s *poolState) checkTLS(ctx context.Context, cc *pgx.ConnConfig, from strin
 		err = s.auth.recheck(cc, from)
 	}
 	if err != nil {
-		s.Refused(ctx, connect.Refusal{Kind: connect.RefusedConfiguration, Host: cc.Host, Stage: "before connecting", Err: err})
+		s.Refused(ctx, connect.Refusal{Kind: connect.RefusedConfiguration, Host: cc.Host, Stage: StageConfig, Err: err})
 	}
 	return err
 }
@@ -193,7 +193,7 @@ func retireAt(exp time.Time) time.Time {
 func (s *poolState) Refused(ctx context.Context, r connect.Refusal) {
 	if !s.startup.Load() {
 		s.log().LogAttrs(ctx, slog.LevelWarn, "pgsecure: connection refused", slog.String("kind", string(r.Kind)),
-			slog.String("host", r.Host), slog.String("stage", r.Stage), slog.String("error", r.Err.Error()))
+			slog.String("host", r.Host), slog.String("stage", string(r.Stage)), slog.String("error", r.Err.Error()))
 	}
 	s.events.emit(ctx, ConnectionRefused{Time: time.Now(), Refusal: RefusalKind(r.Kind), Host: r.Host, Stage: r.Stage, Err: r.Err})
 }

@@ -97,7 +97,7 @@ func TestTLSTerminatingProxyCaughtByServerCheck(t *testing.T) {
 	_, err = pgsecure.NewBuilder(peerDSN(p, "localhost")).RootCAFile(pki.CAFile).Build(ctxT(t))
 	require.ErrorIs(t, err, pgsecure.ErrNotEncrypted)
 	assert.Contains(t, err.Error(), "ssl=false")
-	assert.Contains(t, err.Error(), "after authentication")
+	assert.Contains(t, err.Error(), "server check")
 	assert.False(t, bytes.Contains(p.Wire(), []byte(appPassword)), "the client itself sent the password only inside TLS")
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgsecure/pgsecure/internal/connect"
 	"github.com/pgsecure/pgsecure/secrets"
@@ -230,7 +231,9 @@ func (b *Builder) log() *slog.Logger {
 // proof), so a service that cannot reach its database securely fails at
 // startup. The error wraps ErrInsecureConfig (fix the configuration),
 // ErrNotEncrypted / ErrUntrustedServer (the server or the path to it is not
-// what it should be) or a connection error. A start that takes longer than
+// what it should be) or a connection error; it is a *ConnectError (one
+// line: where, the problem, the stage and the fix) wrapping the typed errors
+// underneath. A start that takes longer than
 // a few seconds logs its progress (host and stage) at Info.
 func (b *Builder) Build(ctx context.Context) (*pgxpool.Pool, error) {
 	cfg, st, err := b.config(ctx)
@@ -252,9 +255,44 @@ func (b *Builder) Build(ctx context.Context) (*pgxpool.Pool, error) {
 	stop()
 	if err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("pgsecure: startup check failed: %w", err)
+		return nil, connectError(err, cfg.ConnConfig, b.loginOrigin(cfg.ConnConfig))
 	}
 	return pool, nil
+}
+
+// Explain returns a connection error of a pool made from this Builder's
+// Config as Build would return it: a *ConnectError (one line: where, the
+// problem, the stage and the fix) wrapping err, for callers who create the
+// pool themselves. An error that is not a failed connection attempt (no
+// *pgconn.ConnectError in it) is returned unchanged.
+func (b *Builder) Explain(err error) error {
+	var pgxErr *pgconn.ConnectError
+	if err == nil || !errors.As(err, &pgxErr) || pgxErr.Config == nil {
+		return err
+	}
+	cc := &pgx.ConnConfig{Config: *pgxErr.Config}
+	return connectError(err, cc, b.loginOrigin(cc))
+}
+
+// loginOrigin says where the password of cc came from, for the fix of a
+// rejected password: the credential source (by its redacted name), the
+// connection string, PGPASSWORD or the password file.
+func (b *Builder) loginOrigin(cc *pgx.ConnConfig) loginOrigin {
+	if b.creds != nil {
+		return loginOrigin{password: fmt.Sprintf("the password credential source %s holds", secrets.NameOf(b.creds))}
+	}
+	if cs, err := parseConnSettings(b.connString.Reveal(), b.env); err == nil {
+		if _, ok := cs.raw["password"]; ok {
+			return loginOrigin{password: "the password in the connection string"}
+		}
+	}
+	if v, ok := b.env("PGPASSWORD"); ok && v != "" {
+		return loginOrigin{password: "the PGPASSWORD environment variable"}
+	}
+	if cc.Password != "" {
+		return loginOrigin{password: "the password file (PGPASSFILE, or ~/.pgpass)"}
+	}
+	return loginOrigin{password: "the password (none was given: set one in the connection string, PGPASSWORD, a password file or a credential source)"}
 }
 
 // startupCheck opens one connection and has the server describe it.
@@ -283,7 +321,7 @@ func (b *Builder) logProgress(ctx context.Context, st *poolState) (stop func()) 
 			case <-t.C:
 				if host, stage, elapsed, ok := st.policy.Progress(); ok {
 					st.log().LogAttrs(ctx, slog.LevelInfo, "pgsecure: still connecting", slog.String("host", host),
-						slog.String("stage", stage), slog.Duration("elapsed", elapsed.Round(time.Millisecond)))
+						slog.String("stage", string(stage)), slog.Duration("elapsed", elapsed.Round(time.Millisecond)))
 				}
 			}
 		}

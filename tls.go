@@ -3,7 +3,6 @@ package pgsecure
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -167,18 +166,7 @@ func (p *tlsPolicy) verifyPeer(host string, chain []*x509.Certificate) error {
 	if err == nil {
 		err = x509check.CheckKeyUsage(chain[0])
 	}
-	return p.named(certificateError(host, err))
-}
-
-// named makes a refusal's fix name the setting the roots really came from.
-func (p *tlsPolicy) named(err error) error {
-	var ce *CertificateError
-	if p.rootsFrom == "" || !errors.As(err, &ce) {
-		return err
-	}
-	r := strings.NewReplacer("sslrootcert (or RootCAFile)", p.rootsFrom, "sslrootcert", p.rootsFrom)
-	ce.Problem, ce.Fix = r.Replace(ce.Problem), r.Replace(ce.Fix)
-	return err
+	return certificateError(host, err)
 }
 
 // verifyChain verifies the chain against the pinned roots (signatures,
@@ -187,12 +175,14 @@ func (p *tlsPolicy) named(err error) error {
 // x509check.VerifyChain) and the SPKI pins, if any. It does not check the
 // host name. A failure is a *CertificateError whose Host is empty.
 func (p *tlsPolicy) verifyChain(chain []*x509.Certificate) error {
-	return p.named(certificateError("", p.checkChain(chain)))
+	return certificateError("", p.checkChain(chain))
 }
 
 func (p *tlsPolicy) checkChain(chain []*x509.Certificate) error {
 	now := p.now()
-	chains, err := x509check.VerifyChain(chain, *p.roots.current(), now)
+	roots := *p.roots.current()
+	roots.Setting = p.rootsFrom // refusals name the setting the roots came from
+	chains, err := x509check.VerifyChain(chain, roots, now)
 	if err == nil && p.crls != nil {
 		err = p.crls.check(chains, now) // sslcrl / sslcrldir: see crl.go
 	}

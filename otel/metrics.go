@@ -106,7 +106,7 @@ func (m *metrics) record(ctx context.Context, ev pgsecure.Event) {
 		}
 	case pgsecure.ConnectionRefused:
 		m.refused.Add(ctx, 1, metric.WithAttributes(m.with(keyServerAddr.String(ev.Host),
-			keyRefusalKind.String(string(ev.Refusal)), keyRefusalStage.String(ev.Stage))...))
+			keyRefusalKind.String(string(ev.Refusal)), keyRefusalStage.String(string(ev.Stage)))...))
 	case pgsecure.LoginFailed:
 		attrs := m.with(keyServerAddr.String(ev.Host), keyStatusCode.String(ev.SQLState))
 		if ev.Source != "" { // empty: the password came from the connection string

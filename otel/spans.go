@@ -134,7 +134,7 @@ func (s *spans) failed(span trace.Span, err error, refusal *pgsecure.ConnectionR
 	span.SetAttributes(keyOutcome.String("failed"))
 	switch {
 	case refusal != nil:
-		span.SetAttributes(keyOutcome.String("refused"), keyRefusalKind.String(string(refusal.Refusal)), keyRefusalStage.String(refusal.Stage))
+		span.SetAttributes(keyOutcome.String("refused"), keyRefusalKind.String(string(refusal.Refusal)), keyRefusalStage.String(string(refusal.Stage)))
 		status = "refused: " + string(refusal.Refusal)
 	case login != nil:
 		span.SetAttributes(keyOutcome.String("login_failed"), keyStatusCode.String(login.SQLState))
@@ -145,7 +145,7 @@ func (s *spans) failed(span trace.Span, err error, refusal *pgsecure.ConnectionR
 }
 
 func refusalAttrs(ev pgsecure.ConnectionRefused) []attribute.KeyValue {
-	return []attribute.KeyValue{keyServerAddr.String(ev.Host), keyRefusalKind.String(string(ev.Refusal)), keyRefusalStage.String(ev.Stage)}
+	return []attribute.KeyValue{keyServerAddr.String(ev.Host), keyRefusalKind.String(string(ev.Refusal)), keyRefusalStage.String(string(ev.Stage))}
 }
 
 func (s *spans) succeeded(span trace.Span, r verify.Report, ev *pgsecure.ConnectionVerified) {

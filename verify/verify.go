@@ -1,6 +1,8 @@
 // Package verify describes how a pgsecure connection was verified (Report,
-// attached to every connection and returned by ReportOf) and the error a
-// refused connection carries (Error).
+// attached to every connection and returned by ReportOf), the stages of a
+// connection attempt (Stage), and the errors a refused connection carries
+// (Error, TimeoutError, AuthMethodError, ClientCertificateRequiredError;
+// the root package re-exports them).
 //
 // Every new physical connection made by a pgsecure pool is verified twice:
 //
@@ -36,9 +38,11 @@ import (
 type Error struct {
 	// Addr is the server address (ip:port).
 	Addr string
-	// Stage is "before authentication" (local check) or "after
-	// authentication" (server check).
-	Stage string
+	// Stage is where in the connection attempt the refusal happened:
+	// StageConfig, StageTCP (nothing but a TLS request may be sent),
+	// StageTLSRequest, StageTLSHandshake (the local check, before
+	// authentication) or StageServerCheck (after authentication).
+	Stage Stage
 	// Seen says what was observed, in words an operator can act on.
 	Seen string
 	// Err is the underlying cause, if any.
@@ -46,7 +50,7 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	msg := fmt.Sprintf("pgsecure: refused connection to %s %s: %s", e.Addr, e.Stage, e.Seen)
+	msg := fmt.Sprintf("pgsecure: refused connection to %s (%s): %s", e.Addr, e.Stage, e.Seen)
 	if e.Err != nil {
 		msg += ": " + e.Err.Error()
 	}

@@ -16,10 +16,10 @@ import (
 
 func TestErrorWrapsSentinelAndCause(t *testing.T) {
 	cause := errors.New("boom")
-	e := &Error{Addr: "127.0.0.1:5432", Stage: "before authentication", Seen: "something", Err: cause}
+	e := &Error{Addr: "127.0.0.1:5432", Stage: StageTLSHandshake, Seen: "something", Err: cause}
 	assert.ErrorIs(t, e, shared.ErrNotEncrypted)
 	assert.ErrorIs(t, e, cause)
-	assert.Contains(t, e.Error(), "127.0.0.1:5432 before authentication: something: boom")
+	assert.Contains(t, e.Error(), "127.0.0.1:5432 (TLS handshake): something: boom")
 	assert.ErrorIs(t, &Error{Seen: "x"}, shared.ErrNotEncrypted)
 }
 

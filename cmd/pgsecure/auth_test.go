@@ -46,7 +46,7 @@ func TestCheckReportsWeakAuthentication(t *testing.T) {
 			dsn := pg.URL(tc.user, appPassword, "postgres")
 			r, res := checkJSON(t, noEnv, "--ca", pki.CAFile, dsn)
 			assert.Equal(t, tc.exit, res.code, res.all())
-			assert.Contains(t, r.Error, "authentication method not allowed")
+			assert.Contains(t, r.Error, "which the policy (require_auth=scram-sha-256) does not allow")
 			assert.Contains(t, r.Hint, "require_auth="+tc.method)
 			require.NotNil(t, r.Auth, "the request was observed before pgsecure refused it")
 			assert.Equal(t, tc.method, r.Auth.Method)

@@ -166,7 +166,7 @@ func inspect(parent context.Context, o checkOptions, dsn string, env func(string
 	r.CRLs = loadCRLInfo(rd.dsn, o)
 	probeAddr := net.JoinHostPort(cfg.ConnConfig.Host, strconv.Itoa(int(cfg.ConnConfig.Port)))
 
-	connErr := connect(ctx, cfg, r, o)
+	connErr := connect(ctx, cfg, r, o, b.Explain)
 	if connErr != nil {
 		if why := x509check.ExplainHandshakeFailure(ctx, probeAddr, connErr); why != "" {
 			r.add("tls", sevInfo, why, "") // an RSA-PSS server key: a Go limit, not an attack
@@ -242,9 +242,10 @@ func newBuilder(ctx context.Context, o checkOptions, dsn string, env func(string
 // The observer is installed after BeforeConnect, outermost, so that it sees
 // the server's authentication request even when pgsecure's policy refuses it
 // (pgsecure re-wraps frontends set before BeforeConnect inside its own).
-func connect(ctx context.Context, cfg *pgxpool.Config, r *checkReport, o checkOptions) error {
+func connect(ctx context.Context, cfg *pgxpool.Config, r *checkReport, o checkOptions, explain func(error) error) error {
 	obs, prog := &pgwire.Observer{}, &progress{}
 	fail := func(err error) error {
+		err = explain(err) // one line, problem first, as Build would say it
 		if a, ok := obs.Last(); ok {
 			r.setAuth(a)
 			r.User, r.Database = orElse(a.User, r.User), orElse(a.Database, r.Database)

@@ -368,3 +368,23 @@ func TestCheckCNOnlyCertificate(t *testing.T) {
 	assert.Contains(t, res.stdout, "none: the host was matched against the subject's Common Name")
 	assert.NotContains(t, res.stdout, "DNS names")
 }
+
+// TestCheckNoHBALineHint: a role pg_hba.conf has no line for is refused by
+// the server (SQLSTATE 28000); the hint gives the line to add, the error
+// line says where and what, once.
+func TestCheckNoHBALineHint(t *testing.T) {
+	isolate(t)
+	pki := testutil.NewPKI(t)
+	pg := pki.StartPostgres(t, testutil.PGOptions{HBA: []string{
+		"hostssl all app 127.0.0.1/32 scram-sha-256",
+		"hostnossl all all 0.0.0.0/0 reject",
+	}})
+	pg.CreateRole(t, "other", appPassword)
+
+	r, res := checkJSON(t, noEnv, "--ca", pki.CAFile, pg.URL("other", appPassword, "postgres"))
+	assert.Equal(t, exitNoLogin, res.code, res.all())
+	assert.True(t, strings.HasPrefix(r.Error, "pgsecure: "+pg.Addr()+" (user other, database postgres): the server refused the login (SQLSTATE 28000: "), r.Error)
+	assert.NotContains(t, r.Error, "failed to connect to")
+	assert.Contains(t, r.Hint, `"hostssl postgres other CLIENT_ADDRESS/32 scram-sha-256"`)
+	assert.NotContains(t, res.all(), appPassword)
+}

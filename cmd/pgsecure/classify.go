@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -88,6 +89,16 @@ func (r *checkReport) recordFailure(err error, p *progress, timeout time.Duratio
 	}
 	r.Error = cliWording(err.Error())
 	r.exitFromError, r.Hint = classify(err, tcp, st != nil, r, timeout)
+	var ce *pgsecure.ConnectError
+	if errors.As(err, &ce) {
+		// The error line says where and what; the hint line what to do: the
+		// command's own hint when it has one, else the library's fix.
+		r.Error = cliWording(fmt.Sprintf("pgsecure: %s (user %s, database %s): %s",
+			net.JoinHostPort(ce.Host, strconv.Itoa(int(ce.Port))), ce.User, ce.Database, ce.Problem))
+		if r.Hint == "" {
+			r.Hint = cliWording(ce.Fix)
+		}
+	}
 	r.Stages = stagesOf(err, attempted, tcp, st != nil)
 }
 
@@ -98,6 +109,7 @@ func classify(err error, tcp, verifiedTLS bool, r *checkReport, timeout time.Dur
 		verr    *verify.Error
 		hostErr x509.HostnameError
 		unknown x509.UnknownAuthorityError
+		ccr     *pgsecure.ClientCertificateRequiredError
 	)
 	switch {
 	case errors.Is(err, pgsecure.ErrInsecureConfig), errors.Is(err, secrets.ErrInvalid), errors.Is(err, secrets.ErrUnknownScheme):
@@ -112,6 +124,8 @@ func classify(err error, tcp, verifiedTLS bool, r *checkReport, timeout time.Dur
 		return exitInsecure, "if this server is yours, pass the CA that issued its certificate with --ca FILE (or --system-roots for a publicly-issued certificate)"
 	case errors.Is(err, pgsecure.ErrNotEncrypted):
 		return exitInsecure, ""
+	case errors.As(err, &ccr):
+		return exitNoLogin, "the server requires a client certificate: pass --cert FILE --key FILE (pgsecure certs client creates one)"
 	case errors.As(err, &pgErr):
 		return classifyServerRefusal(pgErr, r)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
@@ -145,13 +159,14 @@ func authRefusalHint(r *checkReport) string {
 		"use scram-sha-256 in pg_hba.conf; to check the rest of the server anyway, add require_auth=%s to the DSN", m, m)
 }
 
-// classifyServerRefusal handles an ErrorResponse from the server.
+// classifyServerRefusal handles an ErrorResponse from the server, by its
+// SQLSTATE (the message may be translated).
 func classifyServerRefusal(e *pgconn.PgError, r *checkReport) (int, string) {
 	switch {
-	case e.Code == "28000" && strings.Contains(e.Message, "certificate"):
-		return exitNoLogin, "the server requires a client certificate: pass --cert FILE --key FILE (pgsecure certs client creates one)"
-	case e.Code == "28000" && strings.Contains(e.Message, "pg_hba.conf"):
-		return exitNoLogin, fmt.Sprintf("pg_hba.conf has no line letting user %q into database %q from this address over TLS: add a hostssl line", r.User, r.Database)
+	case e.Code == "28000":
+		return exitNoLogin, fmt.Sprintf("pg_hba.conf has no line letting user %q into database %q from this address over TLS, or the role does not exist: "+
+			"add a line such as \"hostssl %s %s CLIENT_ADDRESS/32 scram-sha-256\" (CLIENT_ADDRESS: this machine's address as the server sees it) "+
+			"and reload the server, or create the role", r.User, r.Database, r.Database, r.User)
 	case e.Code == "28P01":
 		return exitNoLogin, fmt.Sprintf("the server rejected the password of user %q: check the DSN's password, PGPASSWORD or --credentials", r.User)
 	case strings.HasPrefix(e.Code, "28"), e.Code == "3D000", e.Code == "42501":
@@ -191,7 +206,7 @@ func stagesOf(err error, attempted, tcp, verifiedTLS bool) []stage {
 		for _, s := range []string{stageTLS, stageChain, stageHost} {
 			set(s, stagePassed, "")
 		}
-		if errors.As(err, &verr) && strings.Contains(verr.Stage, "after") {
+		if errors.As(err, &verr) && verr.Stage == verify.StageServerCheck {
 			set(stageAuth, stagePassed, "")
 			set(stageServer, stageFailed, verr.Seen)
 		} else {

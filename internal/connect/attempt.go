@@ -7,15 +7,17 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pgsecure/pgsecure/verify"
 )
 
 // Stages of one attempt, as named in errors and progress logs.
 const (
-	StageTCP          = "TCP connect"
-	StageTLSRequest   = "TLS request"
-	StageTLSHandshake = "TLS handshake"
-	StageAuth         = "authentication"
-	StageServerCheck  = "server check"
+	StageTCP          = verify.StageTCP
+	StageTLSRequest   = verify.StageTLSRequest
+	StageTLSHandshake = verify.StageTLSHandshake
+	StageAuth         = verify.StageAuth
+	StageServerCheck  = verify.StageServerCheck
 )
 
 // attempt is the state of one TCP connection from dial to report. The dial
@@ -29,7 +31,7 @@ type attempt struct {
 	probe   bool            // a login probe of relogin: a rejection is final
 
 	mu            sync.Mutex
-	stage         string
+	stage         verify.Stage
 	tlsConn       *tls.Conn
 	handshakeDone time.Duration
 	verified      bool       // local verification passed for host
@@ -46,14 +48,14 @@ type attempt struct {
 // are no longer attributed to a connect stage.
 func (a *attempt) connectDone() { a.connected.Store(true) }
 
-func (a *attempt) setStage(s string) {
+func (a *attempt) setStage(s verify.Stage) {
 	a.mu.Lock()
 	a.stage = s
 	a.mu.Unlock()
 }
 
 // Stage is the stage the attempt is in.
-func (a *attempt) Stage() string {
+func (a *attempt) Stage() verify.Stage {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.stage
@@ -104,7 +106,7 @@ func tlsConnOf(nc any) *tls.Conn {
 
 // Progress says which host and stage the most recent attempt of this policy
 // is in, and for how long it has been running (for a slow start's log).
-func (p *Policy) Progress() (host, stage string, elapsed time.Duration, ok bool) {
+func (p *Policy) Progress() (host string, stage verify.Stage, elapsed time.Duration, ok bool) {
 	a := p.latest.Load()
 	if a == nil {
 		return "", "", 0, false

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/pgsecure/pgsecure/internal/shared"
 )
 
 // ErrInsecureAuth is wrapped when the server asks for an authentication
 // method the policy does not allow. The root package exports it.
-var ErrInsecureAuth = errors.New("pgsecure: authentication method not allowed")
+var ErrInsecureAuth = shared.ErrInsecureAuth
 
 // Authentication methods, in libpq's require_auth spelling.
 const (

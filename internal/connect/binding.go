@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/pgsecure/pgsecure/verify"
 )
 
 // mechanismPlus is the SASL mechanism of SCRAM bound to the TLS channel.
@@ -57,8 +59,9 @@ func (w *authWatch) checkBound() error {
 }
 
 func (w *authWatch) refuseUnbound(what string) error {
-	return w.refused(fmt.Errorf("%w: channel binding required (channel_binding=require or Builder.RequireChannelBinding), but %s; "+
-		"nothing more was sent; the server must offer %s: PostgreSQL 11 or later with scram-sha-256 in pg_hba.conf, the role's "+
-		"password stored as SCRAM, and TLS terminated by the server itself, not by a proxy or pooler in front of it; "+
-		"or, knowingly, drop the requirement", ErrInsecureAuth, what, mechanismPlus))
+	return w.refused(&verify.AuthMethodError{Method: w.method,
+		Problem: fmt.Sprintf("channel binding required (channel_binding=require or Builder.RequireChannelBinding), but %s; nothing more was sent", what),
+		Fix: fmt.Sprintf("the server must offer %s: PostgreSQL 11 or later with scram-sha-256 in pg_hba.conf, the role's "+
+			"password stored as SCRAM, and TLS terminated by the server itself, not by a proxy or pooler in front of it; "+
+			"or, knowingly, drop the requirement", mechanismPlus)})
 }

@@ -36,7 +36,7 @@ func (d *dialStage) dial(ctx context.Context, network, address string) (net.Conn
 		return nil, err
 	}
 	if !strings.HasPrefix(network, "tcp") {
-		err := &verify.Error{Addr: address, Stage: "before connecting",
+		err := &verify.Error{Addr: address, Stage: StageTCP,
 			Seen: fmt.Sprintf("network %q is not TCP; pgsecure never uses unix sockets because they cannot carry TLS", network)}
 		d.policy.Observer.Refused(ctx, Refusal{Kind: RefusedPlaintext, Host: host, Addr: address, Stage: StageTCP, Err: err})
 		return nil, err
@@ -101,7 +101,7 @@ func (c *guardedConn) Write(p []byte) (int, error) {
 			c.attempt.setStage(StageTLSHandshake)
 		case !c.policy.Direct && bytes.HasPrefix(p, sslRequest):
 		default:
-			return 0, c.refuse(&verify.Error{Addr: c.attempt.addr, Stage: "before authentication",
+			return 0, c.refuse(&verify.Error{Addr: c.attempt.addr, Stage: StageTLSRequest,
 				Seen: "the client was about to send its first message without TLS (the TLS configuration for this host was removed or replaced); nothing was sent"})
 		}
 	}
@@ -127,7 +127,7 @@ func (c *guardedConn) Read(p []byte) (int, error) {
 		case 'E':
 			seen = "the server answered the TLS request with an error message: it does not support TLS"
 		}
-		return 0, c.refuse(&verify.Error{Addr: c.attempt.addr, Stage: "before authentication", Seen: seen})
+		return 0, c.refuse(&verify.Error{Addr: c.attempt.addr, Stage: StageTLSRequest, Seen: seen})
 	}
 	c.attempt.setStage(StageTLSHandshake)
 	return n, err
@@ -162,38 +162,4 @@ func (a *attempt) timeoutErr(err error) error {
 		return err
 	}
 	return &TimeoutError{Host: a.host, Addr: a.addr, Stage: a.Stage(), Elapsed: time.Since(a.started), Err: err}
-}
-
-// TimeoutError is a connection attempt that ran out of time: it names the
-// host and the stage it was in. It is produced only while connecting; a
-// deadline on an established connection gives pgx's own timeout error.
-// errors.Is(err, context.DeadlineExceeded) and
-// errors.Is(err, os.ErrDeadlineExceeded) hold; it deliberately neither
-// unwraps to a net.Error nor has a Timeout method, because pgx replaces any
-// such error by a bare "timeout: context deadline exceeded".
-type TimeoutError struct {
-	Host, Addr, Stage string
-	Elapsed           time.Duration
-	Err               error
-}
-
-func (e *TimeoutError) Error() string {
-	hint := ""
-	switch e.Stage {
-	case StageTLSRequest:
-		hint = "; the server accepted TCP but did not answer the TLS request: is it a PostgreSQL server, and is something in between holding the connection?"
-	case StageTLSHandshake:
-		hint = "; the TLS handshake did not finish: check the server's ssl settings and anything that inspects TLS in between"
-	case StageAuth:
-		hint = "; the server did not finish authentication: check its load and pg_hba.conf (LDAP/RADIUS back-ends can hang)"
-	case StageServerCheck:
-		hint = "; the server did not answer the server-side check: it may be overloaded"
-	}
-	return fmt.Sprintf("pgsecure: timed out connecting to %s (%s) during %s after %s%s (connect_timeout limits each host)",
-		e.Host, e.Addr, e.Stage, e.Elapsed.Round(time.Millisecond), hint)
-}
-
-// Is reports the deadline errors a timeout stands for.
-func (e *TimeoutError) Is(target error) bool {
-	return target == context.DeadlineExceeded || target == os.ErrDeadlineExceeded
 }

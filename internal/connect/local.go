@@ -79,7 +79,7 @@ func (s *localStage) verify(ctx context.Context, cfg *pgconn.Config, nc net.Conn
 	}
 	tc := tlsConnOf(nc)
 	if tc == nil {
-		return fail(RefusedPlaintext, &verify.Error{Addr: addr, Stage: "before authentication",
+		return fail(RefusedPlaintext, &verify.Error{Addr: addr, Stage: StageTLSHandshake,
 			Seen: fmt.Sprintf("the connection is a plaintext %T, not TLS; the TLS configuration was removed", nc)})
 	}
 	if err := tc.HandshakeContext(ctx); err != nil {
@@ -91,20 +91,20 @@ func (s *localStage) verify(ctx context.Context, cfg *pgconn.Config, nc net.Conn
 				return te // a timeout, named by host and stage; not a refusal
 			}
 		}
-		return fail(RefusedTLS, &verify.Error{Addr: addr, Stage: "before authentication", Seen: "TLS handshake failed", Err: err})
+		return fail(RefusedTLS, &verify.Error{Addr: addr, Stage: StageTLSHandshake, Seen: "TLS handshake failed", Err: err})
 	}
 	st := tc.ConnectionState()
 	switch {
 	case st.Version < s.policy.MinVersion:
-		return fail(RefusedTLS, &verify.Error{Addr: addr, Stage: "before authentication",
+		return fail(RefusedTLS, &verify.Error{Addr: addr, Stage: StageTLSHandshake,
 			Seen: fmt.Sprintf("negotiated %s, below the minimum %s", verify.VersionName(st.Version), verify.VersionName(s.policy.MinVersion))})
 	case cipherProblem(st) != "":
-		return fail(RefusedTLS, &verify.Error{Addr: addr, Stage: "before authentication", Seen: cipherProblem(st)})
+		return fail(RefusedTLS, &verify.Error{Addr: addr, Stage: StageTLSHandshake, Seen: cipherProblem(st)})
 	case s.policy.Direct && st.NegotiatedProtocol != alpnPostgres:
-		return fail(RefusedTLS, &verify.Error{Addr: addr, Stage: "before authentication",
+		return fail(RefusedTLS, &verify.Error{Addr: addr, Stage: StageTLSHandshake,
 			Seen: fmt.Sprintf("direct TLS negotiation requires the server to select ALPN %q but it selected %q; the peer is not a PostgreSQL 17+ server speaking direct TLS", alpnPostgres, st.NegotiatedProtocol)})
 	case host == "":
-		return fail(RefusedConfiguration, &verify.Error{Addr: addr, Stage: "before authentication",
+		return fail(RefusedConfiguration, &verify.Error{Addr: addr, Stage: StageTLSHandshake,
 			Seen: "pgsecure cannot tell which of several hosts this connection is for, because its DialFunc was replaced; set hooks with Builder.ConfigurePool instead"})
 	}
 	if err := s.policy.TLS.VerifyPeer(host, st.PeerCertificates); err != nil {

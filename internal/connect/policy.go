@@ -125,6 +125,13 @@ type Refusal struct {
 	Kind  RefusalKind
 	Host  string // as given in the configuration
 	Addr  string // dialled address, when known
-	Stage string
+	Stage verify.Stage
 	Err   error
 }
+
+// The refusals the pipeline returns whose types live in package verify,
+// where callers can reach them.
+type (
+	TimeoutError                   = verify.TimeoutError
+	ClientCertificateRequiredError = verify.ClientCertificateRequiredError
+)

@@ -1,6 +1,10 @@
 package connect
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/pgsecure/pgsecure/verify"
+)
 
 // What a server may send before AuthenticationOk, as libpq holds it
 // (PQconnectPoll, CONNECTION_AWAITING_RESPONSE): authentication requests
@@ -78,8 +82,8 @@ func (w *authWatch) refusePreAuth(what string, libpqToo bool) error {
 	if libpqToo {
 		also = "; psql refuses this too"
 	}
-	return w.refused(fmt.Errorf("%w: before authentication the server sent %s%s; nothing was sent after the startup message; "+
-		"the peer holds a trusted certificate but does not speak PostgreSQL's authentication protocol: check that the host "+
-		"and port name the PostgreSQL server, not another service or a proxy that rewrites the protocol",
-		ErrInsecureAuth, what, also))
+	return w.refused(&verify.AuthMethodError{
+		Problem: fmt.Sprintf("before authentication the server sent %s%s; nothing was sent after the startup message", what, also),
+		Fix: "the peer holds a trusted certificate but does not speak PostgreSQL's authentication protocol: check that the host " +
+			"and port name the PostgreSQL server, not another service or a proxy that rewrites the protocol"})
 }

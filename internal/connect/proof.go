@@ -172,12 +172,12 @@ func compare(row serverRow, r verify.Report, tc *tls.Conn, pooler string) error 
 		if r.TLSVersion != "" {
 			local = r.TLSVersion
 		}
-		return &verify.Error{Addr: r.Addr, Stage: "after authentication",
+		return &verify.Error{Addr: r.Addr, Stage: StageServerCheck,
 			Seen: fmt.Sprintf("the server reports ssl=false for backend pid %d although the client negotiated %s: "+
 				"TLS ends before the server (a TLS-terminating proxy or an interception device sits in between)", row.pid, local)}
 	}
 	if tc != nil && r.TLSVersion != "" && row.ssl.Version != r.TLSVersion && pooler == "" { // behind a pooler the versions describe different hops
-		return &verify.Error{Addr: r.Addr, Stage: "after authentication",
+		return &verify.Error{Addr: r.Addr, Stage: StageServerCheck,
 			Seen: fmt.Sprintf("the server reports %s but the client negotiated %s: the client is not talking to this server's TLS endpoint directly", row.ssl.Version, r.TLSVersion)}
 	}
 	return nil
@@ -199,7 +199,7 @@ type serverRow struct {
 
 func readServerSSL(ctx context.Context, pgConn *pgconn.PgConn) (serverRow, error) {
 	fail := func(err error) (serverRow, error) {
-		return serverRow{}, &verify.Error{Addr: remoteAddr(pgConn.Conn()), Stage: "after authentication", Seen: "could not read the server's view of this connection (pg_stat_get_activity)", Err: err}
+		return serverRow{}, &verify.Error{Addr: remoteAddr(pgConn.Conn()), Stage: StageServerCheck, Seen: "could not read the server's view of this connection (pg_stat_get_activity)", Err: err}
 	}
 	results, err := pgConn.Exec(ctx, serverQuery).ReadAll()
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/pgsecure/pgsecure/verify"
 )
 
 // frontendStage is installed as pgconn.Config.BuildFrontend: it puts the
@@ -241,9 +242,9 @@ func (w *authWatch) refuse(method, what string) error {
 		fix += "; if this role logs in with a cloud IAM token (RDS IAM, Cloud SQL or AlloyDB IAM, Microsoft Entra ID), " +
 			"take its credentials from a login-token source (rdsiam://, gcpiam://, azureiam://) instead of a password"
 	}
-	err := fmt.Errorf("%w: %s, which the policy (require_auth=%s) does not allow; nothing was sent; %s; "+
-		"or, knowingly, widen require_auth", ErrInsecureAuth, what, w.policy.Auth, fix)
-	return w.refused(err)
+	return w.refused(&verify.AuthMethodError{Method: method,
+		Problem: fmt.Sprintf("%s, which the policy (require_auth=%s) does not allow; nothing was sent", what, w.policy.Auth),
+		Fix:     fix + "; or, knowingly, widen require_auth"})
 }
 
 // refused reports err, a refusal during authentication, to the observer
@@ -391,19 +392,3 @@ func (e *TokenRejectedError) Error() string {
 
 // Unwrap returns the server's error.
 func (e *TokenRejectedError) Unwrap() error { return e.Server }
-
-// ClientCertificateRequiredError is the server refusing a connection that
-// presented no client certificate (pg_hba clientcert=verify-ca/verify-full
-// or cert authentication). It adds the fix to the server's error, which it
-// wraps.
-type ClientCertificateRequiredError struct {
-	Server *pgconn.PgError
-}
-
-func (e *ClientCertificateRequiredError) Error() string {
-	return fmt.Sprintf("pgsecure: the server requires a client certificate and none was configured (server: %s); "+
-		"give one with sslcert and sslkey (PGSSLCERT/PGSSLKEY) or Builder.ClientCertFiles", e.Server.Error())
-}
-
-// Unwrap returns the server's error.
-func (e *ClientCertificateRequiredError) Unwrap() error { return e.Server }

@@ -146,5 +146,5 @@ func TestFaultConnectTimeoutErrorOnlyDuringConnect(t *testing.T) {
 	require.Error(t, err)
 	require.ErrorAs(t, err, &te, "a connect that ran out of time: %v", err)
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
-	assert.Contains(t, err.Error(), "timed out connecting")
+	assert.Contains(t, err.Error(), "timed out after")
 }

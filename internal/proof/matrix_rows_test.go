@@ -160,7 +160,7 @@ func tlsProxyRow(t *testing.T, m *matrix) attempt {
 			assert.NotErrorIs(t, err, pgsecure.ErrUntrustedServer, "the certificate is fine; the path is not")
 			var ve *verify.Error
 			require.ErrorAs(t, err, &ve)
-			assert.Equal(t, "after authentication", ve.Stage)
+			assert.Equal(t, verify.StageServerCheck, ve.Stage)
 			assert.Contains(t, err.Error(), "ssl=false")
 			assert.NotEmpty(t, p.Decrypted(), "the session reached the proxy encrypted")
 		},

@@ -14,3 +14,6 @@ var ErrNotEncrypted = errors.New("pgsecure: connection is not encrypted")
 
 // ErrKeyPassphrase is pgsecure.ErrKeyPassphrase (its one home for users).
 var ErrKeyPassphrase = errors.New("pgsecure: wrong passphrase for private key")
+
+// ErrInsecureAuth is pgsecure.ErrInsecureAuth (its one home for users).
+var ErrInsecureAuth = errors.New("pgsecure: authentication method not allowed")

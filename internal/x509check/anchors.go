@@ -55,7 +55,7 @@ func partialChain(leaf *x509.Certificate, presented []*x509.Certificate, roots R
 	if verr != nil {
 		return nil
 	}
-	return partialChainError(leaf, chains[0][len(chains[0])-1])
+	return partialChainError(leaf, chains[0][len(chains[0])-1], roots)
 }
 
 // intermediatesOf returns a fresh pool with the pinned non-anchor
@@ -104,7 +104,7 @@ func StoreContinuity(chains [][]*x509.Certificate, roots Roots) ([][]*x509.Certi
 	}
 	leaf := chains[0][0]
 	return nil, &Error{Subject: leaf.Subject.String(), Names: leafNames(leaf),
-		Problem: fmt.Sprintf("sslrootcert holds the CA %q but not its issuer %q; libpq completes a chain from sslrootcert alone once it reaches a certificate of it, "+
-			"even when the server sends the missing CA", gap[0].Subject.String(), gap[1].Subject.String()),
-		Fix: fmt.Sprintf("add the CA certificate %q to sslrootcert (or RootCAFile), or remove %q from it", gap[1].Subject.String(), gap[0].Subject.String())}
+		Problem: fmt.Sprintf("%[3]s holds the CA %[1]q but not its issuer %[2]q; libpq completes a chain from %[3]s alone once it reaches a certificate of it, "+
+			"even when the server sends the missing CA", gap[0].Subject.String(), gap[1].Subject.String(), roots.setting()),
+		Fix: fmt.Sprintf("add the CA certificate %q to %s, or remove %q from it", gap[1].Subject.String(), roots.settingFix(), gap[0].Subject.String())}
 }

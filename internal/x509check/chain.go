@@ -21,6 +21,9 @@ type Roots struct {
 	Intermediates *x509.CertPool
 	// Subjects name the pinned CAs in error messages.
 	Subjects []string
+	// Setting names, in error messages, the setting the pinned CAs came
+	// from ("RootCAFile", "PGSSLROOTCERT", ...); "" names sslrootcert.
+	Setting string
 	// pinned holds the DER of every certificate NewRoots was given, certs
 	// the certificates.
 	pinned map[string]bool
@@ -46,7 +49,7 @@ func VerifyChain(presented []*x509.Certificate, roots Roots, now time.Time) ([][
 	}
 	if roots.Pool == nil { // crypto/x509 would use the system roots
 		return nil, &Error{Problem: "no CA to verify it against",
-			Fix: "pin the CA that issued the server certificate with sslrootcert (or RootCAFile)"}
+			Fix: "pin the CA that issued the server certificate with " + roots.settingFix()}
 	}
 	leaf := presented[0]
 	opts := x509.VerifyOptions{
@@ -75,7 +78,7 @@ func VerifyChain(presented []*x509.Certificate, roots Roots, now time.Time) ([][
 		}
 	}
 	if len(anchored) == 0 {
-		return nil, partialChainError(leaf, chains[0][len(chains[0])-1])
+		return nil, partialChainError(leaf, chains[0][len(chains[0])-1], roots)
 	}
 	return libpqChainRules(anchored, roots)
 }
@@ -91,25 +94,25 @@ func SelfSigned(c *x509.Certificate) bool {
 	return len(c.AuthorityKeyId) == 0 || len(c.SubjectKeyId) == 0 || bytes.Equal(c.AuthorityKeyId, c.SubjectKeyId)
 }
 
-func partialChainError(leaf, anchor *x509.Certificate) error {
+func partialChainError(leaf, anchor *x509.Certificate, roots Roots) error {
 	if anchor == leaf {
 		return &Error{
 			Subject: leaf.Subject.String(),
 			Names:   leafNames(leaf),
-			Problem: fmt.Sprintf("sslrootcert holds the server certificate itself, which is not self-signed (issuer %q); "+
-				"libpq trusts a chain only when it ends in a self-signed root", leaf.Issuer.String()),
-			Fix: fmt.Sprintf("put the CA certificate that issued it (subject %q) in sslrootcert (or RootCAFile), with the "+
+			Problem: fmt.Sprintf("%s holds the server certificate itself, which is not self-signed (issuer %q); "+
+				"libpq trusts a chain only when it ends in a self-signed root", roots.setting(), leaf.Issuer.String()),
+			Fix: fmt.Sprintf("put the CA certificate that issued it (subject %q) in %s, with the "+
 				"self-signed root above it if that CA is an intermediate; to trust this one server key only, also pin it with PinSPKI",
-				leaf.Issuer.String()),
+				leaf.Issuer.String(), roots.settingFix()),
 		}
 	}
 	return &Error{
 		Subject: leaf.Subject.String(),
 		Names:   leafNames(leaf),
-		Problem: fmt.Sprintf("sslrootcert holds only the intermediate CA %q, not the self-signed root CA it was issued by (%q); "+
-			"libpq trusts a chain only when it ends in a self-signed root", anchor.Subject.String(), anchor.Issuer.String()),
-		Fix: fmt.Sprintf("add the root CA certificate (subject %q) to sslrootcert (or RootCAFile); "+
-			"keep the intermediate there too, or have the server send it with its certificate", anchor.Issuer.String()),
+		Problem: fmt.Sprintf("%s holds only the intermediate CA %q, not the self-signed root CA it was issued by (%q); "+
+			"libpq trusts a chain only when it ends in a self-signed root", roots.setting(), anchor.Subject.String(), anchor.Issuer.String()),
+		Fix: fmt.Sprintf("add the root CA certificate (subject %q) to %s; "+
+			"keep the intermediate there too, or have the server send it with its certificate", anchor.Issuer.String(), roots.settingFix()),
 	}
 }
 
@@ -121,11 +124,11 @@ func explainChainError(leaf *x509.Certificate, roots Roots, now time.Time, err e
 	case errors.As(err, &unknown) && slices.Contains(roots.Subjects, leaf.Issuer.String()):
 		e.Problem = fmt.Sprintf("it was issued by a CA named %q, but not by the pinned CA of that name (same name, different key: was the CA regenerated?)",
 			leaf.Issuer.String())
-		e.Fix = "pin the CA certificate that actually signed the server certificate in sslrootcert (or RootCAFile), or reissue the server certificate from the pinned CA"
+		e.Fix = "pin the CA certificate that actually signed the server certificate in " + roots.settingFix() + ", or reissue the server certificate from the pinned CA"
 	case errors.As(err, &unknown):
 		e.Problem = fmt.Sprintf("it was issued by %q, which does not lead to the pinned CA (%s)",
 			leaf.Issuer.String(), strings.Join(roots.Subjects, "; "))
-		e.Fix = fmt.Sprintf("set sslrootcert (or RootCAFile) to the CA certificate that issued the server certificate (its subject is %q)", leaf.Issuer.String())
+		e.Fix = fmt.Sprintf("set %s to the CA certificate that issued the server certificate (its subject is %q)", roots.settingFix(), leaf.Issuer.String())
 	case errors.As(err, &invalid) && invalid.Reason == x509.Expired && now.After(leaf.NotAfter):
 		e.Problem = fmt.Sprintf("it expired on %s", leaf.NotAfter.UTC().Format(time.RFC3339))
 		e.Fix = "renew the server certificate (ssl_cert_file) and reload PostgreSQL with SELECT pg_reload_conf()"
@@ -133,14 +136,14 @@ func explainChainError(leaf *x509.Certificate, roots Roots, now time.Time, err e
 		e.Problem = fmt.Sprintf("it is not valid until %s", leaf.NotBefore.UTC().Format(time.RFC3339))
 		e.Fix = "check this machine's clock, or wait until the certificate becomes valid"
 	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
-		explainCAValidity(e, invalid.Cert, now)
+		explainCAValidity(e, invalid.Cert, now, roots)
 	case errors.As(err, &invalid) && invalid.Reason == x509.IncompatibleUsage:
 		e.Problem = "it is not valid for TLS server authentication (extended key usage)"
 		e.Fix = "reissue it with extendedKeyUsage=serverAuth"
 	case errors.As(err, &invalid) && explainInvalid(e, invalid):
 	default:
 		e.Problem = "its chain does not verify"
-		e.Fix = "check that the server sends its intermediate certificates and that sslrootcert is the issuing CA"
+		e.Fix = "check that the server sends its intermediate certificates and that " + roots.setting() + " is the issuing CA"
 	}
 	return e
 }
@@ -164,4 +167,19 @@ func CheckKeyUsage(leaf *x509.Certificate) error {
 	return &Error{Subject: leaf.Subject.String(), Names: leafNames(leaf),
 		Problem: "the certificate's key usage does not allow TLS (needs digitalSignature or keyEncipherment)",
 		Fix:     "reissue it with keyUsage=digitalSignature,keyEncipherment"}
+}
+
+// setting names the pinned CAs' setting in a problem; settingFix in a fix.
+func (r Roots) setting() string {
+	if r.Setting != "" {
+		return r.Setting
+	}
+	return "sslrootcert"
+}
+
+func (r Roots) settingFix() string {
+	if r.Setting != "" {
+		return r.Setting
+	}
+	return "sslrootcert (or RootCAFile)"
 }

@@ -11,7 +11,7 @@ import (
 
 // explainCAValidity explains a CA certificate of the chain outside its
 // validity period (crypto/x509 names it in CertificateInvalidError.Cert).
-func explainCAValidity(e *Error, ca *x509.Certificate, now time.Time) {
+func explainCAValidity(e *Error, ca *x509.Certificate, now time.Time, roots Roots) {
 	if ca == nil {
 		e.Problem = "a certificate in its chain is outside its validity period"
 		e.Fix = "renew the expired CA or intermediate certificate"
@@ -23,8 +23,8 @@ func explainCAValidity(e *Error, ca *x509.Certificate, now time.Time) {
 		return
 	}
 	e.Problem = fmt.Sprintf("the CA certificate %q in its chain expired on %s", ca.Subject.String(), ca.NotAfter.UTC().Format(time.RFC3339))
-	e.Fix = fmt.Sprintf("renew the CA certificate %q and put the new one where the old one is (sslrootcert, or the server's ssl_cert_file after its certificate)",
-		ca.Subject.String())
+	e.Fix = fmt.Sprintf("renew the CA certificate %q and put the new one where the old one is (%s, or the server's ssl_cert_file after its certificate)",
+		ca.Subject.String(), roots.setting())
 }
 
 // explainInvalid fills e for the CA-side reasons crypto/x509 gives and

@@ -1,0 +1,98 @@
+package verify
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgsecure/pgsecure/internal/shared"
+)
+
+// TimeoutError is a connection attempt that ran out of time: it names the
+// host and the stage it was in. It is produced only while connecting; a
+// deadline on an established connection gives pgx's own timeout error.
+// errors.Is(err, context.DeadlineExceeded) and
+// errors.Is(err, os.ErrDeadlineExceeded) hold; it deliberately neither
+// unwraps to a net.Error nor has a Timeout method, because pgx replaces any
+// such error by a bare "timeout: context deadline exceeded".
+type TimeoutError struct {
+	// Host is the host as configured; Addr the address dialled.
+	Host, Addr string
+	// Stage is the stage the attempt was in when time ran out.
+	Stage Stage
+	// Elapsed is how long the attempt had been running.
+	Elapsed time.Duration
+	// Err is the deadline error.
+	Err error
+}
+
+func (e *TimeoutError) Error() string {
+	msg := fmt.Sprintf("pgsecure: timed out connecting to %s (%s) during %s after %s", e.Host, e.Addr, e.Stage, e.Elapsed.Round(time.Millisecond))
+	if h := e.Hint(); h != "" {
+		msg += "; " + h
+	}
+	return msg + " (connect_timeout limits each host)"
+}
+
+// Hint says what to check, for the stage the attempt timed out in.
+func (e *TimeoutError) Hint() string {
+	switch e.Stage {
+	case StageTCP:
+		return "the server did not accept the TCP connection: check the host, the port and any firewall in between"
+	case StageTLSRequest:
+		return "the server accepted TCP but did not answer the TLS request: is it a PostgreSQL server, and is something in between holding the connection?"
+	case StageTLSHandshake:
+		return "the TLS handshake did not finish: check the server's ssl settings and anything that inspects TLS in between"
+	case StageAuth:
+		return "the server did not finish authentication: check its load and pg_hba.conf (LDAP/RADIUS back-ends can hang)"
+	case StageServerCheck:
+		return "the server did not answer the server-side check: it may be overloaded"
+	}
+	return ""
+}
+
+// Is reports the deadline errors a timeout stands for.
+func (e *TimeoutError) Is(target error) bool {
+	return target == context.DeadlineExceeded || target == os.ErrDeadlineExceeded
+}
+
+// ClientCertificateRequiredError is the server refusing a connection that
+// presented no client certificate (pg_hba clientcert=verify-ca/verify-full
+// or cert authentication). It adds the fix to the server's error, which it
+// wraps.
+type ClientCertificateRequiredError struct {
+	Server *pgconn.PgError
+}
+
+// clientCertificateFix is what to do about a ClientCertificateRequiredError.
+const clientCertificateFix = "give one with sslcert and sslkey (PGSSLCERT/PGSSLKEY) or Builder.ClientCertFiles"
+
+func (e *ClientCertificateRequiredError) Error() string {
+	return fmt.Sprintf("pgsecure: the server requires a client certificate and none was configured (server: %s); %s", e.Server.Error(), clientCertificateFix)
+}
+
+// Unwrap returns the server's error.
+func (e *ClientCertificateRequiredError) Unwrap() error { return e.Server }
+
+// AuthMethodError is a login pgsecure ended because of how the server
+// asked the client to authenticate: a method the policy (require_auth) does
+// not allow, an exchange not bound to the TLS channel when channel binding
+// is required, or messages before authentication that PostgreSQL never
+// sends. Nothing more was sent. It wraps pgsecure.ErrInsecureAuth.
+type AuthMethodError struct {
+	// Method is the method the server asked for, in require_auth spelling
+	// ("md5", "password", "none", ...); "" when the refusal is not about
+	// the method.
+	Method string
+	// Problem says what the server did; Fix says what to change.
+	Problem, Fix string
+}
+
+func (e *AuthMethodError) Error() string {
+	return "pgsecure: authentication method not allowed: " + e.Problem + "; " + e.Fix
+}
+
+// Unwrap returns pgsecure.ErrInsecureAuth.
+func (e *AuthMethodError) Unwrap() error { return shared.ErrInsecureAuth }

@@ -244,6 +244,9 @@ func TestClientCertPEM(t *testing.T) {
 	assert.Equal(t, "ClientKeyPassphrase", ce.Setting)
 }
 
+// TestCheckKeyFilePermissions goes through readKeyFile, the function that
+// loads sslkey and ClientCertFiles' key, so it checks the mode of the file
+// production opens.
 func TestCheckKeyFilePermissions(t *testing.T) {
 	type modeCase struct {
 		mode fs.FileMode
@@ -257,7 +260,7 @@ func TestCheckKeyFilePermissions(t *testing.T) {
 			if uid != os.Geteuid() {
 				require.NoError(t, os.Chown(path, uid, -1))
 			}
-			err := checkKeyFilePermissions(path)
+			err := readKeyFileErr(path)
 			if c.want == "" {
 				assert.NoError(t, err, "mode %04o", c.mode)
 				continue
@@ -292,20 +295,26 @@ func TestCheckKeyFilePermissions(t *testing.T) {
 		require.NoError(t, os.WriteFile(target, []byte("key"), 0o600))
 		link := filepath.Join(dir, "link.key")
 		require.NoError(t, os.Symlink(target, link))
-		assert.NoError(t, checkKeyFilePermissions(link), "the file's mode counts, not the link's")
+		assert.NoError(t, readKeyFileErr(link), "the file's mode counts, not the link's")
 	})
 	t.Run("not a regular file", func(t *testing.T) {
 		dir := t.TempDir()
 		require.NoError(t, os.Chmod(dir, 0o700))
-		err := checkKeyFilePermissions(dir)
+		err := readKeyFileErr(dir)
 		require.ErrorIs(t, err, ErrInsecureConfig)
 		assert.Contains(t, err.Error(), "is not a regular file")
 	})
 	t.Run("missing", func(t *testing.T) {
-		err := checkKeyFilePermissions(filepath.Join(t.TempDir(), "none.key"))
+		err := readKeyFileErr(filepath.Join(t.TempDir(), "none.key"))
 		require.ErrorIs(t, err, fs.ErrNotExist)
 		assert.True(t, errors.Is(err, ErrInsecureConfig))
 	})
+}
+
+// readKeyFileErr is readKeyFile's error.
+func readKeyFileErr(path string) error {
+	_, err := readKeyFile(path)
+	return err
 }
 
 // Exported for the external tests in mtls_test.go.

@@ -29,26 +29,20 @@ const (
 	appPassword = "Corr3ct-Horse-Battery"
 )
 
+var app = testutil.Role{User: appUser, Password: appPassword}
+
 // server starts a real PostgreSQL 15 with TLS, a certificate issued by a
 // fresh test CA for the given options, and a scram-sha-256 role.
 func server(t *testing.T, o certgen.Options) (*testutil.Postgres, *testutil.PKI) {
 	t.Helper()
 	pki := testutil.NewPKI(t)
-	_, _, pair := pki.Server(t, o)
-	pg := pki.StartPostgres(t, testutil.PGOptions{ServerCertPEM: pair.CertPEM, ServerKeyPEM: pair.KeyPEM})
-	pg.CreateRole(t, appUser, appPassword)
+	pg, _ := pki.StartServerWithRole(t, o, app)
 	return pg, pki
 }
 
-func dsn(pg *testutil.Postgres, host string) string {
-	return fmt.Sprintf("postgres://%s:%s@%s:%d/postgres", appUser, appPassword, host, pg.Port)
-}
+func dsn(pg *testutil.Postgres, host string) string { return app.DSN(host, pg.Port, "") }
 
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
+func ctxT(t *testing.T) context.Context { return testutil.Context(t, 60*time.Second) }
 
 func serverSaysSSL(t *testing.T, ctx context.Context, q interface {
 	QueryRow(context.Context, string, ...any) pgx.Row

@@ -137,9 +137,9 @@ func TestCertificateRefusals(t *testing.T) {
 		{"not yet valid", withValidity(testutil.LocalServerOptions(), now.Add(24*time.Hour), now.Add(72*time.Hour)), false, "localhost", "not valid until"},
 		{"CN-only wrong CN", certgen.Options{CommonName: "db.example.com"}, false, "localhost", `covers "db.example.com"`},
 	}
+	pg, pki := server(t, testutil.LocalServerOptions()) // one server; each row gives it the row's certificate
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			pki := testutil.NewPKI(t)
 			var pair *certgen.Pair
 			if c.byOther {
 				pair, err = other.Issue(c.opts)
@@ -147,8 +147,7 @@ func TestCertificateRefusals(t *testing.T) {
 			} else {
 				_, _, pair = pki.Server(t, c.opts)
 			}
-			pg := testutil.StartPostgres(t, testutil.PGOptions{ServerCertPEM: pair.CertPEM, ServerKeyPEM: pair.KeyPEM})
-			pg.CreateRole(t, appUser, appPassword)
+			pg.SetServerCert(t, pair.CertPEM, pair.KeyPEM)
 			pool, err := pgsecure.NewBuilder(dsn(pg, c.host)).RootCAFile(pki.CAFile).Build(ctxT(t))
 			require.Error(t, err)
 			assert.Nil(t, pool)

@@ -145,15 +145,14 @@ func (p *Postgres) Close() error {
 	return err
 }
 
-// initCluster runs initdb and writes the configuration and TLS files.
+// initCluster makes the data directory (a copy of an initdb template: see
+// template.go) and writes the configuration and TLS files.
 func (p *Postgres) initCluster() error {
 	if err := p.makeDirs(); err != nil {
 		return err
 	}
-	cmd := p.user.command(filepath.Join(p.bin, "initdb"), "-D", p.DataDir, "-U", "postgres", "-A", "trust",
-		"-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%w: initdb: %w\n%s", ErrPGStart, err, tail(out))
+	if err := p.copyTemplate(); err != nil {
+		return err
 	}
 	hba := p.opts.HBA
 	if len(hba) == 0 {

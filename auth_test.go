@@ -33,13 +33,15 @@ func authServer(t *testing.T, method, encryption string) (*testutil.Postgres, *t
 // TestWeakAuthMethodsRefused: servers asking for password, md5 or nothing
 // (trust) are refused before the client answers, with ErrInsecureAuth.
 func TestWeakAuthMethodsRefused(t *testing.T) {
+	pg, pki := authServer(t, "scram-sha-256", "scram-sha-256") // one server; each row sets its method
 	for _, c := range []struct{ method, enc, want string }{
 		{"password", "scram-sha-256", "asked for password authentication"},
 		{"md5", "md5", "asked for md5 authentication"},
 		{"trust", "scram-sha-256", "without any authentication"},
 	} {
 		t.Run(c.method, func(t *testing.T) {
-			pg, pki := authServer(t, c.method, c.enc)
+			pg.SetHBA(t, "hostssl all all 127.0.0.1/32 "+c.method, "hostnossl all all 0.0.0.0/0 reject")
+			pg.Exec(t, "SET password_encryption = '"+c.enc+"'", "ALTER ROLE "+appUser+" PASSWORD '"+appPassword+"'")
 			_, err := pgsecure.NewBuilder(dsn(pg, "localhost")).RootCAFile(pki.CAFile).Build(ctxT(t))
 			require.ErrorIs(t, err, pgsecure.ErrInsecureAuth)
 			assert.Contains(t, err.Error(), c.want)

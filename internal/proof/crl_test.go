@@ -275,6 +275,7 @@ func connectPgsecureCRL(t *testing.T, caFile string, port int, keys, env map[str
 // certificate, the pool's next new connection is refused, naming the serial,
 // without rebuilding the pool.
 func TestCRLReloadedWhilePoolRuns(t *testing.T) {
+	t.Parallel()
 	w := newCRLWorld(t)
 	pki := testutil.NewPKI(t)
 	pg := startServer(t, pki, testutil.LocalServerOptions())
@@ -335,6 +336,7 @@ func past(d time.Duration) time.Time { return time.Now().Add(-d) }
 // issuer and file, however many connections it opens, as it warns about a
 // certificate close to expiry.
 func TestCRLExpiringWarnsOnce(t *testing.T) {
+	t.Parallel()
 	openssl := testutil.RequireTool(t, "openssl", "openssl")
 	pki := testutil.NewPKI(t)
 	pg := startServer(t, pki, testutil.LocalServerOptions())

@@ -85,6 +85,7 @@ func cacheOn(clock *testutil.Clock, ttl time.Duration) secrets.CacheOptions {
 // TestFaultSecretUnreachableAtStartup: Build fails, clearly, without
 // dialling the database.
 func TestFaultSecretUnreachableAtStartup(t *testing.T) {
+	t.Parallel()
 	pki := testutil.NewPKI(t)
 	pg := startServer(t, pki, testutil.LocalServerOptions())
 	tap := testutil.WireTap(t, pg.Addr())
@@ -102,6 +103,7 @@ func TestFaultSecretUnreachableAtStartup(t *testing.T) {
 // they expire new connections fail with ErrExpired while open ones keep
 // working; when the backend returns, new connections work again.
 func TestFaultSecretOutageMidLife(t *testing.T) {
+	t.Parallel()
 	pki := testutil.NewPKI(t)
 	pg := startServer(t, pki, testutil.LocalServerOptions())
 	src, clock := newBackend(appPassword, "lease-1", time.Hour)
@@ -141,6 +143,7 @@ func TestFaultSecretOutageMidLife(t *testing.T) {
 // cached copy is due, or, when the cached copy is rejected (SQLSTATE 28P01),
 // by retrying once with fresh credentials within the same Acquire.
 func TestFaultPasswordRotated(t *testing.T) {
+	t.Parallel()
 	pki := testutil.NewPKI(t)
 	pg := startServer(t, pki, testutil.LocalServerOptions())
 	src, clock := newBackend(appPassword, "v1", 0)

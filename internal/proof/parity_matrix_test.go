@@ -360,6 +360,7 @@ func pgsecureInChild(kw map[string]string, certFile, dir string) parityVerdict {
 // process of TestLibpqParityMatrix's sslrootcert=system rows, and does
 // nothing unless that test started it.
 func TestLibpqParityMatrixChild(t *testing.T) {
+	t.Parallel()
 	raw, ok := os.LookupEnv(parityChildEnv)
 	if !ok {
 		t.Skip("child process of TestLibpqParityMatrix (sslrootcert=system rows)")

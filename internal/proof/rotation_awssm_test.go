@@ -24,6 +24,7 @@ func rdsSecret(password string) string {
 // setSecret and finishSecret the cached AWSCURRENT password is rejected;
 // every query must still succeed, through AWSPENDING.
 func TestRotationSoakSecretsManager(t *testing.T) {
+	t.Parallel()
 	pki := testutil.NewPKI(t)
 	pg := startServer(t, pki, testutil.LocalServerOptions())
 	creds := aws.Credentials{AccessKeyID: "AKIASOAKTEST0000001", SecretAccessKey: "soak-secret-access-key"}

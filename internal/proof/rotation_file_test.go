@@ -37,6 +37,7 @@ func rotationSoak(t *testing.T, pki *testutil.PKI, port int, src secrets.Source,
 // password changes first and the mounted secret follows 200 ms later (a
 // kubelet ..data swap). Every query must succeed.
 func TestRotationSoakKubernetesSecret(t *testing.T) {
+	t.Parallel()
 	pki := testutil.NewPKI(t)
 	pg := startServer(t, pki, testutil.LocalServerOptions())
 	secret := testutil.NewKubeSecret(t, map[string]string{"username": appUser, "password": appPassword + "\n"})

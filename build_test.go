@@ -55,6 +55,7 @@ func serverSaysSSL(t *testing.T, ctx context.Context, q interface {
 }
 
 func TestBuildVerifiesAgainstRealPostgres(t *testing.T) {
+	t.Parallel()
 	pg, pki := server(t, testutil.LocalServerOptions())
 	ctx := ctxT(t)
 	for _, host := range []string{"localhost", "127.0.0.1"} {
@@ -87,6 +88,7 @@ func TestBuildVerifiesAgainstRealPostgres(t *testing.T) {
 // accepts it; raw pgx with sslmode=verify-full refuses it; pgsecure follows
 // libpq.
 func TestSeedStyleCertificateAccepted(t *testing.T) {
+	t.Parallel()
 	pair, err := certgen.SelfSigned(certgen.Options{CommonName: "localhost", KeyType: certgen.RSA2048})
 	require.NoError(t, err)
 	require.Empty(t, pair.Cert.DNSNames)
@@ -120,6 +122,7 @@ func TestSeedStyleCertificateAccepted(t *testing.T) {
 // be refused, and checks each error's sentinels, content and that it never
 // carries the password.
 func TestCertificateRefusals(t *testing.T) {
+	t.Parallel()
 	now := time.Now()
 	other, err := certgen.NewCA("some other CA", certgen.ECDSAP256)
 	require.NoError(t, err)
@@ -170,6 +173,7 @@ func withValidity(o certgen.Options, nb, na time.Time) certgen.Options {
 // TestPlaintextServerRefused: a real PostgreSQL with ssl=off answers 'N' to
 // the SSLRequest. pgsecure refuses before any credential is sent.
 func TestPlaintextServerRefused(t *testing.T) {
+	t.Parallel()
 	pg := testutil.StartPostgres(t, testutil.PGOptions{SSLOff: true})
 	pg.CreateRole(t, appUser, appPassword)
 	pki := testutil.NewPKI(t)
@@ -194,6 +198,7 @@ func TestPlaintextServerRefused(t *testing.T) {
 // from another CA, new connections fail with ErrUntrustedServer while the
 // one already open keeps working.
 func TestRefusalThroughAcquire(t *testing.T) {
+	t.Parallel()
 	pg, pki := server(t, testutil.LocalServerOptions())
 	ctx := ctxT(t)
 	pool, err := pgsecure.NewBuilder(dsn(pg, "localhost")).RootCAFile(pki.CAFile).MaxConns(2).Build(ctx)
@@ -218,6 +223,7 @@ func TestRefusalThroughAcquire(t *testing.T) {
 // TestUserHooksChained checks that hooks given to the builder and hooks set
 // on the returned Config run, after pgsecure's checks.
 func TestUserHooksChained(t *testing.T) {
+	t.Parallel()
 	pg, pki := server(t, testutil.LocalServerOptions())
 	ctx := ctxT(t)
 	var before, after, dialed, netHook, validated atomic.Int32
@@ -271,6 +277,7 @@ func TestUserHooksChained(t *testing.T) {
 // ConnConfig-level checks, which refuse the plaintext connection before the
 // password is sent.
 func TestHooksCannotDisableChecks(t *testing.T) {
+	t.Parallel()
 	pg, pki := server(t, testutil.LocalServerOptions())
 	pg.SetHBA(t, "hostssl all all 127.0.0.1/32 scram-sha-256", "host all all 127.0.0.1/32 scram-sha-256")
 	ctx := ctxT(t)
@@ -309,6 +316,7 @@ func TestHooksCannotDisableChecks(t *testing.T) {
 // connection and only then: the number of verified backends equals the
 // number of connections opened, not the number of acquires.
 func TestServerSideCheckOncePerConnection(t *testing.T) {
+	t.Parallel()
 	pg, pki := server(t, testutil.LocalServerOptions())
 	ctx := ctxT(t)
 	var connects atomic.Int32
@@ -331,6 +339,7 @@ func TestServerSideCheckOncePerConnection(t *testing.T) {
 }
 
 func TestTLSMinimumVersionFromDSN(t *testing.T) {
+	t.Parallel()
 	pg, pki := server(t, testutil.LocalServerOptions())
 	ctx := ctxT(t)
 	pool, err := pgsecure.NewBuilder(dsn(pg, "localhost") + "?ssl_min_protocol_version=TLSv1.3").RootCAFile(pki.CAFile).Build(ctx)
@@ -341,6 +350,7 @@ func TestTLSMinimumVersionFromDSN(t *testing.T) {
 }
 
 func TestCAFileRotation(t *testing.T) {
+	t.Parallel()
 	pg, pki := server(t, testutil.LocalServerOptions())
 	ctx := ctxT(t)
 	caFile := filepath.Join(t.TempDir(), "ca.crt")
@@ -379,6 +389,7 @@ func TestCAFileRotation(t *testing.T) {
 }
 
 func TestBuildErrorIsActionableWithoutServer(t *testing.T) {
+	t.Parallel()
 	pki := testutil.NewPKI(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

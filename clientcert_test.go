@@ -80,6 +80,7 @@ func served(t *testing.T, cc *clientCert) *tls.Certificate {
 }
 
 func TestClientCertFilesServesPairWithChain(t *testing.T) {
+	t.Parallel()
 	root := testCA(t)
 	inter, err := certgen.NewIntermediate(root, "client intermediate", certgen.ECDSAP256)
 	require.NoError(t, err)
@@ -103,6 +104,7 @@ func TestClientCertFilesServesPairWithChain(t *testing.T) {
 }
 
 func TestClientCertFilesEncryptedKey(t *testing.T) {
+	t.Parallel()
 	keyPEM := readFixture(t, keysDir(), "ec-pbes2-aes256-sha256.key")
 	plain, err := keyfile.Parse(keyPEM, staticPass(fixturePassphrase))
 	require.NoError(t, err)
@@ -134,6 +136,7 @@ func TestClientCertFilesEncryptedKey(t *testing.T) {
 }
 
 func TestClientCertFilesMismatchNamesBothFiles(t *testing.T) {
+	t.Parallel()
 	ca := testCA(t)
 	a, b := clientPair(t, ca, "a"), clientPair(t, ca, "b")
 	dir := t.TempDir()
@@ -151,6 +154,7 @@ func TestClientCertFilesMismatchNamesBothFiles(t *testing.T) {
 }
 
 func TestClientCertFilesRefusesUnusableFiles(t *testing.T) {
+	t.Parallel()
 	ca := testCA(t)
 	good := clientPair(t, ca, "app")
 	serverOnly, err := ca.Issue(certgen.Options{CommonName: "server", DNSNames: []string{"db"}})
@@ -184,6 +188,7 @@ func TestClientCertFilesRefusesUnusableFiles(t *testing.T) {
 }
 
 func TestClientCertFilesReloadKeepsLastGoodPair(t *testing.T) {
+	t.Parallel()
 	ca := testCA(t)
 	p1, p2, p3 := clientPair(t, ca, "first"), clientPair(t, ca, "second"), clientPair(t, ca, "third")
 	dir := t.TempDir()
@@ -227,6 +232,7 @@ func TestClientCertFilesReloadKeepsLastGoodPair(t *testing.T) {
 }
 
 func TestClientCertPEM(t *testing.T) {
+	t.Parallel()
 	ca := testCA(t)
 	p := clientPair(t, ca, "inline")
 	cc, err := newClientCertPEM(p.CertPEM, p.KeyPEM, nil)
@@ -248,6 +254,7 @@ func TestClientCertPEM(t *testing.T) {
 // loads sslkey and ClientCertFiles' key, so it checks the mode of the file
 // production opens.
 func TestCheckKeyFilePermissions(t *testing.T) {
+	t.Parallel()
 	type modeCase struct {
 		mode fs.FileMode
 		want string // "" when accepted

@@ -18,6 +18,7 @@ import (
 // installs for a host, that a name mismatch is refused as the public
 // *CertificateError for the host, with both sentinels and a fix.
 func TestMatchHostnameAdapter(t *testing.T) {
+	t.Parallel()
 	ca, err := certgen.NewCA("test CA", certgen.ECDSAP256)
 	require.NoError(t, err)
 	issue := func(cn string, dns ...string) *x509.Certificate {
@@ -56,6 +57,7 @@ func TestMatchHostnameAdapter(t *testing.T) {
 // TestVerifyPeerChainErrors checks that each chain failure is refused with
 // an explanation and the right sentinels.
 func TestVerifyPeerChainErrors(t *testing.T) {
+	t.Parallel()
 	ca, err := certgen.NewCA("pinned CA", certgen.ECDSAP256)
 	require.NoError(t, err)
 	other, err := certgen.NewCA("other CA", certgen.ECDSAP256)
@@ -101,6 +103,7 @@ func TestVerifyPeerChainErrors(t *testing.T) {
 }
 
 func TestLibpqLookup(t *testing.T) {
+	t.Parallel()
 	var asked []string
 	next := func(_ context.Context, host string) ([]string, error) {
 		asked = append(asked, host)

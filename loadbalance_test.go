@@ -147,6 +147,7 @@ func TestShuffleHostsKeepsGroups(t *testing.T) {
 // TestShuffledLookup: the addresses of one name come back in every order,
 // none lost or duplicated; errors pass through.
 func TestShuffledLookup(t *testing.T) {
+	t.Parallel()
 	addrs := []string{"10.0.0.1", "10.0.0.2", "10.0.0.3"}
 	lookup := shuffledLookup(func(context.Context, string) ([]string, error) { return addrs, nil }, rand.Shuffle)
 	firsts := map[string]int{}

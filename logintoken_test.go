@@ -196,6 +196,7 @@ func (*expiringSource) ManagesLifetime() bool { return true }
 // documents that the token matters only at login; a connection opened with
 // credentials whose expiry ends the session (a Vault lease) is retired.
 func TestLoginTokenExpiryIsNotSessionExpiry(t *testing.T) {
+	t.Parallel()
 	var endpoint string
 	pg, pki, _ := tokenServer(t, func(user, token string) error {
 		return awstest.RDSTokenCheck(endpoint, iamRegion, iamKeys)(user, token)

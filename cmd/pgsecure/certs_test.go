@@ -77,6 +77,7 @@ func TestCertsThenCheck(t *testing.T) {
 }
 
 func TestCertsClient(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	require.Equal(t, exitOK, runCLI(t, noEnv, "certs", "ca", "--out", dir).code)
 	res := runCLI(t, noEnv, "certs", "client", "--ca-dir", dir, "--out", dir, "--user", "app_reader")
@@ -118,6 +119,7 @@ func TestCertsPrintAbsolutePaths(t *testing.T) {
 }
 
 func TestCertsRSA(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	res := runCLI(t, noEnv, "certs", "ca", "--out", dir, "--rsa")
 	require.Equal(t, exitOK, res.code, res.all())
@@ -128,6 +130,7 @@ func TestCertsRSA(t *testing.T) {
 }
 
 func TestCertsUsageErrors(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for name, args := range map[string][]string{
 		"no out":         {"certs", "ca"},

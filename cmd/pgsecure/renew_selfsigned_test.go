@@ -76,6 +76,7 @@ func pemCerts(t *testing.T, path string) []*x509.Certificate {
 // TestCertsRenewGuideCertificateNeedsAChoice: renew does not pick a way to
 // renew a self-signed certificate by itself; it names both and changes nothing.
 func TestCertsRenewGuideCertificateNeedsAChoice(t *testing.T) {
+	t.Parallel()
 	_, srvCert, srvKey, _ := guideServer(t, 20)
 	before := readFile(t, srvCert)
 	for _, args := range [][]string{

@@ -116,6 +116,7 @@ func dirNames(t *testing.T, dir string) []string {
 }
 
 func TestCertsRenewNewKey(t *testing.T) {
+	t.Parallel()
 	dir := newCADir(t, "5")
 	crt, key := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
 	old := readCert(t, crt)
@@ -160,6 +161,7 @@ func TestCertsRenewNewKey(t *testing.T) {
 }
 
 func TestCertsRenewRefuses(t *testing.T) {
+	t.Parallel()
 	dir := newCADir(t, "5")
 	crt, key := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
 	otherDir := newCADir(t, "5")
@@ -228,6 +230,7 @@ func TestCertsRenewReloadLater(t *testing.T) {
 
 // TestCertsRenewClient renews a client certificate: same role, same usage.
 func TestCertsRenewClient(t *testing.T) {
+	t.Parallel()
 	dir := newCADir(t, "5")
 	require.Equal(t, exitOK, runCLI(t, noEnv, "certs", "client", "--ca-dir", dir, "--out", dir, "--user", "app", "--days", "20").code)
 	crt, key := filepath.Join(dir, "client-app.crt"), filepath.Join(dir, "client-app.key")

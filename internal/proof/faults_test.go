@@ -71,6 +71,7 @@ func faultPool(t *testing.T, maxConns int32) (*testutil.Postgres, *testutil.PKI,
 // acknowledged is missing.
 func TestFaultRestartUnderLoad(t *testing.T) {
 	t.Parallel()
+	testutil.SkipIfShort(t, "the restart under load")
 	pg, _, pool, v := faultPool(t, 4)
 	pg.Exec(t, "CREATE TABLE acks (worker int, seq int, pid int, PRIMARY KEY (worker, seq))", "GRANT SELECT, INSERT ON acks TO "+appUser)
 	ctx := ctxT(t, 2*time.Minute)

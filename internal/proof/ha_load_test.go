@@ -80,6 +80,7 @@ func TestLoadBalanceHostsSpreadsAcrossStandbys(t *testing.T) {
 // handed out. The recovery time is logged for bench/RESULTS.md.
 func TestFailoverUnderLoad(t *testing.T) {
 	t.Parallel()
+	testutil.SkipIfShort(t, "the failover under load")
 	c := haCluster(t, testutil.ClusterOptions{Standbys: 1, Synchronous: true})
 	primary, standby := c.Nodes[0], c.Nodes[1]
 	primary.Exec(t, "CREATE TABLE writes (id bigint PRIMARY KEY, writer int NOT NULL)",
@@ -225,6 +226,7 @@ func keysOf[V any](m map[string]V) []string {
 // the first and the last round. Figures are logged for bench/RESULTS.md.
 func TestChurnAcrossCluster(t *testing.T) {
 	// Not parallel: it counts the whole process's goroutines and heap.
+	testutil.SkipIfShort(t, "the connection churn soak")
 	const rounds, perRound = 3, 40
 	c := haCluster(t, testutil.ClusterOptions{Standbys: 2})
 	ctx := ctxT(t, 2*time.Minute)

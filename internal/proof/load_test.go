@@ -20,6 +20,7 @@ import (
 // goroutine behind.
 func TestLoad(t *testing.T) {
 	// Not parallel: it counts the whole process's goroutines and heap.
+	testutil.SkipIfShort(t, "the load test")
 	const goroutines, queries = 16, 200
 	pki := testutil.NewPKI(t)
 	pg := startServer(t, pki, testutil.LocalServerOptions())

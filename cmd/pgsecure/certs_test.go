@@ -19,6 +19,7 @@ import (
 // certificate for this machine, a real PostgreSQL using the files, and
 // `pgsecure check` against it.
 func TestCertsThenCheck(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	dir := t.TempDir()
 	res := runCLI(t, noEnv, "certs", "ca", "--out", dir, "--cn", "My Test CA")

@@ -41,6 +41,7 @@ func owner(t *testing.T, path string) [2]uint32 {
 // place, reloads it, and shows that a pool that kept running serves new
 // connections with the new certificate while its open connection goes on.
 func TestCertsRenewAcrossReload(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	dir := newCADir(t, "10")
 	caFile := filepath.Join(dir, "ca.crt")
@@ -191,6 +192,7 @@ func TestCertsRenewRefuses(t *testing.T) {
 // --reload, or it failed) is completed by the next run with --reload, and a
 // --reload DSN naming a server that does not use the files fails loudly.
 func TestCertsRenewReloadLater(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	dir := newCADir(t, "10")
 	pki := testutil.NewPKI(t)

@@ -55,6 +55,7 @@ const parityWorkers = 6
 // and how to fix it, without a secret. The table (go test -run
 // TestLibpqParityMatrix -v) shows every row; -short runs a subset.
 func TestLibpqParityMatrix(t *testing.T) {
+	t.Parallel()
 	psql := testutil.RequireTool(t, "psql", "postgresql-client")
 	started := time.Now()
 	m := newMPKI(t)

@@ -106,7 +106,7 @@ func Start(o PGOptions) (*Postgres, error) {
 // start makes a new temporary base directory for a server, has prepare fill
 // its data directory (initdb, or a base backup), and starts it.
 func start(o PGOptions, bin string, u osUser, prepare func(*Postgres) error) (*Postgres, error) {
-	base, err := os.MkdirTemp("", "pgsecure-pg-")
+	base, err := os.MkdirTemp(scratchDir(), "pgsecure-pg-")
 	if err != nil {
 		return nil, fmt.Errorf("%w: cannot create a temporary directory: %w", ErrPGStart, err)
 	}

@@ -33,13 +33,16 @@ func authServer(t *testing.T, method, encryption string) (*testutil.Postgres, *t
 // TestWeakAuthMethodsRefused: servers asking for password, md5 or nothing
 // (trust) are refused before the client answers, with ErrInsecureAuth.
 func TestWeakAuthMethodsRefused(t *testing.T) {
+	t.Parallel()
+	pg, pki := authServer(t, "scram-sha-256", "scram-sha-256") // one server; each row sets its method
 	for _, c := range []struct{ method, enc, want string }{
 		{"password", "scram-sha-256", "asked for password authentication"},
 		{"md5", "md5", "asked for md5 authentication"},
 		{"trust", "scram-sha-256", "without any authentication"},
 	} {
 		t.Run(c.method, func(t *testing.T) {
-			pg, pki := authServer(t, c.method, c.enc)
+			pg.SetHBA(t, "hostssl all all 127.0.0.1/32 "+c.method, "hostnossl all all 0.0.0.0/0 reject")
+			pg.Exec(t, "SET password_encryption = '"+c.enc+"'", "ALTER ROLE "+appUser+" PASSWORD '"+appPassword+"'")
 			_, err := pgsecure.NewBuilder(dsn(pg, "localhost")).RootCAFile(pki.CAFile).Build(ctxT(t))
 			require.ErrorIs(t, err, pgsecure.ErrInsecureAuth)
 			assert.Contains(t, err.Error(), c.want)
@@ -52,6 +55,7 @@ func TestWeakAuthMethodsRefused(t *testing.T) {
 // TestSCRAMWithChannelBinding: the default policy accepts scram-sha-256 and
 // binds it to the TLS channel when the server offers it; the report says so.
 func TestSCRAMWithChannelBinding(t *testing.T) {
+	t.Parallel()
 	pg, pki := authServer(t, "scram-sha-256", "scram-sha-256")
 	ctx := ctxT(t)
 	pool, err := pgsecure.NewBuilder(dsn(pg, "localhost")).RootCAFile(pki.CAFile).RequireChannelBinding().Build(ctx)
@@ -70,6 +74,7 @@ func TestSCRAMWithChannelBinding(t *testing.T) {
 // TestRequireAuthWidenedExplicitly: a user who sets require_auth=md5 gets
 // md5, with a warning in the log.
 func TestRequireAuthWidenedExplicitly(t *testing.T) {
+	t.Parallel()
 	pg, pki := authServer(t, "md5", "md5")
 	ctx := ctxT(t)
 	var logs bytes.Buffer

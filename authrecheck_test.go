@@ -22,6 +22,7 @@ import (
 // before dialling; with it replaced, the authentication watch refuses
 // before the first SCRAM message.
 func TestLoweredChannelBindingRefused(t *testing.T) {
+	t.Parallel()
 	s := newProxySetup(t)
 	ctx := ctxT(t)
 	for _, row := range []struct {
@@ -84,6 +85,7 @@ func TestLoweredChannelBindingRefused(t *testing.T) {
 // ConnConfig, changed on what Config returned, is refused by the pool's
 // BeforeConnect, naming the field (the server is never dialled).
 func TestAuthSettingsRechecked(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	p := testutil.AnswerN(t)
 	pki := testutil.NewPKI(t)

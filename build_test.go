@@ -29,26 +29,20 @@ const (
 	appPassword = "Corr3ct-Horse-Battery"
 )
 
+var app = testutil.Role{User: appUser, Password: appPassword}
+
 // server starts a real PostgreSQL 15 with TLS, a certificate issued by a
 // fresh test CA for the given options, and a scram-sha-256 role.
 func server(t *testing.T, o certgen.Options) (*testutil.Postgres, *testutil.PKI) {
 	t.Helper()
 	pki := testutil.NewPKI(t)
-	_, _, pair := pki.Server(t, o)
-	pg := pki.StartPostgres(t, testutil.PGOptions{ServerCertPEM: pair.CertPEM, ServerKeyPEM: pair.KeyPEM})
-	pg.CreateRole(t, appUser, appPassword)
+	pg, _ := pki.StartServerWithRole(t, o, app)
 	return pg, pki
 }
 
-func dsn(pg *testutil.Postgres, host string) string {
-	return fmt.Sprintf("postgres://%s:%s@%s:%d/postgres", appUser, appPassword, host, pg.Port)
-}
+func dsn(pg *testutil.Postgres, host string) string { return app.DSN(host, pg.Port, "") }
 
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
+func ctxT(t *testing.T) context.Context { return testutil.Context(t, 60*time.Second) }
 
 func serverSaysSSL(t *testing.T, ctx context.Context, q interface {
 	QueryRow(context.Context, string, ...any) pgx.Row
@@ -61,6 +55,7 @@ func serverSaysSSL(t *testing.T, ctx context.Context, q interface {
 }
 
 func TestBuildVerifiesAgainstRealPostgres(t *testing.T) {
+	t.Parallel()
 	pg, pki := server(t, testutil.LocalServerOptions())
 	ctx := ctxT(t)
 	for _, host := range []string{"localhost", "127.0.0.1"} {
@@ -93,6 +88,7 @@ func TestBuildVerifiesAgainstRealPostgres(t *testing.T) {
 // accepts it; raw pgx with sslmode=verify-full refuses it; pgsecure follows
 // libpq.
 func TestSeedStyleCertificateAccepted(t *testing.T) {
+	t.Parallel()
 	pair, err := certgen.SelfSigned(certgen.Options{CommonName: "localhost", KeyType: certgen.RSA2048})
 	require.NoError(t, err)
 	require.Empty(t, pair.Cert.DNSNames)
@@ -126,6 +122,7 @@ func TestSeedStyleCertificateAccepted(t *testing.T) {
 // be refused, and checks each error's sentinels, content and that it never
 // carries the password.
 func TestCertificateRefusals(t *testing.T) {
+	t.Parallel()
 	now := time.Now()
 	other, err := certgen.NewCA("some other CA", certgen.ECDSAP256)
 	require.NoError(t, err)
@@ -143,9 +140,9 @@ func TestCertificateRefusals(t *testing.T) {
 		{"not yet valid", withValidity(testutil.LocalServerOptions(), now.Add(24*time.Hour), now.Add(72*time.Hour)), false, "localhost", "not valid until"},
 		{"CN-only wrong CN", certgen.Options{CommonName: "db.example.com"}, false, "localhost", `covers "db.example.com"`},
 	}
+	pg, pki := server(t, testutil.LocalServerOptions()) // one server; each row gives it the row's certificate
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			pki := testutil.NewPKI(t)
 			var pair *certgen.Pair
 			if c.byOther {
 				pair, err = other.Issue(c.opts)
@@ -153,8 +150,7 @@ func TestCertificateRefusals(t *testing.T) {
 			} else {
 				_, _, pair = pki.Server(t, c.opts)
 			}
-			pg := testutil.StartPostgres(t, testutil.PGOptions{ServerCertPEM: pair.CertPEM, ServerKeyPEM: pair.KeyPEM})
-			pg.CreateRole(t, appUser, appPassword)
+			pg.SetServerCert(t, pair.CertPEM, pair.KeyPEM)
 			pool, err := pgsecure.NewBuilder(dsn(pg, c.host)).RootCAFile(pki.CAFile).Build(ctxT(t))
 			require.Error(t, err)
 			assert.Nil(t, pool)
@@ -177,6 +173,7 @@ func withValidity(o certgen.Options, nb, na time.Time) certgen.Options {
 // TestPlaintextServerRefused: a real PostgreSQL with ssl=off answers 'N' to
 // the SSLRequest. pgsecure refuses before any credential is sent.
 func TestPlaintextServerRefused(t *testing.T) {
+	t.Parallel()
 	pg := testutil.StartPostgres(t, testutil.PGOptions{SSLOff: true})
 	pg.CreateRole(t, appUser, appPassword)
 	pki := testutil.NewPKI(t)
@@ -201,6 +198,7 @@ func TestPlaintextServerRefused(t *testing.T) {
 // from another CA, new connections fail with ErrUntrustedServer while the
 // one already open keeps working.
 func TestRefusalThroughAcquire(t *testing.T) {
+	t.Parallel()
 	pg, pki := server(t, testutil.LocalServerOptions())
 	ctx := ctxT(t)
 	pool, err := pgsecure.NewBuilder(dsn(pg, "localhost")).RootCAFile(pki.CAFile).MaxConns(2).Build(ctx)
@@ -225,6 +223,7 @@ func TestRefusalThroughAcquire(t *testing.T) {
 // TestUserHooksChained checks that hooks given to the builder and hooks set
 // on the returned Config run, after pgsecure's checks.
 func TestUserHooksChained(t *testing.T) {
+	t.Parallel()
 	pg, pki := server(t, testutil.LocalServerOptions())
 	ctx := ctxT(t)
 	var before, after, dialed, netHook, validated atomic.Int32
@@ -278,6 +277,7 @@ func TestUserHooksChained(t *testing.T) {
 // ConnConfig-level checks, which refuse the plaintext connection before the
 // password is sent.
 func TestHooksCannotDisableChecks(t *testing.T) {
+	t.Parallel()
 	pg, pki := server(t, testutil.LocalServerOptions())
 	pg.SetHBA(t, "hostssl all all 127.0.0.1/32 scram-sha-256", "host all all 127.0.0.1/32 scram-sha-256")
 	ctx := ctxT(t)
@@ -316,6 +316,7 @@ func TestHooksCannotDisableChecks(t *testing.T) {
 // connection and only then: the number of verified backends equals the
 // number of connections opened, not the number of acquires.
 func TestServerSideCheckOncePerConnection(t *testing.T) {
+	t.Parallel()
 	pg, pki := server(t, testutil.LocalServerOptions())
 	ctx := ctxT(t)
 	var connects atomic.Int32
@@ -338,6 +339,7 @@ func TestServerSideCheckOncePerConnection(t *testing.T) {
 }
 
 func TestTLSMinimumVersionFromDSN(t *testing.T) {
+	t.Parallel()
 	pg, pki := server(t, testutil.LocalServerOptions())
 	ctx := ctxT(t)
 	pool, err := pgsecure.NewBuilder(dsn(pg, "localhost") + "?ssl_min_protocol_version=TLSv1.3").RootCAFile(pki.CAFile).Build(ctx)
@@ -348,6 +350,7 @@ func TestTLSMinimumVersionFromDSN(t *testing.T) {
 }
 
 func TestCAFileRotation(t *testing.T) {
+	t.Parallel()
 	pg, pki := server(t, testutil.LocalServerOptions())
 	ctx := ctxT(t)
 	caFile := filepath.Join(t.TempDir(), "ca.crt")
@@ -386,6 +389,7 @@ func TestCAFileRotation(t *testing.T) {
 }
 
 func TestBuildErrorIsActionableWithoutServer(t *testing.T) {
+	t.Parallel()
 	pki := testutil.NewPKI(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

@@ -20,6 +20,7 @@ import (
 // sends only its leaf is trusted after the rotation; an intermediate
 // written alone is refused with the fix.
 func TestCAFileReloadedAsBundle(t *testing.T) {
+	t.Parallel()
 	pg, pki := server(t, testutil.LocalServerOptions())
 	ctx := ctxT(t)
 	caFile := filepath.Join(t.TempDir(), "ca.crt")

@@ -135,6 +135,7 @@ var hostileRows = []proxyRow{
 // (proven by channel binding unless it fails): the attacker takes over the
 // path after startup.
 func TestHostileSCRAMProxyRefused(t *testing.T) {
+	t.Parallel()
 	s := newProxySetup(t)
 	for _, row := range hostileRows {
 		t.Run(row.name, func(t *testing.T) {
@@ -219,6 +220,7 @@ func assertRewritten(t *testing.T, row proxyRow, e testutil.SCRAMExchange) {
 // the client itself refuses a server that does not offer PLUS, before it
 // sends any SCRAM message.
 func TestRequireChannelBindingRefusesStrippedPlus(t *testing.T) {
+	t.Parallel()
 	s := newProxySetup(t)
 	p := testutil.StartSCRAMProxy(t, s.proxyCert, s.route(testutil.SCRAMProxyOptions{StripPlus: true}, false))
 	_, err := pgsecure.NewBuilder(proxyDSN(p)).RootCAFile(s.pki.CAFile).RequireChannelBinding().Build(ctxT(t))
@@ -237,6 +239,7 @@ func TestRequireChannelBindingRefusesStrippedPlus(t *testing.T) {
 // connection; channel binding is what refuses it (raw pgx's default,
 // prefer, through the same proxy is refused by the server).
 func TestReterminatingProxyPassesServerQuery(t *testing.T) {
+	t.Parallel()
 	s := newProxySetup(t)
 	ctx := ctxT(t)
 	p := testutil.StartSCRAMProxy(t, s.proxyCert, s.route(testutil.SCRAMProxyOptions{}, false))
@@ -271,6 +274,7 @@ func TestReterminatingProxyPassesServerQuery(t *testing.T) {
 // report says the connection was not bound (ChannelBound is false), so an
 // operator can see it.
 func TestChannelBindingDisableCannotDetectReterminatingProxy(t *testing.T) {
+	t.Parallel()
 	s := newProxySetup(t)
 	ctx := ctxT(t)
 	p := testutil.StartSCRAMProxy(t, s.proxyCert, s.route(testutil.SCRAMProxyOptions{}, false))

@@ -31,6 +31,7 @@ func insecureSuite(t *testing.T, name string) uint16 {
 // offering only that suite completes the handshake; the local check refuses
 // it before the startup message, naming the suite and the fix.
 func TestInsecureCipherSuiteRefused(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	pki, cert := localPeerCert(t)
 	for _, name := range []string{"TLS_ECDHE_ECDSA_WITH_RC4_128_SHA", "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256"} {

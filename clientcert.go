@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
 	"reflect"
 	"runtime"
 	"slices"
@@ -30,7 +29,7 @@ type clientCert struct {
 // followed by intermediates) and its private key file. Both are re-read when
 // either changes, so a renewed pair on disk is used by the next handshake; a
 // half-written or mismatched pair keeps the last good one and logs a
-// warning. The key file must pass checkKeyFilePermissions at every load.
+// warning. The key file must pass checkKeyMode at every load.
 // passphrase is called only when the key is encrypted. The first load must
 // succeed; its error is a *ConfigError naming the file concerned.
 func newClientCertFiles(certPath, keyPath string, passphrase func() ([]byte, error), logger func() *slog.Logger) (*clientCert, error) {
@@ -135,20 +134,13 @@ func loadClientPair(certPEM, keyPEM []byte, passphrase func() ([]byte, error), n
 	return &tls.Certificate{Certificate: chain, PrivateKey: key, Leaf: leaf}, nil
 }
 
-// checkKeyFilePermissions applies libpq's rule for private key files (see
-// fe-secure-openssl.c): on Unix the file must be a regular file without
-// group or world access, except that a root-owned file may be group-readable
-// (at most 0640), so system-wide keys can be shared through a group. The
+// checkKeyMode applies libpq's rule for private key files (see
+// fe-secure-openssl.c) to the opened file path, described by fi: on Unix it
+// must be a regular file without group or world access, except that a
+// root-owned file may be group-readable (at most 0640), so system-wide keys
+// can be shared through a group. The
 // error wraps ErrInsecureConfig and gives the chmod command. Windows has no
 // such modes and is not checked, as in libpq.
-func checkKeyFilePermissions(path string) error {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return &ConfigError{Setting: "sslkey", Problem: "cannot read the private key file", Err: err}
-	}
-	return checkKeyMode(path, fi)
-}
-
 func checkKeyMode(path string, fi fs.FileInfo) error {
 	if runtime.GOOS == "windows" {
 		return nil

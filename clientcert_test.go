@@ -80,6 +80,7 @@ func served(t *testing.T, cc *clientCert) *tls.Certificate {
 }
 
 func TestClientCertFilesServesPairWithChain(t *testing.T) {
+	t.Parallel()
 	root := testCA(t)
 	inter, err := certgen.NewIntermediate(root, "client intermediate", certgen.ECDSAP256)
 	require.NoError(t, err)
@@ -103,6 +104,7 @@ func TestClientCertFilesServesPairWithChain(t *testing.T) {
 }
 
 func TestClientCertFilesEncryptedKey(t *testing.T) {
+	t.Parallel()
 	keyPEM := readFixture(t, keysDir(), "ec-pbes2-aes256-sha256.key")
 	plain, err := keyfile.Parse(keyPEM, staticPass(fixturePassphrase))
 	require.NoError(t, err)
@@ -134,6 +136,7 @@ func TestClientCertFilesEncryptedKey(t *testing.T) {
 }
 
 func TestClientCertFilesMismatchNamesBothFiles(t *testing.T) {
+	t.Parallel()
 	ca := testCA(t)
 	a, b := clientPair(t, ca, "a"), clientPair(t, ca, "b")
 	dir := t.TempDir()
@@ -151,6 +154,7 @@ func TestClientCertFilesMismatchNamesBothFiles(t *testing.T) {
 }
 
 func TestClientCertFilesRefusesUnusableFiles(t *testing.T) {
+	t.Parallel()
 	ca := testCA(t)
 	good := clientPair(t, ca, "app")
 	serverOnly, err := ca.Issue(certgen.Options{CommonName: "server", DNSNames: []string{"db"}})
@@ -184,6 +188,7 @@ func TestClientCertFilesRefusesUnusableFiles(t *testing.T) {
 }
 
 func TestClientCertFilesReloadKeepsLastGoodPair(t *testing.T) {
+	t.Parallel()
 	ca := testCA(t)
 	p1, p2, p3 := clientPair(t, ca, "first"), clientPair(t, ca, "second"), clientPair(t, ca, "third")
 	dir := t.TempDir()
@@ -227,6 +232,7 @@ func TestClientCertFilesReloadKeepsLastGoodPair(t *testing.T) {
 }
 
 func TestClientCertPEM(t *testing.T) {
+	t.Parallel()
 	ca := testCA(t)
 	p := clientPair(t, ca, "inline")
 	cc, err := newClientCertPEM(p.CertPEM, p.KeyPEM, nil)
@@ -244,7 +250,11 @@ func TestClientCertPEM(t *testing.T) {
 	assert.Equal(t, "ClientKeyPassphrase", ce.Setting)
 }
 
+// TestCheckKeyFilePermissions goes through readKeyFile, the function that
+// loads sslkey and ClientCertFiles' key, so it checks the mode of the file
+// production opens.
 func TestCheckKeyFilePermissions(t *testing.T) {
+	t.Parallel()
 	type modeCase struct {
 		mode fs.FileMode
 		want string // "" when accepted
@@ -257,7 +267,7 @@ func TestCheckKeyFilePermissions(t *testing.T) {
 			if uid != os.Geteuid() {
 				require.NoError(t, os.Chown(path, uid, -1))
 			}
-			err := checkKeyFilePermissions(path)
+			err := readKeyFileErr(path)
 			if c.want == "" {
 				assert.NoError(t, err, "mode %04o", c.mode)
 				continue
@@ -292,20 +302,26 @@ func TestCheckKeyFilePermissions(t *testing.T) {
 		require.NoError(t, os.WriteFile(target, []byte("key"), 0o600))
 		link := filepath.Join(dir, "link.key")
 		require.NoError(t, os.Symlink(target, link))
-		assert.NoError(t, checkKeyFilePermissions(link), "the file's mode counts, not the link's")
+		assert.NoError(t, readKeyFileErr(link), "the file's mode counts, not the link's")
 	})
 	t.Run("not a regular file", func(t *testing.T) {
 		dir := t.TempDir()
 		require.NoError(t, os.Chmod(dir, 0o700))
-		err := checkKeyFilePermissions(dir)
+		err := readKeyFileErr(dir)
 		require.ErrorIs(t, err, ErrInsecureConfig)
 		assert.Contains(t, err.Error(), "is not a regular file")
 	})
 	t.Run("missing", func(t *testing.T) {
-		err := checkKeyFilePermissions(filepath.Join(t.TempDir(), "none.key"))
+		err := readKeyFileErr(filepath.Join(t.TempDir(), "none.key"))
 		require.ErrorIs(t, err, fs.ErrNotExist)
 		assert.True(t, errors.Is(err, ErrInsecureConfig))
 	})
+}
+
+// readKeyFileErr is readKeyFile's error.
+func readKeyFileErr(path string) error {
+	_, err := readKeyFile(path)
+	return err
 }
 
 // Exported for the external tests in mtls_test.go.

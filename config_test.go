@@ -229,6 +229,7 @@ func TestParseErrorsDoNotLeakPassword(t *testing.T) {
 }
 
 func TestParseKeywordValue(t *testing.T) {
+	t.Parallel()
 	m, err := libpq.Parse(`host=h  dbname='my db' password='it\'s' user=a\ b`)
 	require.NoError(t, err)
 	assert.Equal(t, map[string]string{"host": "h", "database": "my db", "password": "it's", "user": "a b"}, m)

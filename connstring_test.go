@@ -37,6 +37,7 @@ func qURL(host string, port int, query string) string {
 // the query of a URL whose password holds a '?' is read, checked and
 // applied, as psql does, against a real PostgreSQL capped at TLS 1.2.
 func TestQuestionMarkInPasswordHidesNoSetting(t *testing.T) {
+	t.Parallel()
 	psql := testutil.RequireTool(t, "psql", "postgresql-client")
 	pki := testutil.NewPKI(t)
 	o := testutil.LocalServerOptions()
@@ -126,6 +127,7 @@ func TestQuestionMarkInPasswordCannotSmuggleRefusedKeys(t *testing.T) {
 // ClientHello. The server is a test double recording the SNI (PostgreSQL
 // does not report it).
 func TestQuestionMarkInPasswordKeepsSSLSNI(t *testing.T) {
+	t.Parallel()
 	pki := testutil.NewPKI(t)
 	pair, err := pki.CA.Issue(testutil.LocalServerOptions())
 	require.NoError(t, err)

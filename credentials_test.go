@@ -47,6 +47,7 @@ func (s *rotatingSource) Name() string { return "test-store" }
 // TestCredentialsFromSource: the password comes from the source, not the
 // connection string.
 func TestCredentialsFromSource(t *testing.T) {
+	t.Parallel()
 	pg, pki := server(t, testutil.LocalServerOptions())
 	ctx := ctxT(t)
 	src := &rotatingSource{passwords: []string{appPassword}, expires: time.Hour}
@@ -69,6 +70,7 @@ func TestCredentialsFromSource(t *testing.T) {
 // stale password; the server's 28P01 invalidates it and Build's retry uses
 // the fresh one.
 func TestRotatedPasswordInvalidatesAndRetries(t *testing.T) {
+	t.Parallel()
 	pg, pki := server(t, testutil.LocalServerOptions())
 	ctx := ctxT(t)
 	src := &rotatingSource{passwords: []string{"stale-password", appPassword}}
@@ -104,6 +106,7 @@ func isSQLState(err error, code string) bool {
 
 // TestSourceDownAtStartup: Build fails with an error naming the source.
 func TestSourceDownAtStartup(t *testing.T) {
+	t.Parallel()
 	pg, pki := server(t, testutil.LocalServerOptions())
 	src := &rotatingSource{passwords: []string{appPassword}}
 	src.down.Store(true)
@@ -117,6 +120,7 @@ func TestSourceDownAtStartup(t *testing.T) {
 // TestSourceDownMidLife: existing and new connections keep working on
 // cached credentials while the source is down.
 func TestSourceDownMidLife(t *testing.T) {
+	t.Parallel()
 	pg, pki := server(t, testutil.LocalServerOptions())
 	ctx := ctxT(t)
 	src := &rotatingSource{passwords: []string{appPassword}, expires: time.Hour}

@@ -117,6 +117,7 @@ func closedPort() uint16 {
 // neither the password nor a startup message crosses in cleartext; the
 // impostor and the 'N' peer get no startup message at all.
 func TestCustomisationsCannotUnhookChecks(t *testing.T) {
+	t.Parallel()
 	peers := startHostilePeers(t)
 	ctx := ctxT(t)
 	for _, replaceBefore := range []bool{false, true} {
@@ -186,6 +187,7 @@ func isRefusal(err error) bool {
 // replaced BeforeConnect, ValidateConnect, DialFunc, AfterNetConnect) run,
 // after pgsecure's checks, and the TLS-terminating proxy is still refused.
 func TestConfigurePoolInstallsLast(t *testing.T) {
+	t.Parallel()
 	peers := startHostilePeers(t)
 	ctx := ctxT(t)
 	var before, dialled, netHook, validated atomic.Int32

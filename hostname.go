@@ -2,22 +2,12 @@ package pgsecure
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgsecure/pgsecure/internal/x509check"
 )
-
-// matchHostname checks a server certificate against the host the client
-// connected to, with libpq's sslmode=verify-full rules (see
-// x509check.MatchHostname: SAN before Common Name, ASCII-only case folding,
-// inet_aton IPv4 spellings). It returns nil on a match, otherwise a
-// *CertificateError naming what the certificate covers.
-func matchHostname(cert *x509.Certificate, host string) error {
-	return certificateError(host, x509check.MatchHostname(cert, host))
-}
 
 // certificateError turns an x509check failure into the public
 // *CertificateError for host; other errors (and nil) pass unchanged.
@@ -34,7 +24,7 @@ func certificateError(host string, err error) error {
 // x509check.NumericIPv4) to their address, as libpq dials them; every other
 // host goes to next. Go's resolver would send these names to DNS and fail
 // with "no such host". The certificate is still checked against the host as
-// written (matchHostname reads it as the same address).
+// written (x509check.MatchHostname reads it as the same address).
 func libpqLookup(next pgconn.LookupFunc) pgconn.LookupFunc {
 	return func(ctx context.Context, host string) ([]string, error) {
 		if a, ok := x509check.NumericIPv4(host); ok {

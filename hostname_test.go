@@ -2,6 +2,7 @@ package pgsecure
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"testing"
@@ -13,9 +14,11 @@ import (
 )
 
 // TestMatchHostnameAdapter: the libpq rules themselves are tested in
-// internal/x509check; here, that a refusal is the public *CertificateError
-// for the host, with both sentinels and a fix.
+// internal/x509check; here, through the tls.Config.VerifyConnection pgsecure
+// installs for a host, that a name mismatch is refused as the public
+// *CertificateError for the host, with both sentinels and a fix.
 func TestMatchHostnameAdapter(t *testing.T) {
+	t.Parallel()
 	ca, err := certgen.NewCA("test CA", certgen.ECDSAP256)
 	require.NoError(t, err)
 	issue := func(cn string, dns ...string) *x509.Certificate {
@@ -23,7 +26,13 @@ func TestMatchHostnameAdapter(t *testing.T) {
 		require.NoError(t, err)
 		return p.Cert
 	}
-	assert.NoError(t, matchHostname(issue("", "DB.Example.COM"), "db.example.com"))
+	r, err := parseRoots(ca.CertPEM, "test")
+	require.NoError(t, err)
+	pol := &tlsPolicy{roots: staticRoots{r: r}, now: time.Now}
+	verify := func(cert *x509.Certificate, host string) error {
+		return pol.verifyConnection(host)(tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert}})
+	}
+	assert.NoError(t, verify(issue("", "DB.Example.COM"), "db.example.com"))
 	for name, c := range map[string]struct {
 		cert *x509.Certificate
 		host string
@@ -34,7 +43,7 @@ func TestMatchHostnameAdapter(t *testing.T) {
 		"no host":                       {issue("db.example.com"), ""},
 	} {
 		t.Run(name, func(t *testing.T) {
-			err := matchHostname(c.cert, c.host)
+			err := verify(c.cert, c.host)
 			var ce *CertificateError
 			require.ErrorAs(t, err, &ce)
 			assert.Equal(t, c.host, ce.Host)
@@ -48,6 +57,7 @@ func TestMatchHostnameAdapter(t *testing.T) {
 // TestVerifyPeerChainErrors checks that each chain failure is refused with
 // an explanation and the right sentinels.
 func TestVerifyPeerChainErrors(t *testing.T) {
+	t.Parallel()
 	ca, err := certgen.NewCA("pinned CA", certgen.ECDSAP256)
 	require.NoError(t, err)
 	other, err := certgen.NewCA("other CA", certgen.ECDSAP256)
@@ -93,6 +103,7 @@ func TestVerifyPeerChainErrors(t *testing.T) {
 }
 
 func TestLibpqLookup(t *testing.T) {
+	t.Parallel()
 	var asked []string
 	next := func(_ context.Context, host string) ([]string, error) {
 		asked = append(asked, host)

@@ -28,6 +28,7 @@ var (
 )
 
 func TestKeyPassphraseProblems(t *testing.T) {
+	t.Parallel()
 	enc := readFixture(t, keysDir(), "ec-pbes2-aes256-sha256.key")
 
 	_, err := keyfile.Parse(enc, staticPass(""))
@@ -43,6 +44,7 @@ func TestKeyPassphraseProblems(t *testing.T) {
 }
 
 func TestKeyProblemMessages(t *testing.T) {
+	t.Parallel()
 	enc := readFixture(t, keysDir(), "rsa-legacy-aes256.key")
 	wrong := "Wr0ng-Passphrase-Value"
 	_, err := keyfile.Parse(enc, staticPass(wrong))

@@ -3,7 +3,6 @@ package pgsecure
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 
 	"github.com/jackc/pgx/v5"
@@ -34,16 +33,6 @@ func checkLoadBalance(cs *connSettings) error {
 			"use disable (default: hosts in the order given) or random (libpq 16's load balancing)")
 	}
 	return nil
-}
-
-// balanceHosts applies load_balance_hosts to the per-connection copy of the
-// configuration (pool BeforeConnect, before anything else touches the host
-// list). With random it shuffles the hosts and wraps LookupFunc so that each
-// name's addresses are shuffled too; otherwise it changes nothing.
-func balanceHosts(cs *connSettings, cc *pgx.ConnConfig) {
-	if cs.get("load_balance_hosts").value == loadBalanceRandom {
-		shuffleHosts(cc, rand.Shuffle)
-	}
 }
 
 // shuffler has the signature of rand.Shuffle.

@@ -2,13 +2,16 @@ package pgsecure
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -19,6 +22,25 @@ func lbConfig(t *testing.T, connString string) *pgx.ConnConfig {
 	cfg, err := NewBuilder(connString).RootCAFile(writeCA(t)).Config(context.Background())
 	require.NoError(t, err)
 	return cfg.ConnConfig
+}
+
+// lbPool returns the pool configuration pgsecure builds for connString; its
+// BeforeConnect is where production applies load_balance_hosts to each
+// connection's copy of the ConnConfig.
+func lbPool(t *testing.T, connString string) *pgxpool.Config {
+	t.Helper()
+	cfg, err := NewBuilder(connString).RootCAFile(writeCA(t)).Config(context.Background())
+	require.NoError(t, err)
+	return cfg
+}
+
+// connectCopy is what the pool does before each connection: a copy of the
+// pool's ConnConfig, run through its BeforeConnect.
+func connectCopy(t *testing.T, cfg *pgxpool.Config) *pgx.ConnConfig {
+	t.Helper()
+	c := cfg.ConnConfig.Copy()
+	require.NoError(t, cfg.BeforeConnect(context.Background(), c))
+	return c
 }
 
 // hostOrder lists cc's hosts as "host:port", each checked to carry the TLS
@@ -63,16 +85,23 @@ func TestLoadBalanceHostsInvalidRefused(t *testing.T) {
 func TestBalanceHostsDisableKeepsOrder(t *testing.T) {
 	cleanEnv(t)
 	for _, dsn := range []string{"host=a,b,c user=app", "host=a,b,c user=app load_balance_hosts=disable"} {
-		cc := lbConfig(t, dsn)
-		cs, err := parseConnSettings(dsn, osEnv)
-		require.NoError(t, err)
+		cfg := lbPool(t, dsn)
+		cfg.ConnConfig.LookupFunc = func(context.Context, string) ([]string, error) {
+			return []string{"10.0.0.1", "10.0.0.2", "10.0.0.3"}, nil
+		}
+		var dialled []string
+		cfg.ConnConfig.DialFunc = func(_ context.Context, _, addr string) (net.Conn, error) {
+			dialled = append(dialled, addr)
+			return nil, errors.New("no network in this test")
+		}
 		for range 20 {
-			c := cc.Copy()
-			balanceHosts(cs, c)
+			c := connectCopy(t, cfg)
 			assert.Equal(t, []string{"a:5432", "b:5432", "c:5432"}, hostOrder(t, c))
-			addrs, err := c.LookupFunc(context.Background(), "127.0.0.1")
-			require.NoError(t, err)
-			assert.Equal(t, []string{"127.0.0.1"}, addrs, "the resolver is not wrapped")
+			dialled = nil
+			_, err := c.DialFunc(context.Background(), "tcp", "db.example.com:5432")
+			require.Error(t, err)
+			assert.Equal(t, []string{"10.0.0.1:5432", "10.0.0.2:5432", "10.0.0.3:5432"}, dialled,
+				"the addresses are dialled in the resolver's order")
 		}
 	}
 }
@@ -82,13 +111,11 @@ func TestBalanceHostsDisableKeepsOrder(t *testing.T) {
 // configuration is not modified.
 func TestShuffleHostsIsAPermutation(t *testing.T) {
 	cleanEnv(t)
-	cc := lbConfig(t, "host=a,b,c port=1,2,3 user=app load_balance_hosts=random")
-	cs, err := parseConnSettings("host=a,b,c port=1,2,3 user=app load_balance_hosts=random", osEnv)
-	require.NoError(t, err)
+	cfg := lbPool(t, "host=a,b,c port=1,2,3 user=app load_balance_hosts=random")
+	cc := cfg.ConnConfig
 	seen := map[string]int{}
 	for range 600 {
-		c := cc.Copy()
-		balanceHosts(cs, c)
+		c := connectCopy(t, cfg)
 		order := hostOrder(t, c)
 		sorted := slices.Sorted(slices.Values(order))
 		require.Equal(t, []string{"a:1", "b:2", "c:3"}, sorted)
@@ -120,6 +147,7 @@ func TestShuffleHostsKeepsGroups(t *testing.T) {
 // TestShuffledLookup: the addresses of one name come back in every order,
 // none lost or duplicated; errors pass through.
 func TestShuffledLookup(t *testing.T) {
+	t.Parallel()
 	addrs := []string{"10.0.0.1", "10.0.0.2", "10.0.0.3"}
 	lookup := shuffledLookup(func(context.Context, string) ([]string, error) { return addrs, nil }, rand.Shuffle)
 	firsts := map[string]int{}
@@ -143,13 +171,10 @@ func TestBalanceHostsFromEnvironment(t *testing.T) {
 	cleanEnv(t)
 	t.Setenv("PGLOADBALANCEHOSTS", "random")
 	orders := func(dsn string) int {
-		cc := lbConfig(t, dsn)
-		cs, err := parseConnSettings(dsn, osEnv)
-		require.NoError(t, err)
+		cfg := lbPool(t, dsn)
 		seen := map[string]bool{}
 		for range 100 {
-			c := cc.Copy()
-			balanceHosts(cs, c)
+			c := connectCopy(t, cfg)
 			seen[strings.Join(hostOrder(t, c), ",")] = true
 		}
 		return len(seen)

@@ -196,6 +196,7 @@ func (*expiringSource) ManagesLifetime() bool { return true }
 // documents that the token matters only at login; a connection opened with
 // credentials whose expiry ends the session (a Vault lease) is retired.
 func TestLoginTokenExpiryIsNotSessionExpiry(t *testing.T) {
+	t.Parallel()
 	var endpoint string
 	pg, pki, _ := tokenServer(t, func(user, token string) error {
 		return awstest.RDSTokenCheck(endpoint, iamRegion, iamKeys)(user, token)
@@ -268,6 +269,7 @@ func (s shortLived) Credentials(ctx context.Context) (secrets.Credentials, error
 // PAM; no query fails, and a session opened with the first token keeps
 // working after it expired.
 func TestRDSIAMTokenRotatesUnderLoad(t *testing.T) {
+	testutil.SkipIfShort(t, "12 s of load while IAM tokens rotate")
 	var endpoint string
 	pg, pki, pam := tokenServer(t, func(user, token string) error {
 		return awstest.RDSTokenCheck(endpoint, iamRegion, iamKeys)(user, token)

@@ -65,6 +65,7 @@ func replaceFile(t *testing.T, path string, data []byte, step int) {
 }
 
 func TestMutualTLSClientCertFiles(t *testing.T) {
+	t.Parallel()
 	pg, pki := mtlsServer(t)
 	ctx := ctxT(t)
 	certFile, keyFile, pair := pki.Client(t, appUser)
@@ -81,6 +82,7 @@ func TestMutualTLSClientCertFiles(t *testing.T) {
 }
 
 func TestMutualTLSClientCertPEM(t *testing.T) {
+	t.Parallel()
 	pg, pki := mtlsServer(t)
 	ctx := ctxT(t)
 	_, _, pair := pki.Client(t, appUser)
@@ -91,6 +93,7 @@ func TestMutualTLSClientCertPEM(t *testing.T) {
 }
 
 func TestMutualTLSWithoutClientCertRefusedByServer(t *testing.T) {
+	t.Parallel()
 	pg, pki := mtlsServer(t)
 	_, err := pgsecure.NewBuilder(dsn(pg, "localhost")).RootCAFile(pki.CAFile).Build(ctxT(t))
 	require.Error(t, err)
@@ -114,6 +117,7 @@ func encryptedClientKey(t *testing.T, pki *testutil.PKI) (certFile, keyFile stri
 }
 
 func TestMutualTLSEncryptedKeyFromDSN(t *testing.T) {
+	t.Parallel()
 	pg, pki := mtlsServer(t)
 	ctx := ctxT(t)
 	certFile, keyFile, _ := encryptedClientKey(t, pki)
@@ -150,6 +154,7 @@ func TestMutualTLSFromEnvironmentWithPassphraseCallback(t *testing.T) {
 // disk and the server certificate in PostgreSQL while the pool holds a
 // connection: new connections use the new material, the old one carries on.
 func TestMutualTLSRotationUnderRunningPool(t *testing.T) {
+	t.Parallel()
 	pg, pki := mtlsServer(t)
 	ctx := ctxT(t)
 	_, _, first := pki.Client(t, appUser)
@@ -182,6 +187,7 @@ func TestMutualTLSRotationUnderRunningPool(t *testing.T) {
 }
 
 func TestSPKIPinAgainstRealServer(t *testing.T) {
+	t.Parallel()
 	pki := testutil.NewPKI(t)
 	_, _, srv := pki.Server(t, testutil.LocalServerOptions())
 	pg := pki.StartPostgres(t, testutil.PGOptions{ServerCertPEM: srv.CertPEM, ServerKeyPEM: srv.KeyPEM})

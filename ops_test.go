@@ -44,6 +44,7 @@ func (l *eventLog) refusals() []pgsecure.RefusalKind {
 // server, trust, and a wrong CA each produce exactly one refused event with
 // its kind, and no log line during Build (Build returns the refusal).
 func TestEveryRefusalIsSeen(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	pki := testutil.NewPKI(t)
 	md5, md5PKI := authServer(t, "md5", "md5")
@@ -76,6 +77,7 @@ func TestEveryRefusalIsSeen(t *testing.T) {
 // TestStartupErrorCarriesOnlyTheCause: a failed start with a credential
 // source says what failed, once, with no internal retry bookkeeping.
 func TestStartupErrorCarriesOnlyTheCause(t *testing.T) {
+	t.Parallel()
 	pki := testutil.NewPKI(t)
 	src := &rotatingSource{passwords: []string{appPassword}}
 	_, err := pgsecure.NewBuilder(fmt.Sprintf("postgres://localhost:%d/postgres?connect_timeout=5", closedPort())).

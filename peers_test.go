@@ -28,6 +28,7 @@ func assertNoPasswordLeak(t *testing.T, p *testutil.Peer) {
 // TestServerAnsweringNRefused: a downgrade attacker answers 'N' to the
 // SSLRequest; pgsecure refuses and sends nothing more.
 func TestServerAnsweringNRefused(t *testing.T) {
+	t.Parallel()
 	p := testutil.AnswerN(t)
 	pki := testutil.NewPKI(t)
 	_, err := pgsecure.NewBuilder(peerDSN(p, "127.0.0.1")).RootCAFile(pki.CAFile).Build(ctxT(t))
@@ -40,6 +41,7 @@ func TestServerAnsweringNRefused(t *testing.T) {
 // TestPlaintextPeerRefused: a peer that does not speak the SSLRequest
 // protocol at all.
 func TestPlaintextPeerRefused(t *testing.T) {
+	t.Parallel()
 	p := testutil.PlaintextServer(t)
 	pki := testutil.NewPKI(t)
 	_, err := pgsecure.NewBuilder(peerDSN(p, "127.0.0.1")).RootCAFile(pki.CAFile).Build(ctxT(t))
@@ -52,6 +54,7 @@ func TestPlaintextPeerRefused(t *testing.T) {
 // TestForeignCertificatePeerRefused: a server presenting a certificate from
 // an unpinned CA gets nothing: the handshake fails before the startup message.
 func TestForeignCertificatePeerRefused(t *testing.T) {
+	t.Parallel()
 	other := testutil.NewPKI(t)
 	_, _, pair := other.Server(t, testutil.LocalServerOptions())
 	cert, err := pair.TLSCertificate()
@@ -68,6 +71,7 @@ func TestForeignCertificatePeerRefused(t *testing.T) {
 // certificate from the pinned CA, but for another host name, re-terminates
 // TLS towards the real server. The host name check refuses it.
 func TestMITMWithTrustedCertificateForAnotherHost(t *testing.T) {
+	t.Parallel()
 	pg, pki := server(t, testutil.LocalServerOptions())
 	_, _, pair := pki.Server(t, certgen.Options{CommonName: "attacker.example.com", DNSNames: []string{"attacker.example.com"}})
 	cert, err := pair.TLSCertificate()
@@ -87,6 +91,7 @@ func TestMITMWithTrustedCertificateForAnotherHost(t *testing.T) {
 // check passes; the server's pg_stat_ssl says ssl=false and pgsecure refuses
 // the connection after authentication.
 func TestTLSTerminatingProxyCaughtByServerCheck(t *testing.T) {
+	t.Parallel()
 	pki := testutil.NewPKI(t)
 	_, _, pair := pki.Server(t, testutil.LocalServerOptions())
 	pg := testutil.StartPostgres(t, testutil.PGOptions{SSLOff: true})
@@ -105,6 +110,7 @@ func TestTLSTerminatingProxyCaughtByServerCheck(t *testing.T) {
 // completes TLS without selecting ALPN "postgresql" is refused before the
 // startup message; one that selects it gets the startup message.
 func TestDirectTLSRequiresALPN(t *testing.T) {
+	t.Parallel()
 	pki := testutil.NewPKI(t)
 	_, _, pair := pki.Server(t, testutil.LocalServerOptions())
 	cert, err := pair.TLSCertificate()
@@ -128,6 +134,7 @@ func TestDirectTLSRequiresALPN(t *testing.T) {
 
 // TestOldTLSVersionRefused: a peer capped at TLS 1.1 (or 1.0) is refused.
 func TestOldTLSVersionRefused(t *testing.T) {
+	t.Parallel()
 	pki := testutil.NewPKI(t)
 	_, _, pair := pki.Server(t, testutil.LocalServerOptions())
 	cert, err := pair.TLSCertificate()

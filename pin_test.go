@@ -18,6 +18,7 @@ import (
 const pinCertFile = "pin-vector.crt"
 
 func TestSPKIPinFixedVector(t *testing.T) {
+	t.Parallel()
 	want := strings.TrimSpace(string(readFixture(t, keysDir(), pinCertFile+".pin")))
 	require.Len(t, want, 44)
 	got, err := SPKIPin(readFixture(t, keysDir(), pinCertFile))
@@ -26,6 +27,7 @@ func TestSPKIPinFixedVector(t *testing.T) {
 }
 
 func TestSPKIPinMatchesOpenSSL(t *testing.T) {
+	t.Parallel()
 	testutil.RequireTool(t, "openssl", "openssl") // without it TestSPKIPinFixedVector checks a vector it computed
 	for _, kt := range []certgen.KeyType{certgen.ECDSAP256, certgen.RSA2048} {
 		t.Run(string(kt), func(t *testing.T) {
@@ -43,6 +45,7 @@ func TestSPKIPinMatchesOpenSSL(t *testing.T) {
 }
 
 func TestSPKIPinUsesFirstCertificate(t *testing.T) {
+	t.Parallel()
 	a, err := certgen.SelfSigned(certgen.Options{CommonName: "a"})
 	require.NoError(t, err)
 	b, err := certgen.SelfSigned(certgen.Options{CommonName: "b"})
@@ -57,6 +60,7 @@ func TestSPKIPinUsesFirstCertificate(t *testing.T) {
 }
 
 func TestParsePins(t *testing.T) {
+	t.Parallel()
 	ca := testCA(t)
 	good := certgen.SPKIPin(ca.Cert)
 	require.NoError(t, parsePins([]string{good}))

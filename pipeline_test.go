@@ -47,6 +47,7 @@ func TestParseErrorsNeverQuoteSecrets(t *testing.T) {
 // connect to; the certificate is still checked against host. pgx does not
 // implement it and used to send it to the server as a run-time parameter.
 func TestHostaddrConnectsThereVerifiesHost(t *testing.T) {
+	t.Parallel()
 	pg, pki := server(t, testutil.LocalServerOptions())
 	ctx := ctxT(t)
 	base := fmt.Sprintf("user=%s password=%s dbname=postgres port=%d", appUser, appPassword, pg.Port)
@@ -72,6 +73,7 @@ func TestHostaddrConnectsThereVerifiesHost(t *testing.T) {
 // TestLibpqKeysPgxIgnoresNeverReachTheServer: keys libpq defines that pgx
 // would forward as run-time parameters are implemented or refused.
 func TestLibpqKeysPgxIgnoresNeverReachTheServer(t *testing.T) {
+	t.Parallel()
 	pg, pki := server(t, testutil.LocalServerOptions())
 	ctx := ctxT(t)
 	pool, err := pgsecure.NewBuilder(dsn(pg, "localhost") + "?keepalives=1&keepalives_idle=30&keepalives_interval=5&keepalives_count=3&fallback_application_name=fallback-app").
@@ -129,6 +131,7 @@ func TestDefaultConnectTimeoutIsFinite(t *testing.T) {
 // connections authenticated with SCRAM-SHA-256-PLUS are proven by channel
 // binding, without a query; QueryServerEveryConnection asks every time.
 func TestServerProofKinds(t *testing.T) {
+	t.Parallel()
 	pg, pki := server(t, testutil.LocalServerOptions())
 	ctx := ctxT(t)
 	pool, err := pgsecure.NewBuilder(dsn(pg, "localhost")).RootCAFile(pki.CAFile).MaxConns(2).Build(ctx)
@@ -183,6 +186,7 @@ func (h *hiddenConn) SetWriteDeadline(t time.Time) error { return h.inner.SetWri
 // the *tls.Conn prevents channel binding; the server is then asked (never
 // nothing), and a TLS-terminating proxy is still refused.
 func TestHiddenTLSConnFallsBackToQuery(t *testing.T) {
+	t.Parallel()
 	pg, pki := server(t, testutil.LocalServerOptions())
 	ctx := ctxT(t)
 	hide := func(cfg *pgxpool.Config) {
@@ -244,6 +248,7 @@ func TestHiddenConnDeadlineIsPgxTimeout(t *testing.T) {
 // that host once more, with the (updated) config. If a pgx upgrade changes
 // this, the rotation retry must be redesigned.
 func TestPgconnRetriesNotPreferredHost(t *testing.T) {
+	t.Parallel()
 	pg, _ := server(t, testutil.LocalServerOptions())
 	ctx := ctxT(t)
 	cc, err := pgx.ParseConfig(fmt.Sprintf("host=127.0.0.1 port=%d user=%s password=wrong dbname=postgres sslmode=disable", pg.Port, appUser))

@@ -19,6 +19,7 @@ import (
 // TestServerCappedBelowMinimumRefused: a real PostgreSQL with
 // ssl_max_protocol_version = TLSv1.2 and a client that requires TLS 1.3.
 func TestServerCappedBelowMinimumRefused(t *testing.T) {
+	t.Parallel()
 	pki := testutil.NewPKI(t)
 	pg := pki.StartPostgres(t, testutil.PGOptions{Conf: map[string]string{"ssl_max_protocol_version": "'TLSv1.2'"}})
 	pg.CreateRole(t, appUser, appPassword)
@@ -44,6 +45,7 @@ func TestServerCappedBelowMinimumRefused(t *testing.T) {
 // TestExpiryWarningOncePerPool: a server certificate expiring in 5 days
 // produces one warning and one event, however many connections are made.
 func TestExpiryWarningOncePerPool(t *testing.T) {
+	t.Parallel()
 	o := testutil.LocalServerOptions()
 	o.NotAfter = time.Now().Add(5 * 24 * time.Hour)
 	pg, pki := server(t, o)
@@ -86,6 +88,7 @@ func TestExpiryWarningOncePerPool(t *testing.T) {
 // refusal Build returns is not logged as well (the caller has it); one on a
 // later connection, which only the log and the callback see, is.
 func TestEventsAndLogsCarryNoSecret(t *testing.T) {
+	t.Parallel()
 	pg, pki := server(t, testutil.LocalServerOptions())
 	ctx := ctxT(t)
 	var logs bytes.Buffer

@@ -63,6 +63,7 @@ func (c *countingConn) Read(b []byte) (int, error) {
 // refuses the first). The client refuses at the first one, having read a
 // bounded number of bytes, with one refusal event.
 func TestPreAuthParameterStatusFloodRefused(t *testing.T) {
+	t.Parallel()
 	pki, cert := localPeerCert(t)
 	msg := testutil.Message('S', []byte("application_name\x00"+strings.Repeat("x", 1000)+"\x00"))
 	var sent atomic.Int64
@@ -94,6 +95,7 @@ func TestPreAuthParameterStatusFloodRefused(t *testing.T) {
 // up: the connection is refused with ErrInsecureAuth and one event, and the
 // password is not sent.
 func TestPreAuthBigNoticeRefused(t *testing.T) {
+	t.Parallel()
 	pki, cert := localPeerCert(t)
 	for _, size := range []int{100, 1<<20 + 1} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
@@ -116,6 +118,7 @@ func TestPreAuthBigNoticeRefused(t *testing.T) {
 // authentication exchanges pass the bounds: SCRAM with channel binding,
 // and certificate authentication (no password exchange at all).
 func TestBoundedHandshakeAcceptsRealServer(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	pki := testutil.NewPKI(t)
 	pg := pki.StartPostgres(t, testutil.PGOptions{
@@ -153,6 +156,7 @@ func TestBoundedHandshakeAcceptsRealServer(t *testing.T) {
 // connection: the pre-authentication bounds and the method policy still
 // hold, with ErrInsecureAuth and one event each.
 func TestReplacedBuildFrontendStillWatched(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	pki, cert := localPeerCert(t)
 	flood := testutil.PreAuthPeer(t, cert, func(w io.Writer) error {

@@ -18,6 +18,7 @@ import (
 // describes the very connection the pool hands out next, as the server sees
 // it.
 func TestReportOfPool(t *testing.T) {
+	t.Parallel()
 	pg, pki := server(t, testutil.LocalServerOptions())
 	ctx := ctxT(t)
 	pool, err := pgsecure.NewBuilder(dsn(pg, "localhost")).RootCAFile(pki.CAFile).MaxConns(1).Build(ctx)
@@ -47,6 +48,7 @@ func TestReportOfPool(t *testing.T) {
 // TestReportOfUnverifiedPool: a pool pgsecure did not build (here plain pgx
 // with verify-full against the same server) has no report, and says so.
 func TestReportOfUnverifiedPool(t *testing.T) {
+	t.Parallel()
 	pg, pki := server(t, testutil.LocalServerOptions())
 	ctx := ctxT(t)
 	pool, err := pgxpool.New(ctx, dsn(pg, "localhost")+"?sslmode=verify-full&sslrootcert="+pki.CAFile)
@@ -68,6 +70,7 @@ func TestReportOfUnverifiedPool(t *testing.T) {
 // TestReportOfClosedPool: an Acquire error is returned wrapped, not a
 // report.
 func TestReportOfClosedPool(t *testing.T) {
+	t.Parallel()
 	pg, pki := server(t, testutil.LocalServerOptions())
 	ctx := ctxT(t)
 	pool, err := pgsecure.NewBuilder(dsn(pg, "localhost")).RootCAFile(pki.CAFile).Build(ctx)

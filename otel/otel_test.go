@@ -3,7 +3,6 @@ package pgsecureotel_test
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"testing"
 	"time"
 
@@ -128,16 +127,10 @@ func spanAttrs(s sdktrace.ReadOnlySpan) map[attribute.Key]attribute.Value {
 }
 
 func dsn(host string, port int) string {
-	u := url.URL{Scheme: "postgres", User: url.UserPassword(appUser, appPassword), Host: fmt.Sprintf("%s:%d", host, port), Path: "/postgres",
-		RawQuery: "connect_timeout=10"}
-	return u.String()
+	return testutil.Role{User: appUser, Password: appPassword}.DSN(host, port, "connect_timeout=10")
 }
 
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
+func ctxT(t *testing.T) context.Context { return testutil.Context(t, 60*time.Second) }
 
 // server starts a real PostgreSQL 15 with TLS, a certificate for
 // localhost and 127.0.0.1, and a scram-sha-256 role.
@@ -149,9 +142,7 @@ func server(t *testing.T) (*testutil.Postgres, *testutil.PKI, time.Time) {
 func serverFor(t *testing.T, o certgen.Options) (*testutil.Postgres, *testutil.PKI, time.Time) {
 	t.Helper()
 	pki := testutil.NewPKI(t)
-	_, _, pair := pki.Server(t, o)
-	pg := pki.StartPostgres(t, testutil.PGOptions{ServerCertPEM: pair.CertPEM, ServerKeyPEM: pair.KeyPEM})
-	pg.CreateRole(t, appUser, appPassword)
+	pg, pair := pki.StartServerWithRole(t, o, testutil.Role{User: appUser, Password: appPassword})
 	return pg, pki, pair.Cert.NotAfter
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgsecure/pgsecure/internal/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -44,7 +45,7 @@ func TestCacheCoalescesConcurrentMisses(t *testing.T) {
 }
 
 // clocked returns options whose clock is clock and whose jitter draws 0.
-func clocked(clock *fakeClock) CacheOptions {
+func clocked(clock *testutil.Clock) CacheOptions {
 	return CacheOptions{now: clock.Now, rand: func() float64 { return 0 }}
 }
 

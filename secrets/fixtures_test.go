@@ -16,25 +16,9 @@ import (
 // for it everywhere.
 const testSecret = "hunter2-S3cret!pw"
 
-// fakeClock is a test double for time.Now: tests move time explicitly, so no
-// assertion depends on the wall clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *fakeClock { return &fakeClock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+// newClock is the cache's clock in these tests, at a fixed start.
+func newClock() *testutil.Clock {
+	return testutil.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 }
 
 // scripted is a test double standing in for a secret backend (Vault, AWS):

@@ -30,6 +30,7 @@ func severities(r checkReport) map[string][]string {
 // TestCheckAuditBadServer: every audit finding comes from a real server
 // setting that goes against the guide.
 func TestCheckAuditBadServer(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	pki := testutil.NewPKI(t)
 	pg := pki.StartPostgres(t, testutil.PGOptions{
@@ -97,6 +98,7 @@ func TestCheckAuditBadServer(t *testing.T) {
 // TestCheckAuditGoodServer: a server set up as the guide asks passes every
 // audit check; the one line left is the test harness's own admin line.
 func TestCheckAuditGoodServer(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	pki := testutil.NewPKI(t)
 	pg := pki.StartPostgres(t, testutil.PGOptions{Conf: testutil.GuideConf(), HBA: []string{

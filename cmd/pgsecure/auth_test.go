@@ -20,6 +20,7 @@ import (
 // answers an md5 line with SCRAM for a SCRAM verifier): insecure, exit 1.
 // A cleartext request is a warning, exit 5. Trust is insecure, exit 1.
 func TestCheckReportsWeakAuthentication(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	pki := testutil.NewPKI(t)
 	pg := pki.StartPostgres(t, testutil.PGOptions{HBA: []string{

@@ -19,6 +19,7 @@ import (
 // certificate for this machine, a real PostgreSQL using the files, and
 // `pgsecure check` against it.
 func TestCertsThenCheck(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	dir := t.TempDir()
 	res := runCLI(t, noEnv, "certs", "ca", "--out", dir, "--cn", "My Test CA")
@@ -77,6 +78,7 @@ func TestCertsThenCheck(t *testing.T) {
 }
 
 func TestCertsClient(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	require.Equal(t, exitOK, runCLI(t, noEnv, "certs", "ca", "--out", dir).code)
 	res := runCLI(t, noEnv, "certs", "client", "--ca-dir", dir, "--out", dir, "--user", "app_reader")
@@ -118,6 +120,7 @@ func TestCertsPrintAbsolutePaths(t *testing.T) {
 }
 
 func TestCertsRSA(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	res := runCLI(t, noEnv, "certs", "ca", "--out", dir, "--rsa")
 	require.Equal(t, exitOK, res.code, res.all())
@@ -128,6 +131,7 @@ func TestCertsRSA(t *testing.T) {
 }
 
 func TestCertsUsageErrors(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for name, args := range map[string][]string{
 		"no out":         {"certs", "ca"},

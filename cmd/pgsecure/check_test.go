@@ -19,6 +19,7 @@ import (
 const appPassword = "Ch3ck-s3cret-pw"
 
 func TestCheckSecureCluster(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	pki := testutil.NewPKI(t)
 	pg := pki.StartPostgres(t, testutil.PGOptions{Conf: testutil.GuideConf()})
@@ -114,6 +115,7 @@ func opensslSerialOf(t *testing.T, crt string) string {
 }
 
 func TestCheckFindsPlaintextAccepted(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	pki := testutil.NewPKI(t)
 	// The seed guide's HBA: "host" matches TLS and plaintext alike.
@@ -148,6 +150,7 @@ func TestCheckFindsPlaintextAccepted(t *testing.T) {
 }
 
 func TestCheckWrongCA(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	pki := testutil.NewPKI(t)
 	pg := pki.StartPostgres(t, testutil.PGOptions{})
@@ -170,6 +173,7 @@ func TestCheckWrongCA(t *testing.T) {
 }
 
 func TestCheckUsageErrors(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	for name, args := range map[string][]string{
 		"unknown flag":      {"check", "--bogus"},
@@ -192,6 +196,7 @@ func TestCheckUsageErrors(t *testing.T) {
 }
 
 func TestCheckRefusesWeakConfiguration(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	ca := testutil.NewPKI(t).CAFile
 	for name, tc := range map[string]struct {
@@ -218,6 +223,7 @@ func TestCheckRefusesWeakConfiguration(t *testing.T) {
 }
 
 func TestCheckNeverPrintsPasswords(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	pki := testutil.NewPKI(t)
 	pg := pki.StartPostgres(t, testutil.PGOptions{})
@@ -242,6 +248,7 @@ func TestCheckNeverPrintsPasswords(t *testing.T) {
 }
 
 func TestCheckTakesSettingsFromEnvironment(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	pki := testutil.NewPKI(t)
 	pg := pki.StartPostgres(t, testutil.PGOptions{})
@@ -263,6 +270,7 @@ func TestCheckTakesSettingsFromEnvironment(t *testing.T) {
 }
 
 func TestCheckCredentialsFromSecretSource(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	pki := testutil.NewPKI(t)
 	pg := pki.StartPostgres(t, testutil.PGOptions{})
@@ -295,6 +303,7 @@ func findings(r checkReport, severity string) string {
 // TestCheckWrongPasswordIsNotInsecure: a server that refuses a wrong
 // password did its job; the report keeps what was verified before it.
 func TestCheckWrongPasswordIsNotInsecure(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	pki := testutil.NewPKI(t)
 	pg := pki.StartPostgres(t, testutil.PGOptions{})
@@ -325,6 +334,7 @@ func TestCheckWrongPasswordIsNotInsecure(t *testing.T) {
 
 // TestCheckServerWithoutTLS: a real server with ssl=off answers 'N'.
 func TestCheckServerWithoutTLS(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	pki := testutil.NewPKI(t)
 	pg := testutil.StartPostgres(t, testutil.PGOptions{SSLOff: true})
@@ -343,6 +353,7 @@ func TestCheckServerWithoutTLS(t *testing.T) {
 // TestCheckHintsNameFlags: without any trust anchor the fix names the
 // command's flags, not the library's builder methods.
 func TestCheckHintsNameFlags(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	res := runCLI(t, noEnv, "check", "host=127.0.0.1 port=1 user=app")
 	assert.Equal(t, exitUsage, res.code, res.all())
@@ -356,6 +367,7 @@ func TestCheckHintsNameFlags(t *testing.T) {
 // TestCheckCNOnlyCertificate: a certificate naming the host only in its
 // Common Name (the guide's openssl command) says so instead of empty lists.
 func TestCheckCNOnlyCertificate(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	pki := testutil.NewPKI(t)
 	pair, err := pki.CA.Issue(certgen.Options{CommonName: "localhost"})

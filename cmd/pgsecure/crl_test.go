@@ -17,6 +17,7 @@ import (
 // verdict, warns about a CRL close to its nextUpdate as about a certificate
 // close to expiry, and fails a revoked server certificate naming its serial.
 func TestCheckReportsCRLs(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	openssl := testutil.RequireTool(t, "openssl", "openssl")
 	pki := testutil.NewPKI(t)
@@ -82,6 +83,7 @@ func TestCheckReportsCRLs(t *testing.T) {
 // TestCheckUnusableCRLNamesFlag: a --crl file that holds no CRL is a usage
 // error naming the flag, not the library method.
 func TestCheckUnusableCRLNamesFlag(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	dir := t.TempDir()
 	ca := testutil.NewPKI(t).CAFile

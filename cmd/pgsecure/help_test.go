@@ -13,6 +13,7 @@ import (
 // TestExitCodesDocumented keeps `pgsecure help`, docs/cli.md and SCHEMA.md in
 // step with the exit codes the command returns.
 func TestExitCodesDocumented(t *testing.T) {
+	t.Parallel()
 	res := runCLI(t, noEnv, "help")
 	require.Equal(t, exitOK, res.code)
 	readme, err := os.ReadFile("../../docs/cli.md")

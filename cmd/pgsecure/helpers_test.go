@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,16 +12,44 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// isolate clears the PG* variables of the test process and points HOME at an
-// empty directory, so pgx reads nothing of the developer's setup.
+// realHome is HOME as the test process found it (TestMain replaces it), for
+// tools such as the go command that keep their caches under it.
+var realHome = os.Getenv("HOME")
+
+// TestMain isolates the whole test process once, before any test runs: no
+// PG* variable of the developer's shell, and HOME an empty directory, so pgx
+// reads nothing of the developer's setup (~/.pgpass, ~/.postgresql). The
+// CLI reads its own settings through the env func each test passes to run,
+// so tests need not touch the environment and can run in parallel.
+func TestMain(m *testing.M) {
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "PG") {
+			_ = os.Unsetenv(name)
+		}
+	}
+	home, err := os.MkdirTemp("", "pgsecure-cli-test-home-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	_ = os.Setenv("HOME", home)
+	code := m.Run()
+	_ = os.RemoveAll(home)
+	os.Exit(code)
+}
+
+// isolate marks a test that must see the isolated environment TestMain set
+// up; it fails the test if a PG* variable or another HOME has crept in.
 func isolate(t *testing.T) {
 	t.Helper()
 	for _, kv := range os.Environ() {
 		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "PG") {
-			t.Setenv(name, "")
+			t.Fatalf("%s is set in the test process; TestMain removes every PG* variable", name)
 		}
 	}
-	t.Setenv("HOME", t.TempDir())
+	if os.Getenv("HOME") == realHome {
+		t.Fatalf("HOME is the developer's; TestMain points it at an empty directory")
+	}
 }
 
 // envOf is an env func over a fixed map.

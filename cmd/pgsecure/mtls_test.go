@@ -10,6 +10,7 @@ import (
 )
 
 func TestCheckClientCertificate(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	pki := testutil.NewPKI(t)
 	pg := pki.StartPostgres(t, testutil.PGOptions{ClientCAPEM: pki.CA.CertPEM, HBA: []string{

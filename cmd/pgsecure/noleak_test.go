@@ -25,6 +25,7 @@ const hashPassword = "2024#Tail-pw"
 // neither in check's target label, nor in --json, nor on stderr when the
 // DSN is refused as misconfigured. psql logs in with the same URL.
 func TestCheckNeverPrintsAHashPassword(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	psql := testutil.RequireTool(t, "psql", "postgresql-client")
 	pki := testutil.NewPKI(t)
@@ -60,6 +61,7 @@ func TestCheckNeverPrintsAHashPassword(t *testing.T) {
 // query or a keyword/value string, quoted or not, stay out of --json, the
 // table and stderr.
 func TestCheckNeverPrintsAnSSLPassword(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	ca := testutil.NewPKI(t).CAFile
 	port := closedPort(t)
@@ -82,6 +84,7 @@ func TestCheckNeverPrintsAnSSLPassword(t *testing.T) {
 // TestCheckJSONStaysJSONWithAShortPassword: PGPASSWORD=2 leaves --json valid
 // JSON ("schema_version": 2 is not a password).
 func TestCheckJSONStaysJSONWithAShortPassword(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	ca := testutil.NewPKI(t).CAFile
 	dsn := fmt.Sprintf("postgres://app@127.0.0.1:%d/postgres", closedPort(t))

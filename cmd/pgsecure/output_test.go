@@ -23,6 +23,7 @@ import (
 // stages when no connection was even tried. With --json, stdout is for
 // programs: the reason is in the document and once on stderr.
 func TestCheckPrintsEachFailureOnce(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	pki := testutil.NewPKI(t)
 	unreachable := fmt.Sprintf("postgres://app:%s@127.0.0.1:%d/postgres", appPassword, closedPort(t))
@@ -69,6 +70,7 @@ func adminIn(t *testing.T, pg *testutil.Postgres, db string, sql ...string) {
 // pg_hba_file_rules are per database; the hint names the database check
 // connects to, and running them there (not elsewhere) makes the check run.
 func TestCheckGrantHintsNameTheDatabase(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	pki := testutil.NewPKI(t)
 	pg := pki.StartPostgres(t, testutil.PGOptions{Conf: testutil.GuideConf()})
@@ -106,6 +108,7 @@ func TestCheckGrantHintsNameTheDatabase(t *testing.T) {
 // pg_reload_conf() is told the GRANT and the database to run it in; after
 // it, the same command reloads.
 func TestCertsRenewReloadGrantHint(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	dir := newCADir(t, "10")
 	pg := testutil.StartPostgres(t, testutil.PGOptions{
@@ -135,6 +138,7 @@ func TestCertsRenewReloadGrantHint(t *testing.T) {
 // certificate; the library's error names its Builder method, the command
 // its flags, and never a mix of the two.
 func TestCheckHintsNeverNameTheLibrary(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	pki := testutil.NewPKI(t)
 	pg := pki.StartPostgres(t, testutil.PGOptions{ClientCAPEM: pki.CA.CertPEM, HBA: []string{
@@ -153,6 +157,7 @@ func TestCheckHintsNeverNameTheLibrary(t *testing.T) {
 // TestVersion: `pgsecure version` and `--version` print the module, its
 // version and the Go toolchain, in process and from a built binary.
 func TestVersion(t *testing.T) {
+	t.Parallel()
 	for _, arg := range []string{"version", "--version"} {
 		res := runCLI(t, noEnv, arg)
 		require.Equal(t, exitOK, res.code, res.all())
@@ -163,7 +168,7 @@ func TestVersion(t *testing.T) {
 
 	bin := filepath.Join(t.TempDir(), "pgsecure")
 	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "HOME="+realHome) // the go command's caches live under the real HOME
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	out, err = exec.Command(bin, "version").CombinedOutput()

@@ -13,6 +13,7 @@ import (
 // client→bouncer hop, says the peer is a pooler and what pg_stat_ssl then
 // describes; with a plaintext bouncer→server hop it fails and names the fix.
 func TestCheckThroughPgBouncer(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	pki := testutil.NewPKI(t)
 	pg := pki.StartPostgres(t, testutil.PGOptions{HBA: []string{"host all all 127.0.0.1/32 scram-sha-256"}})

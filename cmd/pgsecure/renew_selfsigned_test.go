@@ -76,6 +76,7 @@ func pemCerts(t *testing.T, path string) []*x509.Certificate {
 // TestCertsRenewGuideCertificateNeedsAChoice: renew does not pick a way to
 // renew a self-signed certificate by itself; it names both and changes nothing.
 func TestCertsRenewGuideCertificateNeedsAChoice(t *testing.T) {
+	t.Parallel()
 	_, srvCert, srvKey, _ := guideServer(t, 20)
 	before := readFile(t, srvCert)
 	for _, args := range [][]string{
@@ -107,6 +108,7 @@ func TestCertsRenewGuideCertificateNeedsAChoice(t *testing.T) {
 // psql pinning the new file verifies the server, and what the output warns
 // about holds (the old file fails, and so does a file holding both).
 func TestCertsRenewGuideCertificateReissue(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	pg, srvCert, srvKey, clientPin := guideServer(t, 20)
 	old := readCert(t, srvCert)
@@ -176,6 +178,7 @@ func TestCertsRenewGuideCertificateReissue(t *testing.T) {
 // bundle verifies the server before and after the switch; after it, the CA
 // alone suffices and the old pin no longer does.
 func TestCertsRenewGuideCertificateMigrate(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	pg, srvCert, srvKey, clientPin := guideServer(t, 365)
 	old := readCert(t, srvCert)

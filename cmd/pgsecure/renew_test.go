@@ -41,6 +41,7 @@ func owner(t *testing.T, path string) [2]uint32 {
 // place, reloads it, and shows that a pool that kept running serves new
 // connections with the new certificate while its open connection goes on.
 func TestCertsRenewAcrossReload(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	dir := newCADir(t, "10")
 	caFile := filepath.Join(dir, "ca.crt")
@@ -116,6 +117,7 @@ func dirNames(t *testing.T, dir string) []string {
 }
 
 func TestCertsRenewNewKey(t *testing.T) {
+	t.Parallel()
 	dir := newCADir(t, "5")
 	crt, key := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
 	old := readCert(t, crt)
@@ -160,6 +162,7 @@ func TestCertsRenewNewKey(t *testing.T) {
 }
 
 func TestCertsRenewRefuses(t *testing.T) {
+	t.Parallel()
 	dir := newCADir(t, "5")
 	crt, key := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
 	otherDir := newCADir(t, "5")
@@ -189,6 +192,7 @@ func TestCertsRenewRefuses(t *testing.T) {
 // --reload, or it failed) is completed by the next run with --reload, and a
 // --reload DSN naming a server that does not use the files fails loudly.
 func TestCertsRenewReloadLater(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	dir := newCADir(t, "10")
 	pki := testutil.NewPKI(t)
@@ -228,6 +232,7 @@ func TestCertsRenewReloadLater(t *testing.T) {
 
 // TestCertsRenewClient renews a client certificate: same role, same usage.
 func TestCertsRenewClient(t *testing.T) {
+	t.Parallel()
 	dir := newCADir(t, "5")
 	require.Equal(t, exitOK, runCLI(t, noEnv, "certs", "client", "--ca-dir", dir, "--out", dir, "--user", "app", "--days", "20").code)
 	crt, key := filepath.Join(dir, "client-app.crt"), filepath.Join(dir, "client-app.key")

@@ -26,6 +26,7 @@ func closedPort(t *testing.T) int {
 // TestCheckManyTargets checks a small fleet from the command line and a
 // --targets file in one run: one report, exit code of the worst target.
 func TestCheckManyTargets(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	pki := testutil.NewPKI(t)
 	good := pki.StartPostgres(t, testutil.PGOptions{Conf: testutil.GuideConf()})
@@ -85,6 +86,7 @@ func silentServer(t *testing.T) string {
 // TestCheckHungServer: a timeout names the stage and the flag; the plaintext
 // probe gets its own time and says it could not tell.
 func TestCheckHungServer(t *testing.T) {
+	t.Parallel()
 	isolate(t)
 	pki := testutil.NewPKI(t)
 	host, port, _ := net.SplitHostPort(silentServer(t))

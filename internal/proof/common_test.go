@@ -6,10 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/binary"
-	"fmt"
 	"log/slog"
-	"net"
-	"strconv"
 	"testing"
 	"time"
 
@@ -28,28 +25,19 @@ const (
 // quiet discards pgsecure's log where a test does not inspect it.
 var quiet = slog.New(slog.DiscardHandler)
 
-func ctxT(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
+// app is the role every test logs in as.
+var app = testutil.Role{User: appUser, Password: appPassword}
+
+func ctxT(t testing.TB, d time.Duration) context.Context { return testutil.Context(t, d) }
 
 // dsn is a URL for appUser at host:port; extra is appended as the query.
-func dsn(host string, port int, extra string) string {
-	s := fmt.Sprintf("postgres://%s:%s@%s/postgres", appUser, appPassword, net.JoinHostPort(host, strconv.Itoa(port)))
-	if extra != "" {
-		s += "?" + extra
-	}
-	return s
-}
+func dsn(host string, port int, extra string) string { return app.DSN(host, port, extra) }
 
 // startServer starts a TLS server with a certificate issued by pki for o,
 // pg_hba lines hba (nil: the harness default, TLS only) and the app role.
 func startServer(t testing.TB, pki *testutil.PKI, o certgen.Options, hba ...string) *testutil.Postgres {
 	t.Helper()
-	_, _, pair := pki.Server(t, o)
-	pg := testutil.StartPostgres(t, testutil.PGOptions{ServerCertPEM: pair.CertPEM, ServerKeyPEM: pair.KeyPEM, HBA: hba})
-	pg.CreateRole(t, appUser, appPassword)
+	pg, _ := pki.StartServerWithRole(t, o, app, hba...)
 	return pg
 }
 

@@ -24,6 +24,7 @@ func proxied(t *testing.T) (*testutil.PKI, *faultProxy) {
 // makes Build fail with a timeout once connect_timeout passes, not hang,
 // and the error says it is a timeout rather than a security refusal.
 func TestFaultConnectTimeout(t *testing.T) {
+	t.Parallel()
 	pki, proxy := proxied(t)
 	proxy.SetBlackhole(true)
 	_, err := pgsecure.NewBuilder(dsn("localhost", proxy.Port, "connect_timeout=1")).RootCAFile(pki.CAFile).Logger(quiet).
@@ -41,6 +42,7 @@ func TestFaultConnectTimeout(t *testing.T) {
 // TestFaultLatency: a slow link still yields verified connections; a link
 // slower than connect_timeout fails with a timeout.
 func TestFaultLatency(t *testing.T) {
+	t.Parallel()
 	pki, proxy := proxied(t)
 	proxy.SetLatency(30 * time.Millisecond)
 	ctx := ctxT(t, time.Minute)
@@ -64,6 +66,7 @@ func TestFaultLatency(t *testing.T) {
 // TestFaultConnectionsCut cuts every connection between pool and server.
 // The pool recovers on new connections, each verified again.
 func TestFaultConnectionsCut(t *testing.T) {
+	t.Parallel()
 	pki, proxy := proxied(t)
 	ctx := ctxT(t, time.Minute)
 	v := newVerifications()

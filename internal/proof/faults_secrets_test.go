@@ -17,24 +17,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// fakeClock is the injected clock of the credential cache.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // backend is a secret source whose availability and content the test
 // controls. It is a stand-in for a secret manager, not for PostgreSQL (which
 // is real in these tests): what matters here is how pgsecure reacts when the
@@ -45,7 +27,7 @@ type backend struct {
 	down     bool
 	fetches  int
 	lifetime time.Duration // 0: credentials do not expire
-	clock    *fakeClock
+	clock    *testutil.Clock
 }
 
 func (b *backend) Name() string { return "test-backend" }
@@ -76,8 +58,8 @@ func (b *backend) fetchCount() int {
 	return b.fetches
 }
 
-func newBackend(password, version string, lifetime time.Duration) (*backend, *fakeClock) {
-	clock := &fakeClock{now: time.Now()}
+func newBackend(password, version string, lifetime time.Duration) (*backend, *testutil.Clock) {
+	clock := testutil.NewClock(time.Now())
 	return &backend{
 		creds:    secrets.Credentials{User: appUser, Password: secrets.NewSecret(password), Version: version},
 		lifetime: lifetime, clock: clock,
@@ -86,7 +68,7 @@ func newBackend(password, version string, lifetime time.Duration) (*backend, *fa
 
 // credsBuilder is a pgsecure builder for pg whose credentials come from src
 // through a cache on clock. The connection string has no password.
-func credsBuilder(pki *testutil.PKI, port int, src secrets.Source, clock *fakeClock) *pgsecure.Builder {
+func credsBuilder(pki *testutil.PKI, port int, src secrets.Source, clock *testutil.Clock) *pgsecure.Builder {
 	return pgsecure.NewBuilder(fmt.Sprintf("postgres://%s@localhost:%d/postgres", appUser, port)).
 		RootCAFile(pki.CAFile).Logger(quiet).MaxConns(2).
 		Credentials(src).CredentialCache(cacheOn(clock, time.Minute))
@@ -94,7 +76,7 @@ func credsBuilder(pki *testutil.PKI, port int, src secrets.Source, clock *fakeCl
 
 // cacheOn returns cache options with ttl whose clock is clock (and whose
 // jitter draws 0), through the module's test hook.
-func cacheOn(clock *fakeClock, ttl time.Duration) secrets.CacheOptions {
+func cacheOn(clock *testutil.Clock, ttl time.Duration) secrets.CacheOptions {
 	o := secrets.CacheOptions{TTL: ttl}
 	refresh.SetCacheClock(&o, clock.Now)
 	return o
@@ -103,6 +85,7 @@ func cacheOn(clock *fakeClock, ttl time.Duration) secrets.CacheOptions {
 // TestFaultSecretUnreachableAtStartup: Build fails, clearly, without
 // dialling the database.
 func TestFaultSecretUnreachableAtStartup(t *testing.T) {
+	t.Parallel()
 	pki := testutil.NewPKI(t)
 	pg := startServer(t, pki, testutil.LocalServerOptions())
 	tap := testutil.WireTap(t, pg.Addr())
@@ -120,6 +103,7 @@ func TestFaultSecretUnreachableAtStartup(t *testing.T) {
 // they expire new connections fail with ErrExpired while open ones keep
 // working; when the backend returns, new connections work again.
 func TestFaultSecretOutageMidLife(t *testing.T) {
+	t.Parallel()
 	pki := testutil.NewPKI(t)
 	pg := startServer(t, pki, testutil.LocalServerOptions())
 	src, clock := newBackend(appPassword, "lease-1", time.Hour)
@@ -159,6 +143,7 @@ func TestFaultSecretOutageMidLife(t *testing.T) {
 // cached copy is due, or, when the cached copy is rejected (SQLSTATE 28P01),
 // by retrying once with fresh credentials within the same Acquire.
 func TestFaultPasswordRotated(t *testing.T) {
+	t.Parallel()
 	pki := testutil.NewPKI(t)
 	pg := startServer(t, pki, testutil.LocalServerOptions())
 	src, clock := newBackend(appPassword, "v1", 0)

@@ -70,6 +70,8 @@ func faultPool(t *testing.T, maxConns int32) (*testutil.Postgres, *testutil.PKI,
 // (including those opened after the restart), and no insert that was
 // acknowledged is missing.
 func TestFaultRestartUnderLoad(t *testing.T) {
+	t.Parallel()
+	testutil.SkipIfShort(t, "the restart under load")
 	pg, _, pool, v := faultPool(t, 4)
 	pg.Exec(t, "CREATE TABLE acks (worker int, seq int, pid int, PRIMARY KEY (worker, seq))", "GRANT SELECT, INSERT ON acks TO "+appUser)
 	ctx := ctxT(t, 2*time.Minute)
@@ -154,6 +156,7 @@ func TestFaultRestartUnderLoad(t *testing.T) {
 // pg_terminate_backend. Queries fail at most once per killed connection,
 // then run on new, verified connections.
 func TestFaultBackendsTerminated(t *testing.T) {
+	t.Parallel()
 	const size = 4
 	pg, _, pool, v := faultPool(t, size)
 	ctx := ctxT(t, time.Minute)
@@ -194,6 +197,7 @@ func TestFaultBackendsTerminated(t *testing.T) {
 // refused with ErrUntrustedServer, the open transactions commit, and new
 // connections work again once the certificate is put back.
 func TestFaultCertificateSwappedToOtherCA(t *testing.T) {
+	t.Parallel()
 	pg, pki, pool, v := faultPool(t, 3)
 	pg.Exec(t, "CREATE TABLE swap (n int)", "GRANT SELECT, INSERT ON swap TO "+appUser)
 	ctx := ctxT(t, time.Minute)

@@ -42,6 +42,7 @@ func newConns(t *testing.T, c *testutil.Cluster, pool *pgxpool.Pool, n int) []in
 // go to the first standby listed. With any, they spread over all three
 // nodes. The distribution is logged for bench/RESULTS.md.
 func TestLoadBalanceHostsSpreadsAcrossStandbys(t *testing.T) {
+	t.Parallel()
 	c := haCluster(t, testutil.ClusterOptions{Standbys: 2})
 	ctx := ctxT(t, time.Minute)
 	build := func(query string) *pgxpool.Pool {
@@ -78,6 +79,8 @@ func TestLoadBalanceHostsSpreadsAcrossStandbys(t *testing.T) {
 // replication), and after recovery no connection to the stopped node is
 // handed out. The recovery time is logged for bench/RESULTS.md.
 func TestFailoverUnderLoad(t *testing.T) {
+	t.Parallel()
+	testutil.SkipIfShort(t, "the failover under load")
 	c := haCluster(t, testutil.ClusterOptions{Standbys: 1, Synchronous: true})
 	primary, standby := c.Nodes[0], c.Nodes[1]
 	primary.Exec(t, "CREATE TABLE writes (id bigint PRIMARY KEY, writer int NOT NULL)",
@@ -222,6 +225,8 @@ func keysOf[V any](m map[string]V) []string {
 // every one is verified, and neither goroutines nor the heap grow between
 // the first and the last round. Figures are logged for bench/RESULTS.md.
 func TestChurnAcrossCluster(t *testing.T) {
+	// Not parallel: it counts the whole process's goroutines and heap.
+	testutil.SkipIfShort(t, "the connection churn soak")
 	const rounds, perRound = 3, 40
 	c := haCluster(t, testutil.ClusterOptions{Standbys: 2})
 	ctx := ctxT(t, 2*time.Minute)

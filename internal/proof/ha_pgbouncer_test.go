@@ -36,6 +36,7 @@ func reportOf(t *testing.T, pool *pgxpool.Pool) verify.Report {
 // describes the bouncer→server hop, and concurrent queries and transactions
 // work. A direct connection to the same server is not reported as a pooler.
 func TestPgBouncerPooling(t *testing.T) {
+	t.Parallel()
 	pki := testutil.NewPKI(t)
 	pg := startServer(t, pki, testutil.LocalServerOptions())
 	pg.Exec(t, "CREATE TABLE items (id int PRIMARY KEY)", "GRANT SELECT, INSERT ON items TO "+appUser)
@@ -111,6 +112,7 @@ func TestPgBouncerPooling(t *testing.T) {
 // the server reports ssl=false, and the error says the peer is a pooler and
 // how to fix it (server_tls_sslmode).
 func TestPgBouncerPlaintextServerHopRefused(t *testing.T) {
+	t.Parallel()
 	pki := testutil.NewPKI(t)
 	pg := startServer(t, pki, testutil.LocalServerOptions(), "host all all 127.0.0.1/32 scram-sha-256")
 	b := pki.StartPgBouncer(t, pg, testutil.BouncerOptions{ServerTLSMode: "disable", Users: []string{appUser}})

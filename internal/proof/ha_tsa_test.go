@@ -49,6 +49,7 @@ func tsaCases() []tsaCase {
 // certificate); both must pick the node libpq documents, or both must fail,
 // and pgsecure's connection must be verified against that node's own name.
 func TestTargetSessionAttrsParity(t *testing.T) {
+	t.Parallel()
 	psql := testutil.RequireTool(t, "psql", "postgresql-client")
 	c := haCluster(t, testutil.ClusterOptions{Standbys: 2})
 	for _, tc := range tsaCases() {
@@ -186,6 +187,7 @@ func credentialRotation(t *testing.T, c *testutil.Cluster, nodes []*testutil.Pos
 // retry (prefer-standby, whose host order matters more, in
 // TestPreferStandbyCredentialRotation).
 func TestTargetSessionAttrsCredentialRotation(t *testing.T) {
+	t.Parallel()
 	c := haCluster(t, testutil.ClusterOptions{Standbys: 1})
 	for mode, want := range map[string]int{"any": -1, "read-write": 0, "read-only": 1, "primary": 0, "standby": 1} {
 		t.Run(mode, func(t *testing.T) { credentialRotationUnder(t, c, mode, want) })
@@ -195,6 +197,7 @@ func TestTargetSessionAttrsCredentialRotation(t *testing.T) {
 // TestLoadBalanceHostsCredentialRotation: with load_balance_hosts=random
 // the rotation retry still works whatever order the hosts were shuffled into.
 func TestLoadBalanceHostsCredentialRotation(t *testing.T) {
+	t.Parallel()
 	c := haCluster(t, testutil.ClusterOptions{Standbys: 1})
 	for i := range 4 {
 		t.Run(strconv.Itoa(i), func(t *testing.T) {
@@ -210,6 +213,7 @@ func TestLoadBalanceHostsCredentialRotation(t *testing.T) {
 // to the primary that answered after it (pgconn keeps one host for its
 // second pass).
 func TestPreferStandbyCredentialRotation(t *testing.T) {
+	t.Parallel()
 	c := haCluster(t, testutil.ClusterOptions{Standbys: 1})
 	t.Run("primary first", func(t *testing.T) {
 		credentialRotation(t, c, c.Nodes[:2], "target_session_attrs=prefer-standby", "Rotated-ps-1-5d0e", 1)
@@ -229,6 +233,7 @@ func TestPreferStandbyCredentialRotation(t *testing.T) {
 // connects to the node it picks, verified against that node's own name, and
 // the server saw the client certificate.
 func TestTargetSessionAttrsClientCertificate(t *testing.T) {
+	t.Parallel()
 	c := haCluster(t, testutil.ClusterOptions{Standbys: 1, ClientCerts: true})
 	certFile, keyFile, _ := c.PKI.Client(t, appUser)
 	ctx := ctxT(t, time.Minute)

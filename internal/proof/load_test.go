@@ -19,6 +19,8 @@ import (
 // much larger than after the first, and closing the pool leaves no
 // goroutine behind.
 func TestLoad(t *testing.T) {
+	// Not parallel: it counts the whole process's goroutines and heap.
+	testutil.SkipIfShort(t, "the load test")
 	const goroutines, queries = 16, 200
 	pki := testutil.NewPKI(t)
 	pg := startServer(t, pki, testutil.LocalServerOptions())

@@ -55,6 +55,7 @@ const parityWorkers = 6
 // and how to fix it, without a secret. The table (go test -run
 // TestLibpqParityMatrix -v) shows every row; -short runs a subset.
 func TestLibpqParityMatrix(t *testing.T) {
+	t.Parallel()
 	psql := testutil.RequireTool(t, "psql", "postgresql-client")
 	started := time.Now()
 	m := newMPKI(t)
@@ -360,6 +361,7 @@ func pgsecureInChild(kw map[string]string, certFile, dir string) parityVerdict {
 // process of TestLibpqParityMatrix's sslrootcert=system rows, and does
 // nothing unless that test started it.
 func TestLibpqParityMatrixChild(t *testing.T) {
+	t.Parallel()
 	raw, ok := os.LookupEnv(parityChildEnv)
 	if !ok {
 		t.Skip("child process of TestLibpqParityMatrix (sslrootcert=system rows)")

@@ -130,6 +130,7 @@ func (o *opensslPKI) bundle(file string, names ...string) string {
 // sending its CA), psql trusts sslrootcert only through a self-signed root;
 // pgsecure must agree, and say how to fix an intermediate pinned alone.
 func TestLibpqParityTrustAnchors(t *testing.T) {
+	t.Parallel()
 	psql := testutil.RequireTool(t, "psql", "postgresql-client")
 	o := newOpenSSLPKI(t)
 	o.rootCA("root_ca", "Test root CA for pgsecure")
@@ -190,6 +191,7 @@ func TestLibpqParityTrustAnchors(t *testing.T) {
 // refusal must be ErrNotEncrypted, and the check command's diagnosis
 // (x509check.ExplainHandshakeFailure) must name RSA-PSS.
 func TestLibpqParityRSAPSS(t *testing.T) {
+	t.Parallel()
 	psql := testutil.RequireTool(t, "psql", "postgresql-client")
 	o := newOpenSSLPKI(t)
 	o.rootCA("root_ca", "Test root CA for pgsecure")
@@ -220,6 +222,7 @@ func TestLibpqParityRSAPSS(t *testing.T) {
 // (NAME_CONSTRAINTS_check_CN), so psql refuses it; pgsecure must too, and
 // must still accept a Common Name inside the permitted subtree.
 func TestLibpqParityCommonNameConstraints(t *testing.T) {
+	t.Parallel()
 	psql := testutil.RequireTool(t, "psql", "postgresql-client")
 	o := newOpenSSLPKI(t)
 	o.rootCA("root_ca", "Test root CA for pgsecure")

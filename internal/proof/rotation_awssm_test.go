@@ -27,6 +27,8 @@ func rdsSecret(password string) string {
 // setSecret and finishSecret the cached AWSCURRENT password is rejected;
 // every query must still succeed, through AWSPENDING.
 func TestRotationSoakSecretsManager(t *testing.T) {
+	t.Parallel()
+	testutil.SkipIfShort(t, "the Secrets Manager rotation soak")
 	pki := testutil.NewPKI(t)
 	pg := startServer(t, pki, testutil.LocalServerOptions())
 	creds := aws.Credentials{AccessKeyID: "AKIASOAKTEST0000001", SecretAccessKey: "soak-secret-access-key"}

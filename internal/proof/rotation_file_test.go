@@ -37,6 +37,8 @@ func rotationSoak(t *testing.T, pki *testutil.PKI, port int, src secrets.Source,
 // password changes first and the mounted secret follows 200 ms later (a
 // kubelet ..data swap). Every query must succeed.
 func TestRotationSoakKubernetesSecret(t *testing.T) {
+	t.Parallel()
+	testutil.SkipIfShort(t, "the Kubernetes secret rotation soak")
 	pki := testutil.NewPKI(t)
 	pg := startServer(t, pki, testutil.LocalServerOptions())
 	secret := testutil.NewKubeSecret(t, map[string]string{"username": appUser, "password": appPassword + "\n"})
@@ -57,6 +59,7 @@ func TestRotationSoakKubernetesSecret(t *testing.T) {
 // changes; new connections meet the rejection of the cached password and
 // retry with the rewritten one. Every query must succeed.
 func TestRotationSoakEnv(t *testing.T) {
+	testutil.SkipIfShort(t, "the environment rotation soak")
 	pki := testutil.NewPKI(t)
 	pg := startServer(t, pki, testutil.LocalServerOptions())
 	t.Setenv("SOAK_PGUSER", appUser)

@@ -12,6 +12,7 @@ import (
 // the standby refuses the primary's name (each node has its own
 // certificate); after the primary stops, Promote makes the standby writable.
 func TestClusterReplicatesAndPromotes(t *testing.T) {
+	t.Parallel()
 	pki := NewPKI(t)
 	c := pki.StartCluster(t, ClusterOptions{Standbys: 1, Synchronous: true})
 	primary, standby := c.Nodes[0], c.Nodes[1]

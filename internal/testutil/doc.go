@@ -4,9 +4,12 @@
 //
 // # PostgreSQL
 //
-// StartPostgres runs initdb and a postmaster of its own on 127.0.0.1 with a
-// free port and a private unix socket directory, and stops it when the test
-// ends. When the test process runs as root, the server runs as the "postgres"
+// StartPostgres gives each server a data directory of its own (a copy of an
+// initdb template made once per installation) and a postmaster of its own on
+// 127.0.0.1 with a free port and a private unix socket directory, and stops
+// it when the test ends. Servers keep their files in /dev/shm when it is
+// writable, otherwise in the temporary directory; $PGSECURE_TEST_TMPDIR
+// overrides both. When the test process runs as root, the server runs as the "postgres"
 // OS user. Server binaries are looked up in $PGSECURE_PG_BINDIR, then
 // /usr/lib/postgresql/15/bin, then `pg_config --bindir`, then PATH.
 //

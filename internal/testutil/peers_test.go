@@ -32,6 +32,7 @@ func localCert(t *testing.T, pki *PKI) (tls.Certificate, *certgen.Pair) {
 }
 
 func TestAnswerNCapturesPasswordFromPreferClient(t *testing.T) {
+	t.Parallel()
 	// This is exactly what pgsecure must prevent: pgx's default sslmode=prefer
 	// accepts the 'N' and sends the password in plaintext.
 	peer := AnswerN(t)
@@ -53,6 +54,7 @@ func TestAnswerNCapturesPasswordFromPreferClient(t *testing.T) {
 }
 
 func TestPlaintextServerRepliesInPlaintext(t *testing.T) {
+	t.Parallel()
 	peer := PlaintextServer(t)
 	_, err := connect(t, peerURL(peer, "sslmode=require"))
 	require.ErrorContains(t, err, "server refused TLS")
@@ -77,6 +79,7 @@ func TestPlaintextServerRepliesInPlaintext(t *testing.T) {
 }
 
 func TestTLSPeerWithForeignCertificate(t *testing.T) {
+	t.Parallel()
 	trusted, foreign := NewPKI(t), NewPKI(t)
 	cert, _ := localCert(t, foreign)
 	peer := TLSPeer(t, cert, "", nil)
@@ -97,6 +100,7 @@ func TestTLSPeerWithForeignCertificate(t *testing.T) {
 }
 
 func TestTLSPeerProxiesToPlaintextServer(t *testing.T) {
+	t.Parallel()
 	pki := NewPKI(t)
 	pg := appServer(t, pki, PGOptions{SSLOff: true})
 	cert, _ := localCert(t, pki)
@@ -110,6 +114,7 @@ func TestTLSPeerProxiesToPlaintextServer(t *testing.T) {
 }
 
 func TestTLSPeerReterminatesTLS(t *testing.T) {
+	t.Parallel()
 	pki := NewPKI(t)
 	pg := appServer(t, pki, PGOptions{})
 	mitmCert, mitmPair := localCert(t, pki)
@@ -134,6 +139,7 @@ func TestTLSPeerReterminatesTLS(t *testing.T) {
 }
 
 func TestWireTapRecordsBothDirections(t *testing.T) {
+	t.Parallel()
 	pki := NewPKI(t)
 	pg := appServer(t, pki, PGOptions{})
 	tap := WireTap(t, pg.Addr())
@@ -156,6 +162,7 @@ func TestWireTapRecordsBothDirections(t *testing.T) {
 }
 
 func TestALPNPeer(t *testing.T) {
+	t.Parallel()
 	pki := NewPKI(t)
 	cert, _ := localCert(t, pki)
 	roots := x509.NewCertPool()
@@ -190,6 +197,7 @@ func TestALPNPeer(t *testing.T) {
 }
 
 func TestTLSVersionPeer(t *testing.T) {
+	t.Parallel()
 	pki := NewPKI(t)
 	cert, _ := localCert(t, pki)
 	old := TLSVersionPeer(t, cert, tls.VersionTLS11)
@@ -216,6 +224,7 @@ func TestTLSVersionPeer(t *testing.T) {
 }
 
 func TestPeerStopsWhenTestEnds(t *testing.T) {
+	t.Parallel()
 	var addr string
 	var open net.Conn
 	t.Run("peer", func(t *testing.T) {

@@ -106,7 +106,7 @@ func Start(o PGOptions) (*Postgres, error) {
 // start makes a new temporary base directory for a server, has prepare fill
 // its data directory (initdb, or a base backup), and starts it.
 func start(o PGOptions, bin string, u osUser, prepare func(*Postgres) error) (*Postgres, error) {
-	base, err := os.MkdirTemp("", "pgsecure-pg-")
+	base, err := os.MkdirTemp(scratchDir(), "pgsecure-pg-")
 	if err != nil {
 		return nil, fmt.Errorf("%w: cannot create a temporary directory: %w", ErrPGStart, err)
 	}
@@ -145,15 +145,14 @@ func (p *Postgres) Close() error {
 	return err
 }
 
-// initCluster runs initdb and writes the configuration and TLS files.
+// initCluster makes the data directory (a copy of an initdb template: see
+// template.go) and writes the configuration and TLS files.
 func (p *Postgres) initCluster() error {
 	if err := p.makeDirs(); err != nil {
 		return err
 	}
-	cmd := p.user.command(filepath.Join(p.bin, "initdb"), "-D", p.DataDir, "-U", "postgres", "-A", "trust",
-		"-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%w: initdb: %w\n%s", ErrPGStart, err, tail(out))
+	if err := p.copyTemplate(); err != nil {
+		return err
 	}
 	hba := p.opts.HBA
 	if len(hba) == 0 {

@@ -25,6 +25,7 @@ func requireSQLState(t *testing.T, err error, code string) {
 }
 
 func TestTwoClustersAtOnceServeVerifiedTLS(t *testing.T) {
+	t.Parallel()
 	pki := NewPKI(t)
 	_, _, pair := pki.Server(t, LocalServerOptions())
 	servers := make([]*Postgres, 2)
@@ -60,6 +61,7 @@ func TestTwoClustersAtOnceServeVerifiedTLS(t *testing.T) {
 }
 
 func TestDefaultHBARefusesPlaintext(t *testing.T) {
+	t.Parallel()
 	pki := NewPKI(t)
 	pg := appServer(t, pki, PGOptions{})
 	_, err := connect(t, pg.URL("app", testPassword, "appdb")+"?sslmode=disable")
@@ -69,6 +71,7 @@ func TestDefaultHBARefusesPlaintext(t *testing.T) {
 }
 
 func TestSSLOffServerAnswersPlaintext(t *testing.T) {
+	t.Parallel()
 	pg := appServer(t, NewPKI(t), PGOptions{SSLOff: true})
 	conn, err := connect(t, pg.URL("app", testPassword, "appdb")+"?sslmode=disable")
 	require.NoError(t, err)
@@ -83,6 +86,7 @@ func TestSSLOffServerAnswersPlaintext(t *testing.T) {
 }
 
 func TestSetServerCertRotation(t *testing.T) {
+	t.Parallel()
 	pki := NewPKI(t)
 	_, _, first := pki.Server(t, LocalServerOptions())
 	pg := StartPostgres(t, PGOptions{ServerCertPEM: first.CertPEM, ServerKeyPEM: first.KeyPEM})
@@ -105,6 +109,7 @@ func TestSetServerCertRotation(t *testing.T) {
 }
 
 func TestClientCertificateAuthWithClientCA(t *testing.T) {
+	t.Parallel()
 	pki := NewPKI(t)
 	pg := pki.StartPostgres(t, PGOptions{
 		ClientCAPEM: pki.CA.CertPEM,
@@ -123,6 +128,7 @@ func TestClientCertificateAuthWithClientCA(t *testing.T) {
 }
 
 func TestSetHBA(t *testing.T) {
+	t.Parallel()
 	pg, dsn, _ := connectedApp(t)
 	pg.SetHBA(t, "hostssl all all 127.0.0.1/32 reject")
 	_, err := connect(t, dsn)
@@ -133,6 +139,7 @@ func TestSetHBA(t *testing.T) {
 }
 
 func TestRestartKeepsPortAndData(t *testing.T) {
+	t.Parallel()
 	pg, dsn, old := connectedApp(t)
 	port := pg.Port
 
@@ -146,6 +153,7 @@ func TestRestartKeepsPortAndData(t *testing.T) {
 }
 
 func TestConfSettingsApply(t *testing.T) {
+	t.Parallel()
 	pki := NewPKI(t)
 	pg := appServer(t, pki, PGOptions{Conf: map[string]string{"ssl_max_protocol_version": "'TLSv1.2'"}})
 	conn, err := connect(t, appDSN(pg, pki))
@@ -154,6 +162,7 @@ func TestConfSettingsApply(t *testing.T) {
 }
 
 func TestCreateRoleStoresSCRAMVerifier(t *testing.T) {
+	t.Parallel()
 	pg := StartPostgres(t, PGOptions{SSLOff: true})
 	pg.CreateRole(t, `odd "name"`, "it's a secret")
 	conn, err := pg.Admin(testCtx(t))
@@ -168,6 +177,7 @@ func TestCreateRoleStoresSCRAMVerifier(t *testing.T) {
 }
 
 func TestExecFailureRedactsLiterals(t *testing.T) {
+	t.Parallel()
 	pg := StartPostgres(t, PGOptions{SSLOff: true})
 	fatal, _ := runTB(t, func(tb testing.TB) {
 		pg.Exec(tb, "CREATE ROLE broken LOGIN PASSWORD 'hunter2' NOSUCHOPTION")
@@ -178,6 +188,7 @@ func TestExecFailureRedactsLiterals(t *testing.T) {
 }
 
 func TestCloseLeavesNoProcessesOrFiles(t *testing.T) {
+	t.Parallel()
 	pki := NewPKI(t)
 	_, _, pair := pki.Server(t, LocalServerOptions())
 	pg, err := Start(PGOptions{ServerCertPEM: pair.CertPEM, ServerKeyPEM: pair.KeyPEM})
@@ -202,6 +213,7 @@ func TestCloseLeavesNoProcessesOrFiles(t *testing.T) {
 }
 
 func TestStartErrors(t *testing.T) {
+	t.Parallel()
 	_, err := Start(PGOptions{})
 	require.Error(t, err)
 	assert.False(t, errors.Is(err, ErrPGUnavailable))

@@ -25,6 +25,7 @@ func initialBody(mech, first string) []byte {
 }
 
 func TestSCRAMRewriterMechanisms(t *testing.T) {
+	t.Parallel()
 	both := saslBody(SCRAMSHA256Plus, SCRAMSHA256)
 	for _, tc := range []struct {
 		name string
@@ -45,6 +46,7 @@ func TestSCRAMRewriterMechanisms(t *testing.T) {
 }
 
 func TestSCRAMRewriterClientMessages(t *testing.T) {
+	t.Parallel()
 	r := &scramRewriter{proxy: &SCRAMProxy{}, ex: &SCRAMExchange{},
 		opts: SCRAMProxyOptions{Mechanism: SCRAMSHA256, GS2Header: GS2None, Binding: "biws"}}
 	got, err := r.initialResponse(initialBody(SCRAMSHA256Plus, GS2Bound+"n=,r=nonce"))

@@ -13,6 +13,7 @@ import (
 // cannot (a key that does not match) is reported with the server's reason,
 // and the previous certificate stays in service.
 func TestTrySetServerCert(t *testing.T) {
+	t.Parallel()
 	pki := NewPKI(t)
 	_, _, first := pki.Server(t, LocalServerOptions())
 	pg := StartPostgres(t, PGOptions{ServerCertPEM: first.CertPEM, ServerKeyPEM: first.KeyPEM})

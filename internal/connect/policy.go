@@ -111,13 +111,12 @@ type RefusalKind string
 
 // Refusal kinds, one per way a connection can fail pgsecure's checks.
 const (
-	RefusedPlaintext     RefusalKind = "plaintext"          // no TLS: 'N', a plaintext server, a removed TLS configuration
-	RefusedTLS           RefusalKind = "tls"                // handshake failed, version or ALPN below policy
-	RefusedCertificate   RefusalKind = "certificate"        // chain, host name, key usage or pin
-	RefusedAuthMethod    RefusalKind = "auth_method"        // md5, password, trust, ... not allowed
-	RefusedServerProof   RefusalKind = "server_proof"       // the server says the session is not encrypted
-	RefusedConfiguration RefusalKind = "configuration"      // a hook weakened the configuration
-	RefusedCredentials   RefusalKind = "credentials_source" // the credential source failed
+	RefusedPlaintext     RefusalKind = "plaintext"     // no TLS: 'N', a plaintext server, a removed TLS configuration
+	RefusedTLS           RefusalKind = "tls"           // handshake failed; version, cipher suite, group or ALPN below policy
+	RefusedCertificate   RefusalKind = "certificate"   // chain, host name, key usage, pin or revocation
+	RefusedAuthMethod    RefusalKind = "auth_method"   // md5, password, trust, ... not allowed; unbound SCRAM under channel_binding=require; pre-auth traffic libpq refuses
+	RefusedServerProof   RefusalKind = "server_proof"  // the server says the session is not encrypted
+	RefusedConfiguration RefusalKind = "configuration" // a hook weakened the configuration
 )
 
 // Refusal describes one refused connection attempt.

@@ -99,16 +99,9 @@ var customisations = []customisation{
 	}},
 }
 
-// closedPort is a TCP port nothing listens on.
-func closedPort() uint16 {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	return uint16(port)
-}
+// closedPort is a TCP port that refuses connections (reserved for the test
+// binary's life, so no server of a parallel test can be given it).
+func closedPort() uint16 { return uint16(testutil.ProcessRefusingPort()) }
 
 // TestCustomisationsCannotUnhookChecks: every documented customisation of
 // the configuration Config returns, with the pool's BeforeConnect kept or

@@ -16,11 +16,7 @@ import (
 // closedPort returns a 127.0.0.1 port nothing listens on.
 func closedPort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := l.Addr().(*net.TCPAddr).Port
-	require.NoError(t, l.Close())
-	return port
+	return testutil.RefusingPort(t)
 }
 
 // TestCheckManyTargets checks a small fleet from the command line and a

@@ -2,7 +2,6 @@ package pgsecure
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"strings"
@@ -62,8 +61,8 @@ func (w *loginWatch) TraceConnectStart(ctx context.Context, _ pgx.TraceConnectSt
 }
 
 func (w *loginWatch) TraceConnectEnd(ctx context.Context, data pgx.TraceConnectEndData) {
-	var pe *pgconn.PgError
-	if data.Err == nil || !errors.As(data.Err, &pe) || (pe.Code != "28P01" && pe.Code != "28000") {
+	pe := connect.LoginRejection(data.Err)
+	if pe == nil {
 		return
 	}
 	w.mu.Lock()

@@ -111,9 +111,17 @@ func (w *authWatch) probe(ctx context.Context, c Login) (bool, error) {
 }
 
 // isRejection reports whether err is the server rejecting the credentials.
-func isRejection(err error) bool {
+func isRejection(err error) bool { return LoginRejection(err) != nil }
+
+// LoginRejection returns the server's error when err is the server
+// rejecting a login (SQLSTATE 28P01, or 28000: pg_hba, PAM, a proxy), and
+// nil otherwise.
+func LoginRejection(err error) *pgconn.PgError {
 	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && (pgErr.Code == "28P01" || pgErr.Code == "28000")
+	if errors.As(err, &pgErr) && (pgErr.Code == "28P01" || pgErr.Code == "28000") {
+		return pgErr
+	}
+	return nil
 }
 
 // RejectedError is a connect that ended while the server kept rejecting

@@ -42,20 +42,26 @@ func partialChain(leaf *x509.Certificate, presented []*x509.Certificate, roots R
 	if roots.Intermediates == nil || !errors.As(err, &unknown) {
 		return nil
 	}
-	opts := x509.VerifyOptions{
-		Roots:         roots.Intermediates,
-		Intermediates: x509.NewCertPool(),
-		CurrentTime:   now,
-		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	for _, c := range presented[1:] {
-		opts.Intermediates.AddCert(c)
-	}
-	chains, verr := leaf.Verify(opts)
+	chains, verr := verifyServer(presented, roots.Intermediates, x509.NewCertPool(), now)
 	if verr != nil {
 		return nil
 	}
 	return partialChainError(leaf, chains[0][len(chains[0])-1], roots)
+}
+
+// verifyServer verifies the server's leaf for server authentication
+// against anchors, building the path through intermediates and the
+// certificates the server sent after its leaf (added to intermediates).
+func verifyServer(presented []*x509.Certificate, anchors, intermediates *x509.CertPool, now time.Time) ([][]*x509.Certificate, error) {
+	for _, c := range presented[1:] {
+		intermediates.AddCert(c)
+	}
+	return presented[0].Verify(x509.VerifyOptions{
+		Roots:         anchors,
+		Intermediates: intermediates,
+		CurrentTime:   now,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	})
 }
 
 // intermediatesOf returns a fresh pool with the pinned non-anchor

@@ -52,16 +52,7 @@ func VerifyChain(presented []*x509.Certificate, roots Roots, now time.Time) ([][
 			Fix: "pin the CA that issued the server certificate with " + roots.settingFix()}
 	}
 	leaf := presented[0]
-	opts := x509.VerifyOptions{
-		Roots:         roots.Pool,
-		Intermediates: intermediatesOf(roots),
-		CurrentTime:   now,
-		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	for _, c := range presented[1:] {
-		opts.Intermediates.AddCert(c)
-	}
-	chains, err := leaf.Verify(opts)
+	chains, err := verifyServer(presented, roots.Pool, intermediatesOf(roots), now)
 	if err != nil {
 		if perr := partialChain(leaf, presented, roots, now, err); perr != nil {
 			return nil, perr

@@ -19,8 +19,9 @@ import (
 // SCRAM-SHA-256-PLUS (or with binding disabled altogether) the client would
 // send an unbound SCRAM exchange whose proof can be guessed offline. With
 // the pool's BeforeConnect kept, the re-check refuses the changed setting
-// before dialling; with it replaced, the authentication watch refuses
-// before the first SCRAM message.
+// before dialling; lowered on the connection's copy after pgsecure's
+// BeforeConnect (by a hook wrapped around it), the authentication watch
+// refuses before the first SCRAM message.
 func TestLoweredChannelBindingRefused(t *testing.T) {
 	t.Parallel()
 	s := newProxySetup(t)
@@ -33,9 +34,9 @@ func TestLoweredChannelBindingRefused(t *testing.T) {
 		replaceBC bool
 	}{
 		{name: "builder, prefer, PLUS stripped, BeforeConnect kept", lowered: "prefer", strip: true},
-		{name: "builder, prefer, PLUS stripped, BeforeConnect replaced", lowered: "prefer", strip: true, replaceBC: true},
-		{name: "dsn, prefer, PLUS stripped, BeforeConnect replaced", viaDSN: true, lowered: "prefer", strip: true, replaceBC: true},
-		{name: "builder, disable, PLUS offered, BeforeConnect replaced", lowered: "disable", replaceBC: true},
+		{name: "builder, prefer, PLUS stripped, lowered after BeforeConnect", lowered: "prefer", strip: true, replaceBC: true},
+		{name: "dsn, prefer, PLUS stripped, lowered after BeforeConnect", viaDSN: true, lowered: "prefer", strip: true, replaceBC: true},
+		{name: "builder, disable, PLUS offered, lowered after BeforeConnect", lowered: "disable", replaceBC: true},
 		{name: "dsn, disable, PLUS offered, BeforeConnect kept", viaDSN: true, lowered: "disable"},
 	} {
 		t.Run(row.name, func(t *testing.T) {
@@ -50,9 +51,17 @@ func TestLoweredChannelBindingRefused(t *testing.T) {
 			cfg, err := b.Config(ctx)
 			require.NoError(t, err)
 			require.Equal(t, "require", cfg.ConnConfig.ChannelBinding)
-			cfg.ConnConfig.ChannelBinding = row.lowered
 			if row.replaceBC {
-				cfg.BeforeConnect = func(context.Context, *pgx.ConnConfig) error { return nil }
+				installed := cfg.BeforeConnect
+				cfg.BeforeConnect = func(ctx context.Context, cc *pgx.ConnConfig) error {
+					if err := installed(ctx, cc); err != nil {
+						return err
+					}
+					cc.ChannelBinding = row.lowered
+					return nil
+				}
+			} else {
+				cfg.ConnConfig.ChannelBinding = row.lowered
 			}
 			pool, err := pgxpool.NewWithConfig(ctx, cfg)
 			require.NoError(t, err)

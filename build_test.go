@@ -302,13 +302,31 @@ func TestHooksCannotDisableChecks(t *testing.T) {
 
 	cfg, err := pgsecure.NewBuilder(dsn(pg, "localhost")).RootCAFile(pki.CAFile).Config(ctx)
 	require.NoError(t, err)
-	cfg.BeforeConnect = strip
+	installed := cfg.BeforeConnect
+	cfg.BeforeConnect = func(ctx context.Context, cc *pgx.ConnConfig) error {
+		if err := installed(ctx, cc); err != nil {
+			return err
+		}
+		return strip(ctx, cc) // after pgsecure's re-check
+	}
 	cfg.AfterConnect = nil
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	require.NoError(t, err)
 	defer pool.Close()
 	err = pool.Ping(ctx)
 	require.ErrorIs(t, err, pgsecure.ErrNotEncrypted, "the server accepts plaintext here, yet the connection is refused")
+	assert.NotContains(t, err.Error(), appPassword)
+
+	// Replaced outright, BeforeConnect installs nothing: the tripwires refuse.
+	cfg, err = pgsecure.NewBuilder(dsn(pg, "localhost")).RootCAFile(pki.CAFile).Config(ctx)
+	require.NoError(t, err)
+	cfg.BeforeConnect = strip
+	cfg.AfterConnect = nil
+	pool2, err := pgxpool.NewWithConfig(ctx, cfg)
+	require.NoError(t, err)
+	defer pool2.Close()
+	err = pool2.Ping(ctx)
+	require.ErrorIs(t, err, pgsecure.ErrInsecureConfig)
 	assert.NotContains(t, err.Error(), appPassword)
 }
 

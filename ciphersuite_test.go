@@ -26,8 +26,9 @@ func insecureSuite(t *testing.T, name string) uint16 {
 	return 0
 }
 
-// TestInsecureCipherSuiteRefused: with the pool's BeforeConnect replaced
-// and the TLS configuration's CipherSuites set to an insecure suite, a peer
+// TestInsecureCipherSuiteRefused: with the TLS configuration's CipherSuites
+// set to an insecure suite by a hook that runs after pgsecure's
+// BeforeConnect (past its re-check), a peer
 // offering only that suite completes the handshake; the local check refuses
 // it before the startup message, naming the suite and the fix.
 func TestInsecureCipherSuiteRefused(t *testing.T) {
@@ -41,8 +42,14 @@ func TestInsecureCipherSuiteRefused(t *testing.T) {
 			var events eventLog
 			cfg, err := pgsecure.NewBuilder(peerDSN(p, "localhost")).RootCAFile(pki.CAFile).OnEvent(events.add).Config(ctx)
 			require.NoError(t, err)
-			cfg.ConnConfig.TLSConfig.CipherSuites = []uint16{suite}
-			cfg.BeforeConnect = func(context.Context, *pgx.ConnConfig) error { return nil }
+			installed := cfg.BeforeConnect
+			cfg.BeforeConnect = func(ctx context.Context, cc *pgx.ConnConfig) error {
+				if err := installed(ctx, cc); err != nil {
+					return err
+				}
+				cc.TLSConfig.CipherSuites = []uint16{suite} // after pgsecure's re-check
+				return nil
+			}
 			pool, err := pgxpool.NewWithConfig(ctx, cfg)
 			require.NoError(t, err)
 			defer pool.Close()

@@ -137,7 +137,7 @@ func TestEveryHostGetsPgsecureTLS(t *testing.T) {
 		assert.Equal(t, len(entries), len(seen), "one entry per host: no plaintext duplicate")
 		for name, hook := range map[string]any{"LookupFunc": cfg.ConnConfig.LookupFunc, "DialFunc": cfg.ConnConfig.DialFunc,
 			"AfterNetConnect": cfg.ConnConfig.AfterNetConnect, "BuildFrontend": cfg.ConnConfig.BuildFrontend,
-			"ValidateConnect": cfg.ConnConfig.ValidateConnect, "AfterConnect": cfg.ConnConfig.AfterConnect,
+			"ValidateConnect":    cfg.ConnConfig.ValidateConnect,
 			"pool BeforeConnect": cfg.BeforeConnect, "pool AfterConnect": cfg.AfterConnect} {
 			assert.NotNil(t, hook, name)
 		}

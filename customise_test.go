@@ -134,6 +134,9 @@ func TestCustomisationsCannotUnhookChecks(t *testing.T) {
 					err = pool.Ping(ctx)
 					require.Error(t, err, "the hostile peer was accepted")
 					refused := pgsecure.ErrNotEncrypted
+					if replaceBefore {
+						refused = pgsecure.ErrInsecureConfig // a tripwire: the pipeline was not installed
+					}
 					if !replaceBefore && (c.name == "TLSConfig nil" || c.name == "TLSConfig swapped" || c.name == "AfterNetConnect and TLSConfig nil" ||
 						c.name == "Fallbacks added (no TLS)") {
 						refused = pgsecure.ErrInsecureConfig // BeforeConnect's re-check names the change

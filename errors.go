@@ -14,7 +14,7 @@ var (
 	// configuration because it would weaken the connection: an sslmode other
 	// than verify-full, a unix-socket host, no pinned CA, an unsupported TLS
 	// setting. Fix the configuration; retrying will not help.
-	ErrInsecureConfig = errors.New("pgsecure: insecure configuration")
+	ErrInsecureConfig = shared.ErrInsecureConfig
 
 	// ErrNotEncrypted is wrapped by every error that refuses a connection
 	// because it is not verifiably encrypted end to end: the server declined

@@ -55,15 +55,14 @@ func (s *poolState) VerifyPeer(host string, chain []*x509.Certificate) error {
 }
 func (s *poolState) ClientLeaf() *x509.Certificate { return s.tls.currentClientLeaf() }
 
-// install puts pgsecure's TLS configuration on every host and the pipeline
-// around the ConnConfig's hooks.
-func (s *poolState) install(cc *pgx.ConnConfig) {
+// bind puts pgsecure's TLS configuration on every host and its
+// negotiation and authentication settings on cc.
+func (s *poolState) bind(cc *pgx.ConnConfig) {
 	for _, h := range hosts(cc) {
 		*h.tls = s.configFor(h.host)
 	}
 	cc.SSLNegotiation = s.negotiation()
 	cc.RequireAuth = s.policy.Auth.String()
-	connect.Install(&cc.Config, s.policy)
 }
 
 func (s *poolState) negotiation() string {
@@ -97,7 +96,8 @@ func (s *poolState) beforeConnect(hooks []func(context.Context, *pgx.ConnConfig)
 		if s.loadBalance {
 			shuffleHosts(cc, rand.Shuffle) // load_balance_hosts=random: a fresh order per connection
 		}
-		s.install(cc)
+		s.bind(cc)
+		connect.Install(&cc.Config, s.policy) // the pipeline, once, on this connection's copy
 		s.watchLogins(cc)
 		if s.creds != nil && !s.policy.Auth.Allows(connect.AuthPassword) && s.creds.isLoginToken(cc.User, cc.Password) {
 			// A login token answers a cleartext-password request (pgx checks
@@ -144,12 +144,13 @@ func (s *poolState) checkTLS(ctx context.Context, cc *pgx.ConnConfig, from strin
 	return err
 }
 
-// afterConnect is the pool's AfterConnect: the server-side proof once more
-// (it ran in ValidateConnect unless a caller replaced that and BeforeConnect
-// both), the credentials' expiry, then the caller's hooks.
+// afterConnect is the pool's AfterConnect: the connection must carry the
+// report of the server-side proof (a last tripwire: it is missing only when
+// the pipeline never ran), the credentials' expiry, then the caller's
+// hooks.
 func (s *poolState) afterConnect(hooks []func(context.Context, *pgx.Conn) error) func(context.Context, *pgx.Conn) error {
 	return func(ctx context.Context, c *pgx.Conn) error {
-		if err := connect.Prove(ctx, s.policy, c.PgConn()); err != nil {
+		if err := connect.Verified(ctx, s.policy, c.PgConn()); err != nil {
 			return err
 		}
 		if s.creds != nil {

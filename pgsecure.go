@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgsecure/pgsecure/internal/connect"
 	"github.com/pgsecure/pgsecure/secrets"
+	"github.com/pgsecure/pgsecure/verify"
 )
 
 // Builder configures a verify-full pgx pool. Methods record their input and
@@ -295,13 +296,19 @@ func (b *Builder) loginOrigin(cc *pgx.ConnConfig) loginOrigin {
 	return loginOrigin{password: "the password (none was given: set one in the connection string, PGPASSWORD, a password file or a credential source)"}
 }
 
-// startupCheck opens one connection and has the server describe it.
+// startupCheck opens one connection and makes sure the server described
+// it: its proof ran under WithServerQuery, so the report holds the
+// server's view; should the connection have been opened without Build's
+// context, the server is asked now.
 func startupCheck(ctx context.Context, pool *pgxpool.Pool, st *poolState) error {
 	c, err := pool.Acquire(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Release()
+	if r, ok := verify.ReportOf(c.Conn().PgConn()); ok && r.Proof == verify.ProofServerQuery {
+		return nil
+	}
 	return connect.QueryServer(ctx, st.policy, c.Conn().PgConn())
 }
 
@@ -330,22 +337,23 @@ func (b *Builder) logProgress(ctx context.Context, st *poolState) (stop func()) 
 }
 
 // Config returns the pgxpool configuration with pgsecure's TLS policy and
-// checks installed, for callers who create the pool with
+// checks in place, for callers who create the pool with
 // pgxpool.NewWithConfig. Prefer ConfigurePool and Build: Build also fails
 // at startup when no verified connection can be made.
 //
-// The checks live on the ConnConfig (every host's TLSConfig, LookupFunc,
-// DialFunc, AfterNetConnect, BuildFrontend, ValidateConnect, AfterConnect)
-// and on the pool (BeforeConnect, AfterConnect, PrepareConn). A
-// DialFunc, AfterNetConnect or ValidateConnect set on the returned
-// ConnConfig is chained after pgsecure's stages by the pool's BeforeConnect
-// on every new connection. If the pool's BeforeConnect is replaced too, each
-// single replacement is still neutralised or refused before any credential
-// is sent: the TLS configurations verify in the handshake, the dial stage
-// refuses to send anything but a TLS request, AfterNetConnect re-verifies
-// the handshake for the host, and the server-side proof runs in
-// ValidateConnect, ConnConfig.AfterConnect and the pool's AfterConnect.
-// Replacing all of them removes the checks: use ConfigurePool.
+// The pool's BeforeConnect installs pgsecure's pipeline on each
+// connection's copy of the ConnConfig, once, around the hooks that copy
+// has: a DialFunc, AfterNetConnect, BuildFrontend or ValidateConnect set
+// on the returned ConnConfig runs inside pgsecure's stage for it, after
+// its checks. Keep that BeforeConnect: replace it only with a function
+// that calls it. Without it each of those hooks is a tripwire that refuses
+// the connection with ErrInsecureConfig before the startup message, and
+// the pool's AfterConnect refuses a connection that carries no
+// verification report; a hook replaced after pgsecure's BeforeConnect ran
+// (by a function wrapped around it) is refused the same way. The TLS
+// configuration of every host verifies the server in the handshake in any
+// case. To use the ConnConfig without a pool, call BeforeConnect on a copy
+// of it first, as pgxpool does.
 func (b *Builder) Config(ctx context.Context) (*pgxpool.Config, error) {
 	cfg, _, err := b.config(ctx)
 	return cfg, err
@@ -408,7 +416,8 @@ func (b *Builder) config(ctx context.Context) (*pgxpool.Config, *poolState, erro
 		st.creds = creds
 		st.policy.Credentials = creds
 	}
-	st.install(cfg.ConnConfig)
+	st.bind(cfg.ConnConfig)
+	connect.Arm(&cfg.ConnConfig.Config, st.policy) // tripwires: BeforeConnect installs the pipeline per connection
 	st.auth = authSettingsOf(cfg.ConnConfig)
 	if b.maxConns != nil {
 		cfg.MaxConns = *b.maxConns

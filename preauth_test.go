@@ -150,11 +150,12 @@ func TestBoundedHandshakeAcceptsRealServer(t *testing.T) {
 	assert.NotNil(t, r.ClientCertificate)
 }
 
-// TestReplacedBuildFrontendStillWatched: with the pool's BeforeConnect and
-// ConnConfig.BuildFrontend both replaced on what Config returned, the
-// authentication watch is put back around the caller's frontend for every
-// connection: the pre-authentication bounds and the method policy still
-// hold, with ErrInsecureAuth and one event each.
+// TestReplacedBuildFrontendStillWatched: a BuildFrontend set on what Config
+// returned runs inside the authentication watch pgsecure's BeforeConnect
+// installs on every connection: the pre-authentication bounds and the
+// method policy still hold, with ErrInsecureAuth and one event each. Set by
+// a hook that runs after pgsecure's BeforeConnect, it replaces the watch:
+// the connection is then refused before the startup message.
 func TestReplacedBuildFrontendStillWatched(t *testing.T) {
 	t.Parallel()
 	ctx := ctxT(t)
@@ -180,11 +181,11 @@ func TestReplacedBuildFrontendStillWatched(t *testing.T) {
 			var built atomic.Int32
 			cfg, err := pgsecure.NewBuilder(row.dsn).RootCAFile(row.ca).OnEvent(events.add).Config(ctx)
 			require.NoError(t, err)
-			cfg.BeforeConnect = func(context.Context, *pgx.ConnConfig) error { return nil }
-			cfg.ConnConfig.BuildFrontend = func(r io.Reader, w io.Writer) *pgproto3.Frontend {
+			frontend := func(r io.Reader, w io.Writer) *pgproto3.Frontend {
 				built.Add(1)
 				return pgproto3.NewFrontend(r, w)
 			}
+			cfg.ConnConfig.BuildFrontend = frontend
 			pool, err := pgxpool.NewWithConfig(ctx, cfg)
 			require.NoError(t, err)
 			defer pool.Close()
@@ -193,6 +194,26 @@ func TestReplacedBuildFrontendStillWatched(t *testing.T) {
 			assert.Contains(t, err.Error(), row.want)
 			assert.Equal(t, []pgsecure.RefusalKind{pgsecure.RefusedAuthMethod}, events.refusals())
 			assert.Equal(t, int32(1), built.Load(), "the caller's BuildFrontend ran")
+
+			// The same frontend set after pgsecure's BeforeConnect.
+			events = eventLog{}
+			cfg, err = pgsecure.NewBuilder(row.dsn).RootCAFile(row.ca).OnEvent(events.add).Config(ctx)
+			require.NoError(t, err)
+			installed := cfg.BeforeConnect
+			cfg.BeforeConnect = func(ctx context.Context, cc *pgx.ConnConfig) error {
+				if err := installed(ctx, cc); err != nil {
+					return err
+				}
+				cc.BuildFrontend = frontend
+				return nil
+			}
+			late, err := pgxpool.NewWithConfig(ctx, cfg)
+			require.NoError(t, err)
+			defer late.Close()
+			err = late.Ping(ctx)
+			require.ErrorIs(t, err, pgsecure.ErrInsecureConfig)
+			assert.Contains(t, err.Error(), "BuildFrontend was replaced")
+			assert.Equal(t, []pgsecure.RefusalKind{pgsecure.RefusedConfiguration}, events.refusals())
 		})
 	}
 	assertNoPasswordLeak(t, flood)

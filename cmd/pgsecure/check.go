@@ -241,7 +241,8 @@ func newBuilder(ctx context.Context, o checkOptions, dsn string, env func(string
 //
 // The observer is installed after BeforeConnect, outermost, so that it sees
 // the server's authentication request even when pgsecure's policy refuses it
-// (pgsecure re-wraps frontends set before BeforeConnect inside its own).
+// (a frontend set before BeforeConnect runs inside pgsecure's; one set after
+// it must let pgsecure find the connection under it: the tap does).
 func connect(ctx context.Context, cfg *pgxpool.Config, r *checkReport, o checkOptions, explain func(error) error) error {
 	obs, prog := &pgwire.Observer{}, &progress{}
 	fail := func(err error) error {

@@ -36,6 +36,7 @@ type attempt struct {
 	handshakeDone time.Duration
 	verified      bool       // local verification passed for host
 	watch         *authWatch // set by the local stage, used by BuildFrontend
+	watched       bool       // the frontend stage put the watch in front of pgx's frontend
 
 	// connected is set once the connection is verified and handed on: from
 	// then on the attempt's connection passes errors through unchanged
@@ -70,6 +71,8 @@ func attemptOf(nc any) *attempt {
 		switch c := nc.(type) {
 		case *guardedConn:
 			return c.attempt
+		case *attemptConn:
+			return c.attempt
 		case interface{ NetConn() net.Conn }:
 			nc = c.NetConn()
 		default:
@@ -77,6 +80,23 @@ func attemptOf(nc any) *attempt {
 		}
 	}
 	return nil
+}
+
+// attemptConn carries the attempt above a caller's AfterNetConnect wrapper
+// that does not expose the connection under it, so later stages still find
+// the attempt. (pgx holds the *tls.Conn for channel binding only when no
+// wrapper is there, so wrapping it again takes nothing away.)
+type attemptConn struct {
+	net.Conn
+	attempt *attempt
+}
+
+// unwatched reports a verified attempt whose authentication watch was not
+// put in front of pgx's frontend.
+func (a *attempt) unwatched() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.verified && !a.watched
 }
 
 // HostOf is the host name (or address) that the connection attempt under

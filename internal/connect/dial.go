@@ -25,12 +25,7 @@ type dialStage struct {
 	next    pgconn.DialFunc
 }
 
-type dialingKey struct{}
-
 func (d *dialStage) dial(ctx context.Context, network, address string) (net.Conn, error) {
-	if ctx.Value(dialingKey{}) != nil {
-		return d.next(ctx, network, address) // an outer dial stage guards this dial
-	}
 	host, port, err := net.SplitHostPort(address)
 	if err != nil {
 		return nil, err
@@ -51,7 +46,7 @@ func (d *dialStage) dial(ctx context.Context, network, address string) (net.Conn
 			return nil, err
 		}
 	}
-	ctx = context.WithValue(ctx, dialingKey{}, true)
+	ctx = within(ctx)
 	var errs []error
 	for _, ip := range addrs {
 		target := net.JoinHostPort(ip, port)
@@ -89,7 +84,8 @@ type guardedConn struct {
 	attempt *attempt
 	policy  *Policy
 
-	wrote, read bool // the first write / read was checked
+	wrote, read bool  // the first write / read was checked
+	unwatched   error // the refusal of a startup message sent past the authentication watch
 }
 
 func (c *guardedConn) Write(p []byte) (int, error) {
@@ -104,6 +100,16 @@ func (c *guardedConn) Write(p []byte) (int, error) {
 			return 0, c.refuse(&verify.Error{Addr: c.attempt.addr, Stage: StageTLSRequest,
 				Seen: "the client was about to send its first message without TLS (the TLS configuration for this host was removed or replaced); nothing was sent"})
 		}
+	}
+	if c.unwatched != nil {
+		return 0, c.unwatched
+	}
+	if !c.attempt.connected.Load() && c.attempt.unwatched() {
+		// The handshake was verified, so this is the startup message, and
+		// no frontend stage put the authentication watch in front of it:
+		// BuildFrontend was replaced after pgsecure installed its stages.
+		c.unwatched = c.policy.refuseNotInstalled(c.attempt.ctx, c.attempt.host, &NotInstalledError{Hook: "BuildFrontend", Addr: c.attempt.addr, Replaced: true})
+		return 0, c.unwatched
 	}
 	n, err := c.Conn.Write(p)
 	return n, c.stageErr(err)

@@ -29,49 +29,30 @@ type localStage struct {
 
 func (s *localStage) afterNetConnect(ctx context.Context, cfg *pgconn.Config, nc net.Conn) (net.Conn, error) {
 	a := attemptOf(nc)
-	if a == nil || !a.isVerified() {
-		if err := s.verify(ctx, cfg, nc, a); err != nil {
-			return nc, err // pgx requires a non-nil connection alongside the error
-		}
+	if err := s.verify(ctx, nc, a); err != nil {
+		return nc, err // pgx requires a non-nil connection alongside the error
 	}
-	var created *authWatch
-	if a != nil {
-		if aw := a.watchFor(); aw == nil {
-			created = newAuthWatch(s.policy, cfg, a)
-			created.ctx = context.WithoutCancel(ctx) // the connect's values (a tracer's span) for its events
-			a.setWatch(created)
-		} else {
-			aw.reinstalled = true // an outer local stage created it: the stages were installed again
-		}
-	}
+	aw := newAuthWatch(s.policy, cfg, a)
+	aw.ctx = context.WithoutCancel(ctx) // the connect's values (a tracer's span) for its events
+	a.setWatch(aw)
 	out, err := nc, error(nil)
 	if s.next != nil {
-		if out, err = s.next(ctx, cfg, nc); out == nil {
+		if out, err = s.next(within(ctx), cfg, nc); out == nil {
 			out = nc
 		}
 	}
-	if created != nil && !created.reinstalled {
-		s.ensureFrontend(cfg)
-	}
-	if a != nil && attemptOf(out) != a {
-		// The caller's hook hid the attempt, so the proof stage cannot
-		// end it when the connection is verified: end it with the
-		// connect's context (connect_timeout), at the latest.
-		context.AfterFunc(ctx, a.connectDone)
+	if attemptOf(out) != a {
+		out = &attemptConn{Conn: out, attempt: a} // the caller's wrapper hid the attempt
 	}
 	return out, err
 }
 
-// verify is the local check. Without an attempt (a caller's DialFunc
-// replaced pgsecure's and no BeforeConnect re-installed it) the host is
-// taken from the configuration when it names exactly one; otherwise the
-// connection is refused rather than checked against a guess.
-func (s *localStage) verify(ctx context.Context, cfg *pgconn.Config, nc net.Conn, a *attempt) error {
+// verify is the local check of the completed handshake, for the host the
+// dial stage opened this attempt for.
+func (s *localStage) verify(ctx context.Context, nc net.Conn, a *attempt) error {
 	host, addr := "", remoteAddr(nc)
 	if a != nil {
 		host = a.host
-	} else if cfg != nil && len(cfg.Fallbacks) == 0 {
-		host = cfg.Host
 	}
 	fail := func(kind RefusalKind, err error) error {
 		s.policy.Observer.Refused(ctx, Refusal{Kind: kind, Host: host, Addr: addr, Stage: StageTLSHandshake, Err: err})
@@ -103,16 +84,16 @@ func (s *localStage) verify(ctx context.Context, cfg *pgconn.Config, nc net.Conn
 	case s.policy.Direct && st.NegotiatedProtocol != alpnPostgres:
 		return fail(RefusedTLS, &verify.Error{Addr: addr, Stage: StageTLSHandshake,
 			Seen: fmt.Sprintf("direct TLS negotiation requires the server to select ALPN %q but it selected %q; the peer is not a PostgreSQL 17+ server speaking direct TLS", alpnPostgres, st.NegotiatedProtocol)})
-	case host == "":
-		return fail(RefusedConfiguration, &verify.Error{Addr: addr, Stage: StageTLSHandshake,
-			Seen: "pgsecure cannot tell which of several hosts this connection is for, because its DialFunc was replaced; set hooks with Builder.ConfigurePool instead"})
+	case a == nil:
+		// Only the dial stage's connection carries an attempt: the
+		// DialFunc it wrapped was replaced afterwards, and the host the
+		// certificate must name is unknown.
+		return s.policy.refuseNotInstalled(ctx, "", &NotInstalledError{Hook: "DialFunc", Addr: addr, Replaced: true})
 	}
 	if err := s.policy.TLS.VerifyPeer(host, st.PeerCertificates); err != nil {
 		return fail(RefusedCertificate, err)
 	}
-	if a != nil {
-		a.markVerified(tc)
-	}
+	a.markVerified(tc)
 	return nil
 }
 

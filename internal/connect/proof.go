@@ -14,9 +14,9 @@ import (
 	"github.com/pgsecure/pgsecure/verify"
 )
 
-// proofStage runs after authentication (installed as ValidateConnect and,
-// as a second line, as AfterConnect): the server must be shown to
-// terminate TLS itself. It runs once per connection, then next.
+// proofStage runs after authentication, installed as ValidateConnect: the
+// server must be shown to terminate TLS itself. It runs once per
+// connection, then next (the caller's ValidateConnect).
 type proofStage struct {
 	policy *Policy
 	next   func(context.Context, *pgconn.PgConn) error
@@ -27,20 +27,26 @@ func (s *proofStage) validate(ctx context.Context, pgConn *pgconn.PgConn) error 
 		return err
 	}
 	if s.next != nil {
-		return s.next(ctx, pgConn)
+		return s.next(within(ctx), pgConn)
 	}
 	return nil
 }
 
-// Prove runs the server-side proof on a connection that has none yet (a
-// last line when a caller replaced ValidateConnect without a re-install).
-func Prove(ctx context.Context, p *Policy, pgConn *pgconn.PgConn) error {
-	return prove(ctx, p, pgConn, false)
+// Verified refuses a connection that carries no verification report: its
+// pipeline did not run (the pool's AfterConnect checks this last, so a
+// configuration whose every hook was replaced still cannot hand out an
+// unverified connection while the pool's hooks are pgsecure's).
+func Verified(ctx context.Context, p *Policy, pgConn *pgconn.PgConn) error {
+	if _, ok := verify.ReportOf(pgConn); ok {
+		return nil
+	}
+	return p.notInstalled(ctx, "ValidateConnect", remoteAddr(pgConn.Conn()))
 }
 
-// QueryServer runs the server query on a connection whose proof was
-// channel binding, adding the server's own view to its report (Build does
-// this for its startup connection).
+// QueryServer adds the server's own view to the report of a connection
+// that channel binding proved (Build's startup connection, when its proof
+// was not already the server query); it does nothing when the report holds
+// the server's view.
 func QueryServer(ctx context.Context, p *Policy, pgConn *pgconn.PgConn) error {
 	return prove(ctx, p, pgConn, true)
 }
@@ -61,7 +67,8 @@ func WithServerQuery(ctx context.Context) context.Context {
 // connection is TLS, and checks the client's channel-binding data (the hash
 // of the certificate the client verified) against its own certificate
 // inside the proof both sides sign. Otherwise the server is asked for its
-// view of this backend.
+// view of this backend. With forceQuery on a connection that has a report
+// (QueryServer), only the server's view is added.
 func prove(ctx context.Context, p *Policy, pgConn *pgconn.PgConn, forceQuery bool) error {
 	forceQuery = forceQuery || ctx.Value(serverQueryKey{}) != nil
 	prior, attached := verify.ReportOf(pgConn)
@@ -72,11 +79,9 @@ func prove(ctx context.Context, p *Policy, pgConn *pgconn.PgConn, forceQuery boo
 	a := attemptOf(nc)
 	tc := tlsConnOf(nc)
 	if a != nil && !a.isVerified() {
-		// The local stage did not run (AfterNetConnect replaced without a
-		// re-install): verify now; late, but nothing is used unverified.
-		if err := (&localStage{policy: p}).verify(ctx, nil, nc, a); err != nil {
-			return err
-		}
+		// Only the local stage marks an attempt verified, and a refusal
+		// there ends the connect: fail closed if that ever changes.
+		return &verify.Error{Addr: remoteAddr(nc), Stage: StageTLSHandshake, Seen: "the TLS handshake was not verified before authentication"}
 	}
 	r, bound := prior, prior.Proof == verify.ProofChannelBinding
 	if !attached {

@@ -30,23 +30,17 @@ func (s *frontendStage) buildFrontend(r io.Reader, w io.Writer) *pgproto3.Fronte
 	if next == nil {
 		next = func(r io.Reader, w io.Writer) *pgproto3.Frontend { return pgproto3.NewFrontend(r, w) }
 	}
-	if _, watched := r.(*authWatch); watched {
-		return next(r, w) // an outer frontend stage installed the watch already
+	a := attemptOf(w)
+	if a == nil || a.watchFor() == nil {
+		// Only the local stage, after verifying the handshake, creates the
+		// watch: without it the startup message must not be sent.
+		return next(r, refusingWriter{s.policy.refuseNotInstalled(context.Background(), "", &NotInstalledError{Hook: "AfterNetConnect", Replaced: true})})
 	}
-	var aw *authWatch
-	if a := attemptOf(w); a != nil {
-		aw = a.watchFor()
-	}
-	if aw != nil && aw.r != nil {
-		return next(r, w) // an outer frontend stage installed this watch below a caller's frontend
-	}
-	if aw == nil {
-		// The caller's AfterNetConnect hid the attempt: the method policy
-		// still holds; there is no credential retry and no channel-binding
-		// proof (the server is then queried).
-		aw = newAuthWatch(s.policy, nil, nil)
-	}
+	aw := a.watchFor()
 	aw.r, aw.w = r, w
+	a.mu.Lock()
+	a.watched = true
+	a.mu.Unlock()
 	return next(aw, aw)
 }
 
@@ -74,10 +68,6 @@ type authWatch struct {
 	steps    int    // SASL continue (1) and final (2) seen, in order
 	bound    bool   // SCRAM-SHA-256-PLUS completed
 	preAuth  preAuthCount
-
-	// reinstalled is set, while pgx runs AfterNetConnect, when more than
-	// one local stage saw this attempt (see ensureFrontend).
-	reinstalled bool
 }
 
 func newAuthWatch(p *Policy, cfg *pgconn.Config, a *attempt) *authWatch {

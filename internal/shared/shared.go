@@ -17,3 +17,6 @@ var ErrKeyPassphrase = errors.New("pgsecure: wrong passphrase for private key")
 
 // ErrInsecureAuth is pgsecure.ErrInsecureAuth (its one home for users).
 var ErrInsecureAuth = errors.New("pgsecure: authentication method not allowed")
+
+// ErrInsecureConfig is pgsecure.ErrInsecureConfig (its one home for users).
+var ErrInsecureConfig = errors.New("pgsecure: insecure configuration")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"io"
+	"net"
 	"strings"
 	"sync"
 
@@ -224,6 +225,14 @@ type tapStream struct {
 	r io.Reader
 	w io.Writer
 	t *tap
+}
+
+// NetConn exposes the connection under the tap, so that pgsecure's
+// authentication stage, which the observer wraps, finds the connection
+// attempt it belongs to.
+func (s tapStream) NetConn() net.Conn {
+	c, _ := s.w.(net.Conn)
+	return c
 }
 
 func (s tapStream) Read(p []byte) (int, error) {

@@ -116,7 +116,7 @@ func TestErrorsNameTheSettingUsed(t *testing.T) {
 	// A server demanding a client certificate: the fix names sslcert/sslkey.
 	_, err = pgsecure.NewBuilder(dsn(pg, "localhost")).RootCAFile(pki.CAFile).Build(ctx)
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "requires a client certificate")
+	assert.Contains(t, err.Error(), "asked for a client certificate")
 	assert.Contains(t, err.Error(), "sslcert")
 
 	// The CA from PGSSLROOTCERT: the wrong-CA fix names PGSSLROOTCERT.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgsecure/pgsecure/internal/connect"
 	"github.com/pgsecure/pgsecure/internal/x509check"
 )
 
@@ -134,8 +135,12 @@ func (p *tlsPolicy) configFor(host string) *tls.Config {
 	if p.direct {
 		c.NextProtos = []string{alpnPostgres}
 	}
-	if p.clientCert != nil {
-		c.GetClientCertificate = p.clientCert.getClientCertificate
+	c.GetClientCertificate = func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		connect.CertificateRequested(cri.Context()) // a later 28000 then says which fix applies
+		if p.clientCert == nil {
+			return &tls.Certificate{}, nil // none configured: an empty Certificate message, as without the callback
+		}
+		return p.clientCert.getClientCertificate(cri)
 	}
 	return c
 }

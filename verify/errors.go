@@ -58,20 +58,31 @@ func (e *TimeoutError) Is(target error) bool {
 	return target == context.DeadlineExceeded || target == os.ErrDeadlineExceeded
 }
 
-// ClientCertificateRequiredError is the server refusing a connection that
-// presented no client certificate (pg_hba clientcert=verify-ca/verify-full
-// or cert authentication). It adds the fix to the server's error, which it
-// wraps.
+// ClientCertificateRequiredError is a login refused (SQLSTATE 28000) before
+// any authentication request by a server that asked for a client
+// certificate in the TLS handshake, when none was configured: pg_hba.conf
+// requires one (cert authentication, clientcert=verify-ca/verify-full) or
+// has no line for the connection; the server's message, which it wraps,
+// says which. It is told from what happened, not from that message.
 type ClientCertificateRequiredError struct {
 	Server *pgconn.PgError
 }
 
 // clientCertificateFix is what to do about a ClientCertificateRequiredError.
-const clientCertificateFix = "give one with sslcert and sslkey (PGSSLCERT/PGSSLKEY) or Builder.ClientCertFiles"
+const clientCertificateFix = "give one with sslcert and sslkey (PGSSLCERT/PGSSLKEY) or Builder.ClientCertFiles; " +
+	"if the server's message says no pg_hba.conf entry, add a hostssl line for this user and database instead"
 
 func (e *ClientCertificateRequiredError) Error() string {
-	return fmt.Sprintf("pgsecure: the server requires a client certificate and none was configured (server: %s); %s", e.Server.Error(), clientCertificateFix)
+	return fmt.Sprintf("pgsecure: %s; %s", e.Problem(), e.Fix())
 }
+
+// Problem says what happened, with the server's message.
+func (e *ClientCertificateRequiredError) Problem() string {
+	return fmt.Sprintf("the server asked for a client certificate, none was configured, and it refused the login (server: %s, SQLSTATE %s)", e.Server.Message, e.Server.Code)
+}
+
+// Fix says what to do.
+func (e *ClientCertificateRequiredError) Fix() string { return clientCertificateFix }
 
 // Unwrap returns the server's error.
 func (e *ClientCertificateRequiredError) Unwrap() error { return e.Server }

@@ -125,7 +125,7 @@ func classify(err error, tcp, verifiedTLS bool, r *checkReport, timeout time.Dur
 	case errors.Is(err, pgsecure.ErrNotEncrypted):
 		return exitInsecure, ""
 	case errors.As(err, &ccr):
-		return exitNoLogin, "the server requires a client certificate: pass --cert FILE --key FILE (pgsecure certs client creates one)"
+		return exitNoLogin, "the server asked for a client certificate and refused the login without one: pass --cert FILE --key FILE (pgsecure certs client creates one), or add a hostssl line to pg_hba.conf if the server says it has none"
 	case errors.As(err, &pgErr):
 		return classifyServerRefusal(pgErr, r)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):

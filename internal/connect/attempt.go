@@ -37,6 +37,7 @@ type attempt struct {
 	verified      bool       // local verification passed for host
 	watch         *authWatch // set by the local stage, used by BuildFrontend
 	watched       bool       // the frontend stage put the watch in front of pgx's frontend
+	certAsked     bool       // the server asked for a client certificate in the handshake
 
 	// connected is set once the connection is verified and handed on: from
 	// then on the attempt's connection passes errors through unchanged
@@ -97,6 +98,25 @@ func (a *attempt) unwatched() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.verified && !a.watched
+}
+
+type handshakeKey struct{}
+
+// CertificateRequested notes that the server asked for a client
+// certificate in the handshake run with ctx (the TLS configuration's
+// GetClientCertificate calls it with tls.CertificateRequestInfo.Context).
+func CertificateRequested(ctx context.Context) {
+	if a, ok := ctx.Value(handshakeKey{}).(*attempt); ok {
+		a.mu.Lock()
+		a.certAsked = true
+		a.mu.Unlock()
+	}
+}
+
+func (a *attempt) certificateRequested() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.certAsked
 }
 
 // HostOf is the host name (or address) that the connection attempt under

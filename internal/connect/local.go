@@ -63,7 +63,7 @@ func (s *localStage) verify(ctx context.Context, nc net.Conn, a *attempt) error 
 		return fail(RefusedPlaintext, &verify.Error{Addr: addr, Stage: StageTLSHandshake,
 			Seen: fmt.Sprintf("the connection is a plaintext %T, not TLS; the TLS configuration was removed", nc)})
 	}
-	if err := tc.HandshakeContext(ctx); err != nil {
+	if err := tc.HandshakeContext(context.WithValue(ctx, handshakeKey{}, a)); err != nil {
 		if errors.Is(err, shared.ErrNotEncrypted) {
 			return fail(RefusedCertificate, err) // pgsecure's VerifyConnection refused it and said why
 		}

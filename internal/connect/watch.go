@@ -255,7 +255,12 @@ func (w *authWatch) refused(err error) error {
 // error passes through unchanged.
 func (w *authWatch) rejected(body []byte) error {
 	code, msg := errorFields(body)
-	if code == "28000" && strings.Contains(msg, "certificate") && w.policy.TLS.ClientLeaf() == nil {
+	if code == "28000" && !w.asked && w.attempt != nil && w.attempt.certificateRequested() && w.policy.TLS.ClientLeaf() == nil {
+		// Refused before any authentication request, by a server that
+		// asked for a client certificate and got none: pg_hba.conf
+		// requires one (cert, clientcert=verify-ca/verify-full) or has no
+		// line for this connection. Told from what happened, not from the
+		// server's message, which may be translated.
 		return &ClientCertificateRequiredError{Server: &pgconn.PgError{Severity: "FATAL", Code: code, Message: msg}}
 	}
 	if (code != "28P01" && code != "28000") || w.cfg == nil || w.policy.Credentials == nil || w.attempt == nil || w.attempt.probe {

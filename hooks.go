@@ -98,7 +98,6 @@ func (s *poolState) beforeConnect(hooks []func(context.Context, *pgx.ConnConfig)
 		}
 		s.bind(cc)
 		connect.Install(&cc.Config, s.policy) // the pipeline, once, on this connection's copy
-		s.watchLogins(cc)
 		if s.creds != nil && !s.policy.Auth.Allows(connect.AuthPassword) && s.creds.isLoginToken(cc.User, cc.Password) {
 			// A login token answers a cleartext-password request (pgx checks
 			// require_auth too); the authentication watch allows it only over

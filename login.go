@@ -3,14 +3,10 @@ package pgsecure
 import (
 	"context"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/multitracer"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgsecure/pgsecure/internal/connect"
 )
 
@@ -20,62 +16,14 @@ import (
 // logged with the first failure after it.
 const LoginLogInterval = time.Minute
 
-// loginWatch is the pgx ConnectTracer pgsecure puts on each connect (after
-// the caller's tracer, which still receives every call): when the connect
-// ends with the server rejecting the login, that is its final outcome (a
-// rejection retried with fresh credentials that then succeeded ends
-// without an error).
-type loginWatch struct {
-	s    *poolState
-	cc   *pgx.ConnConfig
-	mu   sync.Mutex
-	host string // the host of the last attempt that reached the server
-}
-
-// watchLogins installs a loginWatch on the per-connection cc.
-func (s *poolState) watchLogins(cc *pgx.ConnConfig) {
-	w := &loginWatch{s: s, cc: cc}
-	if cc.Tracer == nil {
-		cc.Tracer = w
-	} else {
-		cc.Tracer = multitracer.New(w, cc.Tracer) // first: its end is reported while the caller's span is open
+// LoginFailed is the pipeline telling of a login the server rejected:
+// one event, and a log line per cause per LoginLogInterval.
+func (s *poolState) LoginFailed(ctx context.Context, f connect.LoginFailure) {
+	ev := LoginFailed{Time: time.Now(), Host: f.Host, User: f.User, SQLState: f.Server.Code, Err: f.Err}
+	if s.creds != nil {
+		ev.Source = s.creds.name
 	}
-	next := cc.AfterNetConnect
-	cc.AfterNetConnect = func(ctx context.Context, cfg *pgconn.Config, nc net.Conn) (net.Conn, error) {
-		if host, ok := connect.HostOf(nc); ok {
-			w.mu.Lock()
-			w.host = host
-			w.mu.Unlock()
-		}
-		return next(ctx, cfg, nc)
-	}
-}
-
-func (w *loginWatch) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
-	return ctx
-}
-func (w *loginWatch) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
-
-func (w *loginWatch) TraceConnectStart(ctx context.Context, _ pgx.TraceConnectStartData) context.Context {
-	return ctx
-}
-
-func (w *loginWatch) TraceConnectEnd(ctx context.Context, data pgx.TraceConnectEndData) {
-	pe := connect.LoginRejection(data.Err)
-	if pe == nil {
-		return
-	}
-	w.mu.Lock()
-	host := w.host
-	w.mu.Unlock()
-	if host == "" {
-		host = w.cc.Host
-	}
-	ev := LoginFailed{Time: time.Now(), Host: host, User: w.cc.User, SQLState: pe.Code, Err: data.Err}
-	if w.s.creds != nil {
-		ev.Source = w.s.creds.name
-	}
-	w.s.loginFailed(ctx, ev, pe.Message)
+	s.loginFailed(ctx, ev, f.Server.Message)
 }
 
 // loginFailed logs (unless Build is about to return the error, or the same

@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgsecure/pgsecure"
 	"github.com/pgsecure/pgsecure/internal/testutil"
 	"github.com/pgsecure/pgsecure/secrets"
@@ -196,4 +198,59 @@ func logLines(logs, substr string) []string {
 		}
 	}
 	return out
+}
+
+// nopTracer is a caller's pgx tracer.
+type nopTracer struct{}
+
+func (*nopTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	return ctx
+}
+func (*nopTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// TestFailedLoginsSeenWithoutATracer: pgsecure learns of failed logins in
+// its own pipeline, so a connection's tracer is the caller's own (none, or
+// the one set with ConfigurePool), not a wrapper that costs two calls per
+// query.
+func TestFailedLoginsSeenWithoutATracer(t *testing.T) {
+	t.Parallel()
+	pg, pki := server(t, testutil.LocalServerOptions())
+	ctx := ctxT(t)
+	mine := &nopTracer{}
+	for _, tracer := range []pgx.QueryTracer{nil, mine} {
+		pool, err := pgsecure.NewBuilder(dsn(pg, "localhost")).RootCAFile(pki.CAFile).ConfigurePool(func(c *pgxpool.Config) {
+			c.ConnConfig.Tracer = tracer
+		}).Build(ctx)
+		require.NoError(t, err)
+		c, err := pool.Acquire(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, tracer, c.Conn().Config().Tracer, "the connection's tracer is the caller's")
+		c.Release()
+		pool.Close()
+	}
+}
+
+// TestRoleNotPermittedToLogIn: PostgreSQL refuses a NOLOGIN role after
+// authentication succeeded (28000 after AuthenticationOk); that is a
+// failed login too: one event and a Warn line.
+func TestRoleNotPermittedToLogIn(t *testing.T) {
+	t.Parallel()
+	pg, pki := server(t, testutil.LocalServerOptions())
+	ctx := ctxT(t)
+	var logs testutil.LogBuffer
+	events := &loginEvents{}
+	pool, err := pgsecure.NewBuilder(dsn(pg, "localhost")).RootCAFile(pki.CAFile).
+		Logger(slog.New(slog.NewTextHandler(&logs, nil))).OnEvent(events.add).Build(ctx)
+	require.NoError(t, err)
+	defer pool.Close()
+	pg.Exec(t, "ALTER ROLE "+appUser+" NOLOGIN")
+	pool.Reset()
+	err = pool.Ping(ctx)
+	require.Error(t, err)
+	failed := events.all()
+	require.Len(t, failed, 1, "%v", err)
+	assert.Equal(t, "28000", failed[0].SQLState)
+	assert.Equal(t, appUser, failed[0].User)
+	assert.Contains(t, failed[0].Err.Error(), "not permitted to log in")
+	assert.Len(t, logLines(logs.String(), "pgsecure: login failed"), 1)
 }

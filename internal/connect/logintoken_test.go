@@ -31,6 +31,7 @@ type nopObserver struct{}
 
 func (nopObserver) Verified(context.Context, verify.Report, Timings) {}
 func (nopObserver) Refused(context.Context, Refusal)                 {}
+func (nopObserver) LoginFailed(context.Context, LoginFailure)        {}
 
 func authRequest(code uint32) []byte { return binary.BigEndian.AppendUint32(nil, code) }
 

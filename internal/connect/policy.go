@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"github.com/jackc/pgx/v5/pgconn"
 	"sync/atomic"
 	"time"
 
@@ -95,6 +96,17 @@ const (
 type Observer interface {
 	Verified(ctx context.Context, r verify.Report, t Timings)
 	Refused(ctx context.Context, r Refusal)
+	// LoginFailed is told of a login the server rejected (SQLSTATE 28P01
+	// or 28000) that ends the attempt: not one that a retry with fresh
+	// credentials follows, nor relogin's probes.
+	LoginFailed(ctx context.Context, f LoginFailure)
+}
+
+// LoginFailure is one failed login.
+type LoginFailure struct {
+	Host, Addr, User string
+	Server           *pgconn.PgError // the server's rejection
+	Err              error           // what the connect returns for it (Server, or a typed error wrapping it)
 }
 
 // Timings says how long the stages of a verified connection took.

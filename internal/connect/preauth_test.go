@@ -17,6 +17,7 @@ type countingObserver struct{ refused []Refusal }
 
 func (o *countingObserver) Verified(context.Context, verify.Report, Timings) {}
 func (o *countingObserver) Refused(_ context.Context, r Refusal)             { o.refused = append(o.refused, r) }
+func (o *countingObserver) LoginFailed(context.Context, LoginFailure)        {}
 
 // msg encodes a backend message whose length word is size (body padded).
 func msg(typ byte, size int, prefix []byte) []byte {

@@ -68,6 +68,8 @@ type authWatch struct {
 	steps    int    // SASL continue (1) and final (2) seen, in order
 	bound    bool   // SCRAM-SHA-256-PLUS completed
 	preAuth  preAuthCount
+	authOK   bool // AuthenticationOk seen: only an ErrorResponse is looked for until ReadyForQuery
+	skip     int  // bytes of a message after AuthenticationOk still to pass unread
 }
 
 func newAuthWatch(p *Policy, cfg *pgconn.Config, a *attempt) *authWatch {
@@ -119,11 +121,36 @@ func (w *authWatch) Write(p []byte) (int, error) {
 	return w.w.Write(p)
 }
 
-// scanServer consumes complete server messages from buf.
+// scanServer consumes complete server messages from buf. After
+// AuthenticationOk it only looks for an ErrorResponse until ReadyForQuery
+// (a role that may not log in is refused there), skipping other messages
+// without keeping them.
 func (w *authWatch) scanServer() error {
-	for len(w.buf) >= 5 && !w.done {
+	for len(w.buf) > 0 && !w.done {
+		if w.skip > 0 {
+			n := min(w.skip, len(w.buf))
+			w.buf, w.skip = w.buf[n:], w.skip-n
+			continue
+		}
+		if len(w.buf) < 5 {
+			break
+		}
 		typ := w.buf[0]
 		size := int(binary.BigEndian.Uint32(w.buf[1:5]))
+		if w.authOK {
+			switch {
+			case typ == 'Z', typ == 'E' && size > maxPreAuthErrorLen:
+				w.done = true
+			case typ != 'E':
+				w.skip = 1 + size
+			case len(w.buf) < 1+size:
+				return nil // the rest of the error is still to come
+			default:
+				w.loginFailed(w.buf[5:1+size], nil)
+				w.done = true
+			}
+			continue
+		}
 		if err := w.checkPreAuth(typ, size); err != nil {
 			w.done = true // refused on the header: the body is never read
 			w.buf = nil
@@ -144,7 +171,9 @@ func (w *authWatch) scanServer() error {
 				return err
 			}
 		case 'E':
-			if err := w.rejected(body); err != nil {
+			err := w.rejected(body)
+			w.loginFailed(body, err)
+			if err != nil {
 				w.done = true
 				return err
 			}
@@ -173,7 +202,7 @@ func (w *authWatch) authRequest(body []byte) error {
 		if err := w.checkBound(); err != nil {
 			return err
 		}
-		w.done = true
+		w.authOK = true
 		if w.attempt != nil {
 			w.attempt.setStage(StageServerCheck)
 		}
@@ -283,6 +312,27 @@ func (w *authWatch) rejected(body []byte) error {
 	w.cfg.User, w.cfg.Password = fresh.User, fresh.Password
 	w.keepForRetry()
 	return &retryError{code: code, message: msg}
+}
+
+// loginFailed reports a rejected login that ends this attempt: err is what
+// rejected made of the server's error (nil: the error itself stands).
+func (w *authWatch) loginFailed(body []byte, err error) {
+	var retry *retryError
+	if w.attempt == nil || w.attempt.probe || errors.As(err, &retry) {
+		return // unknown attempt, relogin's probe, or retried with fresh credentials
+	}
+	code, msg := errorFields(body)
+	if code != "28P01" && code != "28000" {
+		return
+	}
+	f := LoginFailure{Host: w.attempt.host, Addr: w.attempt.addr, Server: &pgconn.PgError{Severity: "FATAL", Code: code, Message: msg}, Err: err}
+	if w.cfg != nil {
+		f.User = w.cfg.User
+	}
+	if f.Err == nil {
+		f.Err = f.Server
+	}
+	w.policy.Observer.LoginFailed(w.ctx, f)
 }
 
 // keepForRetry makes sure that pgx's second pass retries this host with the

@@ -7,7 +7,6 @@ import (
 
 	"github.com/pgsecure/pgsecure"
 	"github.com/pgsecure/pgsecure/internal/testutil"
-	"github.com/pgsecure/pgsecure/verify"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -64,8 +63,8 @@ func TestSCRAMWithChannelBinding(t *testing.T) {
 	c, err := pool.Acquire(ctx)
 	require.NoError(t, err)
 	defer c.Release()
-	r, ok := verify.ReportOf(c.Conn().PgConn())
-	require.True(t, ok)
+	r, err := pgsecure.ConnReport(c.Conn())
+	require.NoError(t, err)
 	assert.Equal(t, "scram-sha-256", r.AuthMethod)
 	assert.Equal(t, "SCRAM-SHA-256-PLUS", r.SASLMechanism)
 	assert.True(t, r.ChannelBound())
@@ -86,7 +85,7 @@ func TestRequireAuthWidenedExplicitly(t *testing.T) {
 	c, err := pool.Acquire(ctx)
 	require.NoError(t, err)
 	defer c.Release()
-	r, _ := verify.ReportOf(c.Conn().PgConn())
+	r, _ := pgsecure.ConnReport(c.Conn())
 	assert.Equal(t, "md5", r.AuthMethod)
 	assert.Contains(t, logs.String(), "require_auth allows more than scram-sha-256")
 	assert.NotContains(t, logs.String(), appPassword)

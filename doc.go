@@ -78,7 +78,7 @@
 // problem; stage: S; fix: F", wrapping every typed error underneath (see the
 // Errors section of docs/configuration.md). The result is a verify.Report
 // attached to the connection
-// (verify.ReportOf) whose Proof says which proof it holds. Nothing is checked
+// (ConnReport, or ReportOf for a pool) whose Proof says which proof it holds. Nothing is checked
 // per acquire: the checks run once per physical connection.
 //
 // A certificate without a subjectAltName for the host is accepted when its

@@ -146,8 +146,8 @@ func TestStartupEventsMatchReports(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	for _, c := range conns {
-		r, ok := verify.ReportOf(c.Conn().PgConn())
-		require.True(t, ok)
+		r, err := pgsecure.ConnReport(c.Conn())
+		require.NoError(t, err)
 		assert.Equal(t, r.Proof, proofs[r.BackendPID], "the event of backend %d says what its report says", r.BackendPID)
 		c.Release()
 	}

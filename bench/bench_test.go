@@ -194,7 +194,7 @@ func connectLoop(b *testing.B, pool *pgxpool.Pool, proof string, firstQuery bool
 			b.Fatal(err)
 		}
 		if proof != "" {
-			if r, ok := verify.ReportOf(c.Conn().PgConn()); !ok || r.Proof != proof {
+			if r, err := pgsecure.ConnReport(c.Conn()); err != nil || r.Proof != proof {
 				b.Fatalf("connection proven by %q, want %q", r.Proof, proof)
 			}
 		}

@@ -116,7 +116,9 @@ func (s *spans) TraceConnectEnd(ctx context.Context, data pgx.TraceConnectEndDat
 	var r verify.Report
 	var hasReport bool
 	if data.Err == nil && data.Conn != nil {
-		r, hasReport = verify.ReportOf(data.Conn.PgConn())
+		var err error
+		r, err = pgsecure.ConnReport(data.Conn)
+		hasReport = err == nil
 	}
 	switch {
 	case data.Err != nil:

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/pgsecure/pgsecure/internal/shared"
 	"github.com/pgsecure/pgsecure/verify"
 )
 
@@ -64,7 +63,7 @@ func WithServerQuery(ctx context.Context) context.Context {
 // view of this backend.
 func prove(ctx context.Context, p *Policy, pgConn *pgconn.PgConn, forceQuery bool) error {
 	forceQuery = forceQuery || ctx.Value(serverQueryKey{}) != nil
-	prior, attached := verify.ReportOf(pgConn)
+	prior, attached := ReportOf(pgConn)
 	if attached && (!forceQuery || prior.Proof == verify.ProofServerQuery) {
 		return nil
 	}
@@ -111,7 +110,7 @@ func prove(ctx context.Context, p *Policy, pgConn *pgconn.PgConn, forceQuery boo
 		}
 	}
 	r.VerifiedAt = time.Now()
-	pgConn.CustomData()[shared.ReportKey] = r
+	attachReport(pgConn, r)
 	if a != nil {
 		a.connectDone() // verified: pgsecure leaves the data path
 	}

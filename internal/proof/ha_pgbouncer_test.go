@@ -23,8 +23,8 @@ func reportOf(t *testing.T, pool *pgxpool.Pool) verify.Report {
 	conn, err := pool.Acquire(ctx)
 	require.NoError(t, err)
 	defer conn.Release()
-	r, ok := verify.ReportOf(conn.Conn().PgConn())
-	require.True(t, ok, "the connection carries pgsecure's verification report")
+	r, err := pgsecure.ConnReport(conn.Conn())
+	require.NoError(t, err, "the connection carries pgsecure's verification report")
 	return r
 }
 

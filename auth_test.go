@@ -65,7 +65,7 @@ func TestSCRAMWithChannelBinding(t *testing.T) {
 	defer c.Release()
 	r, err := pgsecure.ConnReport(c.Conn())
 	require.NoError(t, err)
-	assert.Equal(t, "scram-sha-256", r.AuthMethod)
+	assert.Equal(t, pgsecure.AuthSCRAM, r.AuthMethod)
 	assert.Equal(t, "SCRAM-SHA-256-PLUS", r.SASLMechanism)
 	assert.True(t, r.ChannelBound())
 }
@@ -86,7 +86,7 @@ func TestRequireAuthWidenedExplicitly(t *testing.T) {
 	require.NoError(t, err)
 	defer c.Release()
 	r, _ := pgsecure.ConnReport(c.Conn())
-	assert.Equal(t, "md5", r.AuthMethod)
+	assert.Equal(t, pgsecure.AuthMD5, r.AuthMethod)
 	assert.Contains(t, logs.String(), "require_auth allows more than scram-sha-256")
 	assert.NotContains(t, logs.String(), appPassword)
 }

@@ -85,7 +85,7 @@ type AuthMethodError struct {
 	// Method is the method the server asked for, in require_auth spelling
 	// ("md5", "password", "none", ...); "" when the refusal is not about
 	// the method.
-	Method string
+	Method AuthMethod
 	// Problem says what the server did; Fix says what to change.
 	Problem, Fix string
 }

@@ -67,7 +67,7 @@ func TestPgBouncerPooling(t *testing.T) {
 			assert.NotEqual(t, serverPin, r.Leaf().SPKIPin, "the verified certificate is the bouncer's, not the server's")
 			assert.Equal(t, "localhost", r.ServerName)
 			assert.True(t, r.Server.SSL, "pg_stat_ssl: the bouncer→server hop is TLS")
-			assert.Equal(t, "scram-sha-256", r.AuthMethod, "SCRAM to the bouncer")
+			assert.Equal(t, pgsecure.AuthSCRAM, r.AuthMethod, "SCRAM to the bouncer")
 			assert.Equal(t, "SCRAM-SHA-256", r.SASLMechanism, "PgBouncer 1.18 offers no channel binding")
 			assert.Contains(t, r.String(), "pooler:")
 

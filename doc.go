@@ -51,7 +51,7 @@
 //     with QueryServerEveryConnection.
 //
 // Not protected against: a compromised server or CA key (pin the key with
-// PinSPKI to narrow this; a party holding the server's private key passes
+// SPKIPins to narrow this; a party holding the server's private key passes
 // both proofs), a malicious server lying about itself (the server-side proof
 // guards against misconfiguration and relays, not against the server), and
 // anything beyond the last network hop: behind a pooler such as PgBouncer

@@ -206,19 +206,19 @@ func TestSPKIPinAgainstRealServer(t *testing.T) {
 		"the CA's key":     {caPin},
 	} {
 		t.Run(name, func(t *testing.T) {
-			pool, err := pgsecure.NewBuilder(dsn(pg, "localhost")).RootCAFile(pki.CAFile).PinSPKI(pins...).Build(ctx)
+			pool, err := pgsecure.NewBuilder(dsn(pg, "localhost")).RootCAFile(pki.CAFile).SPKIPins(pins...).Build(ctx)
 			require.NoError(t, err)
 			pool.Close()
 		})
 	}
 
-	_, err = pgsecure.NewBuilder(dsn(pg, "localhost")).RootCAFile(pki.CAFile).PinSPKI(nextPin).Build(ctx)
+	_, err = pgsecure.NewBuilder(dsn(pg, "localhost")).RootCAFile(pki.CAFile).SPKIPins(nextPin).Build(ctx)
 	require.ErrorIs(t, err, pgsecure.ErrUntrustedServer)
 	require.ErrorIs(t, err, pgsecure.ErrNotEncrypted)
 	var ce *pgsecure.CertificateError
 	require.ErrorAs(t, err, &ce)
 	assert.Contains(t, err.Error(), current, "the message shows the server's pin")
-	assert.Contains(t, err.Error(), "PinSPKI")
+	assert.Contains(t, err.Error(), "SPKIPins")
 	assert.NotContains(t, err.Error(), appPassword)
 }
 

@@ -426,7 +426,7 @@ func checkCallerTLS(cc *pgx.ConnConfig) error {
 	for _, h := range hosts(cc) {
 		if *h.tls != nil {
 			return configErr("TLSConfig", "ConfigurePool", fmt.Sprintf("a TLS configuration was set for host %q", h.host),
-				"configure TLS with the Builder's options (RootCAFile, ClientCertFiles, MinTLSVersion, PinSPKI) instead")
+				"configure TLS with the Builder's options (RootCAFile, ClientCertFiles, MinTLSVersion, SPKIPins) instead")
 		}
 	}
 	return nil

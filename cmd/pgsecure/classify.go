@@ -258,7 +258,7 @@ func passedStages() []stage {
 // to the builder.
 var builderFlags = map[string]string{
 	"RootCAFile": "--ca", "sslrootcert": "--ca", "SystemRoots": "--system-roots",
-	"ClientCertFiles": "--cert/--key", "sslcert": "--cert", "sslkey": "--key", "PinSPKI": "--pin",
+	"ClientCertFiles": "--cert/--key", "sslcert": "--cert", "sslkey": "--key", "SPKIPins": "--pin",
 	"CRLFiles": "--crl", "CRLDir": "--crl-dir",
 }
 
@@ -281,13 +281,13 @@ func cliWording(msg string) string {
 		"sslcert and sslkey (PGSSLCERT/PGSSLKEY) or Builder.ClientCertFiles", "--cert FILE --key FILE (or sslcert and sslkey, PGSSLCERT/PGSSLKEY)",
 		"Builder.ClientCertFiles", "--cert FILE --key FILE",
 		"Builder.RootCAFile", "--ca FILE",
-		"Builder.PinSPKI", "--pin",
+		"Builder.SPKIPins", "--pin",
 		"Builder.SystemRoots", "--system-roots",
 		"sslrootcert (or RootCAFile)", "--ca FILE (or sslrootcert)",
 		"RootCAFile", "--ca",
 		"SystemRoots()", "--system-roots",
 		"ClientCertFiles", "--cert/--key",
-		"PinSPKI", "--pin",
+		"SPKIPins", "--pin",
 		"CRLFiles", "--crl",
 		"CRLDir", "--crl-dir",
 		"(from builder)", "(from the command line)",

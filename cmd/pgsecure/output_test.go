@@ -149,7 +149,7 @@ func TestCheckHintsNeverNameTheLibrary(t *testing.T) {
 	res := runCLI(t, noEnv, "check", "--ca", pki.CAFile, pg.URL("app", appPassword, "postgres"))
 	assert.Equal(t, exitNoLogin, res.code, res.all())
 	assert.Contains(t, res.stdout, "--cert FILE --key FILE")
-	for _, library := range []string{"Builder", "ClientCertFiles", "RootCAFile", "PinSPKI"} {
+	for _, library := range []string{"Builder", "ClientCertFiles", "RootCAFile", "SPKIPins"} {
 		assert.NotContains(t, res.all(), library)
 	}
 }

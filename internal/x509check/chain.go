@@ -93,7 +93,7 @@ func partialChainError(leaf, anchor *x509.Certificate, roots Roots) error {
 			Problem: fmt.Sprintf("%s holds the server certificate itself, which is not self-signed (issuer %q); "+
 				"libpq trusts a chain only when it ends in a self-signed root", roots.setting(), leaf.Issuer.String()),
 			Fix: fmt.Sprintf("put the CA certificate that issued it (subject %q) in %s, with the "+
-				"self-signed root above it if that CA is an intermediate; to trust this one server key only, also pin it with PinSPKI",
+				"self-signed root above it if that CA is an intermediate; to trust this one server key only, also pin it with SPKIPins",
 				leaf.Issuer.String(), roots.settingFix()),
 		}
 	}

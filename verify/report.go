@@ -54,7 +54,7 @@ type Report struct {
 	// recognised. The TLS fields and ServerChain then describe the client's
 	// hop to the pooler, Server (pg_stat_ssl) and BackendPID the pooler's
 	// connection to the server; whether the pooler verified the server's
-	// certificate is not visible to the client (see pooler.go).
+	// certificate is not visible to the client.
 	Pooler string
 }
 

@@ -1,6 +1,7 @@
 // Package verify describes how a pgsecure connection was verified (Report,
-// attached to every connection and returned by pgsecure.ConnReport and pgsecure.ReportOf), the stages of a
-// connection attempt (Stage), and the errors a refused connection carries
+// attached to every connection and returned by pgsecure.ConnReport and
+// pgsecure.ReportOf), the stages of a connection attempt (Stage), and the
+// errors a refused connection carries
 // (Error, TimeoutError, AuthMethodError, ClientCertificateRequiredError;
 // the root package re-exports them).
 //

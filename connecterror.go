@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgsecure/pgsecure/internal/shared"
 	"github.com/pgsecure/pgsecure/verify"
 )
 
@@ -228,7 +229,7 @@ func describe(err error, e *ConnectError, origin loginOrigin) (Stage, string, st
 		return StageAuth, auth.Problem, auth.Fix
 	case errors.As(err, &ccr):
 		return StageAuth, fmt.Sprintf("the server requires a client certificate and none was configured (server: %s, SQLSTATE %s)", ccr.Server.Message, ccr.Server.Code),
-			"give one with sslcert and sslkey (PGSSLCERT/PGSSLKEY) or Builder.ClientCertFiles"
+			"give one with " + shared.SSLCertKey
 	case errors.As(err, &tok):
 		return StageAuth, fmt.Sprintf("the server rejected the login token from %s (server: %s, SQLSTATE %s)", tok.Source, tok.Server.Message, tok.Server.Code),
 			"check that the identity behind the source may log in as this database user (the cloud's IAM permission, " +

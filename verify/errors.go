@@ -67,7 +67,7 @@ type ClientCertificateRequiredError struct {
 }
 
 // clientCertificateFix is what to do about a ClientCertificateRequiredError.
-const clientCertificateFix = "give one with sslcert and sslkey (PGSSLCERT/PGSSLKEY) or Builder.ClientCertFiles"
+const clientCertificateFix = "give one with " + shared.SSLCertKey
 
 func (e *ClientCertificateRequiredError) Error() string {
 	return fmt.Sprintf("pgsecure: the server requires a client certificate and none was configured (server: %s); %s", e.Server.Error(), clientCertificateFix)

@@ -187,7 +187,7 @@ func inspect(parent context.Context, o checkOptions, dsn string, env func(string
 		if strings.HasPrefix(w, crlExpiryLog) {
 			continue // judgeCRLs reports it, with the CRL's details
 		}
-		r.add("configuration", sevWarning, cliWording(w), "")
+		r.add("configuration", sevWarning, w, "")
 	}
 	r.judge(o.expiryDays)
 	return r

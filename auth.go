@@ -1,6 +1,9 @@
 package pgsecure
 
-import "github.com/pgsecure/pgsecure/internal/connect"
+import (
+	"github.com/pgsecure/pgsecure/internal/connect"
+	"github.com/pgsecure/pgsecure/verify"
+)
 
 // ErrInsecureAuth is wrapped when the server asks for an authentication
 // method the policy does not allow (by default anything but
@@ -11,16 +14,19 @@ import "github.com/pgsecure/pgsecure/internal/connect"
 // of it (or an unbound SCRAM proof), is sent.
 var ErrInsecureAuth = connect.ErrInsecureAuth
 
-// Authentication methods, in libpq's require_auth spelling (as in
-// verify.Report.AuthMethod).
+// AuthMethod is an authentication method, spelled as libpq's require_auth
+// spells it (verify.Report.AuthMethod).
+type AuthMethod = verify.AuthMethod
+
+// Authentication methods.
 const (
-	AuthSCRAM    = connect.AuthSCRAM
-	AuthMD5      = connect.AuthMD5
-	AuthPassword = connect.AuthPassword
-	AuthNone     = connect.AuthNone
-	AuthGSS      = connect.AuthGSS
-	AuthSSPI     = connect.AuthSSPI
-	AuthOAuth    = connect.AuthOAuth
+	AuthSCRAM    = verify.AuthSCRAM
+	AuthMD5      = verify.AuthMD5
+	AuthPassword = verify.AuthPassword
+	AuthNone     = verify.AuthNone
+	AuthGSS      = verify.AuthGSS
+	AuthSSPI     = verify.AuthSSPI
+	AuthOAuth    = verify.AuthOAuth
 )
 
 // TokenRejectedError is returned when the server refuses a login token

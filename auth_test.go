@@ -7,7 +7,6 @@ import (
 
 	"github.com/pgsecure/pgsecure"
 	"github.com/pgsecure/pgsecure/internal/testutil"
-	"github.com/pgsecure/pgsecure/verify"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -64,9 +63,9 @@ func TestSCRAMWithChannelBinding(t *testing.T) {
 	c, err := pool.Acquire(ctx)
 	require.NoError(t, err)
 	defer c.Release()
-	r, ok := verify.ReportOf(c.Conn().PgConn())
-	require.True(t, ok)
-	assert.Equal(t, "scram-sha-256", r.AuthMethod)
+	r, err := pgsecure.ConnReport(c.Conn())
+	require.NoError(t, err)
+	assert.Equal(t, pgsecure.AuthSCRAM, r.AuthMethod)
 	assert.Equal(t, "SCRAM-SHA-256-PLUS", r.SASLMechanism)
 	assert.True(t, r.ChannelBound())
 }
@@ -86,8 +85,8 @@ func TestRequireAuthWidenedExplicitly(t *testing.T) {
 	c, err := pool.Acquire(ctx)
 	require.NoError(t, err)
 	defer c.Release()
-	r, _ := verify.ReportOf(c.Conn().PgConn())
-	assert.Equal(t, "md5", r.AuthMethod)
+	r, _ := pgsecure.ConnReport(c.Conn())
+	assert.Equal(t, pgsecure.AuthMD5, r.AuthMethod)
 	assert.Contains(t, logs.String(), "require_auth allows more than scram-sha-256")
 	assert.NotContains(t, logs.String(), appPassword)
 }

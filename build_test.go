@@ -18,8 +18,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgsecure/pgsecure"
 	"github.com/pgsecure/pgsecure/internal/certgen"
+	"github.com/pgsecure/pgsecure/internal/connect"
 	"github.com/pgsecure/pgsecure/internal/testutil"
-	"github.com/pgsecure/pgsecure/verify"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -70,8 +70,8 @@ func TestBuildVerifiesAgainstRealPostgres(t *testing.T) {
 			c, err := pool.Acquire(ctx)
 			require.NoError(t, err)
 			defer c.Release()
-			r, ok := verify.ReportOf(c.Conn().PgConn())
-			require.True(t, ok, "every pooled connection carries its verification report")
+			r, err := pgsecure.ConnReport(c.Conn())
+			require.NoError(t, err, "every pooled connection carries its verification report")
 			assert.True(t, r.Server.SSL)
 			assert.Equal(t, version, r.TLSVersion)
 			assert.Equal(t, r.TLSVersion, r.Server.Version)
@@ -234,8 +234,8 @@ func TestUserHooksChained(t *testing.T) {
 			return nil
 		}).
 		AfterConnect(func(_ context.Context, c *pgx.Conn) error {
-			_, ok := verify.ReportOf(c.PgConn())
-			assert.True(t, ok, "AfterConnect runs after verification")
+			_, err := pgsecure.ConnReport(c)
+			assert.NoError(t, err, "AfterConnect runs after verification")
 			after.Add(1)
 			return nil
 		})
@@ -254,7 +254,7 @@ func TestUserHooksChained(t *testing.T) {
 		return nc, nil
 	}
 	cfg.ConnConfig.ValidateConnect = func(_ context.Context, pgConn *pgconn.PgConn) error {
-		_, ok := verify.ReportOf(pgConn)
+		_, ok := connect.ReportOf(pgConn)
 		assert.True(t, ok, "the caller's ValidateConnect runs after the server check")
 		validated.Add(1)
 		return nil
@@ -346,8 +346,8 @@ func TestServerSideCheckOncePerConnection(t *testing.T) {
 	for range 20 {
 		c, err := pool.Acquire(ctx)
 		require.NoError(t, err)
-		r, ok := verify.ReportOf(c.Conn().PgConn())
-		require.True(t, ok)
+		r, err := pgsecure.ConnReport(c.Conn())
+		require.NoError(t, err)
 		assert.Equal(t, c.Conn().PgConn().PID(), r.BackendPID, "the report belongs to this backend")
 		pids[r.BackendPID] = true
 		c.Release()
@@ -401,8 +401,8 @@ func TestCAFileRotation(t *testing.T) {
 	c3, err := pool.Acquire(ctx)
 	require.NoError(t, err)
 	defer c3.Release()
-	r, ok := verify.ReportOf(c3.Conn().PgConn())
-	require.True(t, ok)
+	r, err := pgsecure.ConnReport(c3.Conn())
+	require.NoError(t, err)
 	assert.Equal(t, pair.Cert.SerialNumber.String(), r.Leaf().SerialNumber)
 }
 

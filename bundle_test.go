@@ -9,7 +9,6 @@ import (
 	"github.com/pgsecure/pgsecure"
 	"github.com/pgsecure/pgsecure/internal/certgen"
 	"github.com/pgsecure/pgsecure/internal/testutil"
-	"github.com/pgsecure/pgsecure/verify"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -59,7 +58,7 @@ func TestCAFileReloadedAsBundle(t *testing.T) {
 	c, err = pool.Acquire(ctx)
 	require.NoError(t, err, "the reloaded root+intermediate bundle completes the leaf's path")
 	defer c.Release()
-	r, ok := verify.ReportOf(c.Conn().PgConn())
-	require.True(t, ok)
+	r, err := pgsecure.ConnReport(c.Conn())
+	require.NoError(t, err)
 	assert.Equal(t, leaf.Cert.SerialNumber.String(), r.Leaf().SerialNumber)
 }

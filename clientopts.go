@@ -46,12 +46,12 @@ func (b *Builder) ClientKeyPassphrase(fn func(ctx context.Context) ([]byte, erro
 	return b
 }
 
-// PinSPKI additionally requires one certificate of the server's verified
+// SPKIPins additionally requires one certificate of the server's verified
 // chain (leaf, intermediate or root) to have one of these public keys:
 // base64 SHA-256 of the SubjectPublicKeyInfo, as SPKIPin computes it. Give
 // the current and the next key's pin before rotating keys. Pinning the CA's
 // key lets leaf certificates be renewed freely.
-func (b *Builder) PinSPKI(pins ...string) *Builder {
+func (b *Builder) SPKIPins(pins ...string) *Builder {
 	if err := parsePins(pins); err != nil {
 		b.errs = append(b.errs, err)
 	}

@@ -22,7 +22,6 @@ import (
 	"github.com/pgsecure/pgsecure"
 	"github.com/pgsecure/pgsecure/internal/certgen"
 	"github.com/pgsecure/pgsecure/internal/testutil"
-	"github.com/pgsecure/pgsecure/verify"
 )
 
 // qPassword has an unencoded '?': libpq and pgx read a URL password up to
@@ -95,7 +94,7 @@ func TestQuestionMarkInPasswordHidesNoSetting(t *testing.T) {
 		c, err := pool.Acquire(ctx)
 		require.NoError(t, err)
 		defer c.Release()
-		r, _ := verify.ReportOf(c.Conn().PgConn())
+		r, _ := pgsecure.ConnReport(c.Conn())
 		assert.Equal(t, "db.example.com", r.ServerName)
 	})
 }

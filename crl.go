@@ -118,7 +118,7 @@ func (b *Builder) warnImplicitCRL() {
 	}
 	if p := filepath.Join(home, ".postgresql", "root.crl"); fileExists(p) {
 		b.log().Warn("pgsecure: "+p+" exists but is not used: libpq would check the server's certificates against it, pgsecure reads no CRL implicitly; "+
-			"pass it explicitly with sslcrl="+p+" (or CRLFiles) to keep that check", slog.String("file", p))
+			"pass it explicitly (sslcrl="+p+"; PGSSLCRL; Builder.CRLFiles; pgsecure check --crl) to keep that check", slog.String("file", p))
 	}
 }
 

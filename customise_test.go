@@ -17,8 +17,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgsecure/pgsecure"
 	"github.com/pgsecure/pgsecure/internal/certgen"
+	"github.com/pgsecure/pgsecure/internal/connect"
 	"github.com/pgsecure/pgsecure/internal/testutil"
-	"github.com/pgsecure/pgsecure/verify"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -199,7 +199,7 @@ func TestConfigurePoolInstallsLast(t *testing.T) {
 			return nc, nil
 		}
 		cfg.ConnConfig.ValidateConnect = func(_ context.Context, pgConn *pgconn.PgConn) error {
-			_, verified := verify.ReportOf(pgConn)
+			_, verified := connect.ReportOf(pgConn)
 			if !verified {
 				return fmt.Errorf("ValidateConnect ran before pgsecure's server-side proof")
 			}

@@ -51,7 +51,7 @@
 //     with QueryServerEveryConnection.
 //
 // Not protected against: a compromised server or CA key (pin the key with
-// PinSPKI to narrow this; a party holding the server's private key passes
+// SPKIPins to narrow this; a party holding the server's private key passes
 // both proofs), a malicious server lying about itself (the server-side proof
 // guards against misconfiguration and relays, not against the server), and
 // anything beyond the last network hop: behind a pooler such as PgBouncer
@@ -62,7 +62,7 @@
 //
 // # Verification
 //
-// Every new physical connection goes through one pipeline (internal/connect):
+// Every new physical connection passes the same checks, in this order:
 // before any credential is sent, the connection must be a completed TLS
 // handshake, at or above the minimum version, whose chain leads to the pinned
 // roots and names the host it was opened for (checked in the handshake and
@@ -77,17 +77,17 @@
 // refusal as one *ConnectError: "pgsecure: HOST:PORT (user U, database D):
 // problem; stage: S; fix: F", wrapping every typed error underneath (see the
 // Errors section of docs/configuration.md). The result is a verify.Report
-// attached to the connection
-// (verify.ReportOf) whose Proof says which proof it holds. Nothing is checked
-// per acquire: the checks run once per physical connection.
+// attached to the connection (ConnReport; ReportOf for a pool) whose Proof
+// says which proof it holds. Nothing is checked per acquire: the checks run
+// once per physical connection.
 //
 // A certificate without a subjectAltName for the host is accepted when its
 // Common Name matches, as libpq does (the certificate `openssl req -x509`
 // makes by default); raw pgx refuses it. Go's crypto/tls cannot express
 // that rule, so pgsecure performs the complete verification itself in
 // tls.Config.VerifyConnection (chain to the pinned roots, validity,
-// extended key usage, host name) and turns the built-in check off; see
-// tls.go. The chain is read as libpq's OpenSSL reads it: only self-signed
+// extended key usage, host name) and turns the built-in check off; a
+// caller's own tls.Config is refused rather than merged. The chain is read as libpq's OpenSSL reads it: only self-signed
 // certificates of sslrootcert are trust anchors, the others complete paths;
 // the chain's DNS name constraints bind a host-like Common Name; an
 // extended key usage must list serverAuth.

@@ -90,7 +90,7 @@ type ConnectionVerified struct {
 	Time time.Time
 	// Host is the server's host name.
 	Host string
-	// Report describes the connection, as verify.ReportOf and ReportOf
+	// Report describes the connection, as ConnReport and ReportOf
 	// give it afterwards.
 	Report verify.Report
 	// Handshake is the time from the TCP connection to a verified TLS

@@ -9,7 +9,6 @@ import (
 
 	"github.com/pgsecure/pgsecure"
 	"github.com/pgsecure/pgsecure/secrets"
-	"github.com/pgsecure/pgsecure/verify"
 )
 
 // A service builds its pool once at startup. Build returns only after one
@@ -30,7 +29,7 @@ func ExampleBuilder_Build() {
 		log.Fatal(err)
 	}
 	defer conn.Release()
-	report, _ := verify.ReportOf(conn.Conn().PgConn())
+	report, _ := pgsecure.ConnReport(conn.Conn())
 	fmt.Println(report.TLSVersion, report.Server.SSL, report.Leaf().SPKIPin)
 }
 

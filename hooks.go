@@ -102,7 +102,7 @@ func (s *poolState) beforeConnect(hooks []func(context.Context, *pgx.ConnConfig)
 			// A login token answers a cleartext-password request (pgx checks
 			// require_auth too); the authentication watch allows it only over
 			// verified TLS and only for this token.
-			cc.RequireAuth += "," + connect.AuthPassword
+			cc.RequireAuth += "," + string(connect.AuthPassword)
 		}
 		return nil
 	}

@@ -42,8 +42,8 @@ func report(t *testing.T, ctx context.Context, pool *pgxpool.Pool) verify.Report
 	c, err := pool.Acquire(ctx)
 	require.NoError(t, err)
 	defer c.Release()
-	r, ok := verify.ReportOf(c.Conn().PgConn())
-	require.True(t, ok)
+	r, err := pgsecure.ConnReport(c.Conn())
+	require.NoError(t, err)
 	return r
 }
 
@@ -176,8 +176,8 @@ func TestMutualTLSRotationUnderRunningPool(t *testing.T) {
 	fresh, err := pool.Acquire(ctx) // held is busy, so this is a new connection
 	require.NoError(t, err)
 	defer fresh.Release()
-	r, ok := verify.ReportOf(fresh.Conn().PgConn())
-	require.True(t, ok)
+	r, err := pgsecure.ConnReport(fresh.Conn())
+	require.NoError(t, err)
 	assert.Equal(t, second.Cert.SerialNumber.String(), r.Server.ClientSerial, "the server saw the renewed client certificate")
 	assert.Equal(t, server.Cert.SerialNumber.String(), r.Leaf().SerialNumber, "the client saw the renewed server certificate")
 
@@ -206,19 +206,19 @@ func TestSPKIPinAgainstRealServer(t *testing.T) {
 		"the CA's key":     {caPin},
 	} {
 		t.Run(name, func(t *testing.T) {
-			pool, err := pgsecure.NewBuilder(dsn(pg, "localhost")).RootCAFile(pki.CAFile).PinSPKI(pins...).Build(ctx)
+			pool, err := pgsecure.NewBuilder(dsn(pg, "localhost")).RootCAFile(pki.CAFile).SPKIPins(pins...).Build(ctx)
 			require.NoError(t, err)
 			pool.Close()
 		})
 	}
 
-	_, err = pgsecure.NewBuilder(dsn(pg, "localhost")).RootCAFile(pki.CAFile).PinSPKI(nextPin).Build(ctx)
+	_, err = pgsecure.NewBuilder(dsn(pg, "localhost")).RootCAFile(pki.CAFile).SPKIPins(nextPin).Build(ctx)
 	require.ErrorIs(t, err, pgsecure.ErrUntrustedServer)
 	require.ErrorIs(t, err, pgsecure.ErrNotEncrypted)
 	var ce *pgsecure.CertificateError
 	require.ErrorAs(t, err, &ce)
 	assert.Contains(t, err.Error(), current, "the message shows the server's pin")
-	assert.Contains(t, err.Error(), "PinSPKI")
+	assert.Contains(t, err.Error(), "SPKIPins")
 	assert.NotContains(t, err.Error(), appPassword)
 }
 

@@ -306,7 +306,7 @@ func startupCheck(ctx context.Context, pool *pgxpool.Pool, st *poolState) error 
 		return err
 	}
 	defer c.Release()
-	if r, ok := verify.ReportOf(c.Conn().PgConn()); ok && r.Proof == verify.ProofServerQuery {
+	if r, ok := connect.ReportOf(c.Conn().PgConn()); ok && r.Proof == verify.ProofServerQuery {
 		return nil
 	}
 	return connect.QueryServer(ctx, st.policy, c.Conn().PgConn())
@@ -435,7 +435,7 @@ func checkCallerTLS(cc *pgx.ConnConfig) error {
 	for _, h := range hosts(cc) {
 		if *h.tls != nil {
 			return configErr("TLSConfig", "ConfigurePool", fmt.Sprintf("a TLS configuration was set for host %q", h.host),
-				"configure TLS with the Builder's options (RootCAFile, ClientCertFiles, MinTLSVersion, PinSPKI) instead")
+				"configure TLS with the Builder's options (RootCAFile, ClientCertFiles, MinTLSVersion, SPKIPins) instead")
 		}
 	}
 	return nil

@@ -12,7 +12,7 @@ import (
 
 // SPKIPin returns the public-key pin of the first certificate in certPEM:
 // the standard (padded) base64 encoding of the SHA-256 digest of its DER
-// SubjectPublicKeyInfo. It is the value PinSPKI expects, the format of HPKP
+// SubjectPublicKeyInfo. It is the value SPKIPins expects, the format of HPKP
 // and curl's --pinnedpubkey, and the output of
 //
 //	openssl x509 -in cert.pem -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64
@@ -37,7 +37,7 @@ func SPKIPin(certPEM []byte) (string, error) {
 func parsePins(pins []string) error {
 	const how = "compute pins with pgsecure.SPKIPin or: openssl x509 -in CERT -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64"
 	if len(pins) == 0 {
-		return configErr("PinSPKI", "builder", "no pin given", how)
+		return configErr("SPKIPins", "builder", "no pin given", how)
 	}
 	for _, p := range pins {
 		problem := ""
@@ -53,7 +53,7 @@ func parsePins(pins []string) error {
 			problem = fmt.Sprintf("pin %q decodes to %d bytes, not the 32 of a SHA-256 digest", p, len(raw))
 		}
 		if problem != "" {
-			return configErr("PinSPKI", "builder", problem, "pass only the base64 digest; "+how)
+			return configErr("SPKIPins", "builder", problem, "pass only the base64 digest; "+how)
 		}
 	}
 	return nil

@@ -137,7 +137,7 @@ func TestBoundedHandshakeAcceptsRealServer(t *testing.T) {
 	pool.Reset()
 	r := report(t, ctx, pool)
 	pool.Close()
-	assert.Equal(t, "scram-sha-256", r.AuthMethod)
+	assert.Equal(t, pgsecure.AuthSCRAM, r.AuthMethod)
 	assert.True(t, r.ChannelBound())
 
 	certFile, keyFile, _ := pki.Client(t, "certonly")
@@ -146,7 +146,7 @@ func TestBoundedHandshakeAcceptsRealServer(t *testing.T) {
 	require.NoError(t, err)
 	defer pool.Close()
 	r = report(t, ctx, pool)
-	assert.Equal(t, "none", r.AuthMethod)
+	assert.Equal(t, pgsecure.AuthNone, r.AuthMethod)
 	assert.NotNil(t, r.ClientCertificate)
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pgsecure/pgsecure/internal/connect"
 	"github.com/pgsecure/pgsecure/verify"
 )
 
@@ -26,12 +27,11 @@ func ReportOf(ctx context.Context, pool *pgxpool.Pool) (verify.Report, error) {
 }
 
 // ConnReport returns the verification report pgsecure attached to a
-// connection when it verified it (as verify.ReportOf does for a
-// *pgconn.PgConn). The error wraps ErrNotEncrypted when the connection
+// connection when it verified it. The error wraps ErrNotEncrypted when the connection
 // carries no report: it was not opened by a pgsecure pool, or a hook
 // replaced pgsecure's checks.
 func ConnReport(conn *pgx.Conn) (verify.Report, error) {
-	if r, ok := verify.ReportOf(conn.PgConn()); ok {
+	if r, ok := connect.ReportOf(conn.PgConn()); ok {
 		return r, nil
 	}
 	return verify.Report{}, fmt.Errorf("%w: the connection carries no verification report: "+

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgsecure/pgsecure/internal/connect"
+	"github.com/pgsecure/pgsecure/internal/shared"
 	"github.com/pgsecure/pgsecure/verify"
 )
 
@@ -75,10 +76,14 @@ func (b *Builder) rootSource(cs *connSettings) (rootSource, error) {
 	}
 	switch {
 	case len(fromBuilder) > 1:
-		return nil, configErr(fromBuilder[0], "builder", fmt.Sprintf("more than one trust anchor given (%v)", fromBuilder), "use exactly one")
+		spelled := make([]string, len(fromBuilder))
+		for i, o := range fromBuilder {
+			spelled[i] = shared.Spell(o)
+		}
+		return nil, configErr(fromBuilder[0], "builder", "more than one trust anchor given: "+strings.Join(spelled, ", "), "use exactly one")
 	case len(fromBuilder) == 1 && dsn.set && !(b.rootFile != "" && samePath(b.rootFile, dsn.value)):
 		return nil, configErr("sslrootcert", dsn.from,
-			fmt.Sprintf("conflicts with %s given to the builder; pgsecure will not guess which to trust", fromBuilder[0]),
+			fmt.Sprintf("conflicts with %s; pgsecure will not guess which to trust", shared.Spell(fromBuilder[0])),
 			"remove one of them")
 	}
 	switch {
@@ -100,7 +105,7 @@ func (b *Builder) rootSource(cs *connSettings) (rootSource, error) {
 		path, from = dsn.value, dsn.from
 	}
 	if path == "" {
-		fix := "pin the CA that issued the server certificate: NewBuilder(...).RootCAFile(\"/path/ca.crt\"), sslrootcert=/path/ca.crt or PGSSLROOTCERT; use SystemRoots() (sslrootcert=system) only for publicly-issued server certificates"
+		fix := "set " + shared.SSLRootCert + " to the CA that issued the server certificate; use " + shared.SystemRoots + " only for publicly-issued server certificates"
 		if home, err := os.UserHomeDir(); err == nil {
 			if p := filepath.Join(home, ".postgresql", "root.crt"); fileExists(p) {
 				fix = fmt.Sprintf("%s exists but pgsecure does not trust it implicitly; pass it explicitly with sslrootcert=%s if it is the right CA", p, p)

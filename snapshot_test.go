@@ -126,7 +126,7 @@ func TestStartupEventsMatchReports(t *testing.T) {
 	pg, pki := server(t, testutil.LocalServerOptions())
 	ctx := ctxT(t)
 	var mu sync.Mutex
-	proofs := map[uint32]string{} // backend pid -> the event's proof
+	proofs := map[uint32]verify.Proof{} // backend pid -> the event's proof
 	pool, err := pgsecure.NewBuilder(dsn(pg, "localhost")).RootCAFile(pki.CAFile).MinConns(2).MaxConns(2).
 		OnEvent(func(_ context.Context, e pgsecure.Event) {
 			if v, ok := e.(pgsecure.ConnectionVerified); ok {
@@ -146,8 +146,8 @@ func TestStartupEventsMatchReports(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	for _, c := range conns {
-		r, ok := verify.ReportOf(c.Conn().PgConn())
-		require.True(t, ok)
+		r, err := pgsecure.ConnReport(c.Conn())
+		require.NoError(t, err)
 		assert.Equal(t, r.Proof, proofs[r.BackendPID], "the event of backend %d says what its report says", r.BackendPID)
 		c.Release()
 	}

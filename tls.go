@@ -161,7 +161,7 @@ func (v *hostVerifier) verifyConnection(cs tls.ConnectionState) error {
 }
 
 // verifyPeer is the complete server certificate check: the chain and pins
-// (verifyChain), libpq's host-name rules and the leaf's key usage. A failure
+// (checkChain), libpq's host-name rules and the leaf's key usage. A failure
 // is a *CertificateError for host.
 func (p *tlsPolicy) verifyPeer(host string, chain []*x509.Certificate) error {
 	err := p.checkChain(chain)
@@ -172,15 +172,6 @@ func (p *tlsPolicy) verifyPeer(host string, chain []*x509.Certificate) error {
 		err = x509check.CheckKeyUsage(chain[0])
 	}
 	return certificateError(host, err)
-}
-
-// verifyChain verifies the chain against the pinned roots (signatures,
-// validity periods, CA constraints, extended key usage serverAuth, and
-// libpq's rule that the chain ends in a self-signed root: see
-// x509check.VerifyChain) and the SPKI pins, if any. It does not check the
-// host name. A failure is a *CertificateError whose Host is empty.
-func (p *tlsPolicy) verifyChain(chain []*x509.Certificate) error {
-	return certificateError("", p.checkChain(chain))
 }
 
 func (p *tlsPolicy) checkChain(chain []*x509.Certificate) error {

@@ -151,7 +151,7 @@ const serverQuery = `SELECT a.ssl, coalesce(a.sslversion, ''), coalesce(a.sslcip
 // pgx plus that same query, to show what the query costs on its own.
 func BenchmarkConnect(b *testing.B) {
 	e := setup(b)
-	run := func(b *testing.B, pool *pgxpool.Pool, proof string) { connectLoop(b, pool, proof, false) }
+	run := func(b *testing.B, pool *pgxpool.Pool, proof verify.Proof) { connectLoop(b, pool, proof, false) }
 	runImpls(b, []impl{
 		{"raw", func(b *testing.B) { run(b, e.rawPool(b, 1, nil), "") }},
 		{"raw_query", func(b *testing.B) {
@@ -170,7 +170,7 @@ func BenchmarkConnect(b *testing.B) {
 // pool grows.
 func BenchmarkConnectFirstQuery(b *testing.B) {
 	e := setup(b)
-	run := func(b *testing.B, pool *pgxpool.Pool, proof string) { connectLoop(b, pool, proof, true) }
+	run := func(b *testing.B, pool *pgxpool.Pool, proof verify.Proof) { connectLoop(b, pool, proof, true) }
 	runImpls(b, []impl{
 		{"raw", func(b *testing.B) { run(b, e.rawPool(b, 1, nil), "") }},
 		{"pgsecure", func(b *testing.B) { run(b, e.securePool(b, 1, false), verify.ProofChannelBinding) }},
@@ -184,7 +184,7 @@ func BenchmarkConnectFirstQuery(b *testing.B) {
 // first iteration a pool hit where raw pgx's dials. proof, when not empty,
 // is the proof every pgsecure connection must carry (a row measures the
 // proof it names, or fails).
-func connectLoop(b *testing.B, pool *pgxpool.Pool, proof string, firstQuery bool) {
+func connectLoop(b *testing.B, pool *pgxpool.Pool, proof verify.Proof, firstQuery bool) {
 	defer pool.Close()
 	ctx := context.Background()
 	pool.Reset()
@@ -194,7 +194,7 @@ func connectLoop(b *testing.B, pool *pgxpool.Pool, proof string, firstQuery bool
 			b.Fatal(err)
 		}
 		if proof != "" {
-			if r, ok := verify.ReportOf(c.Conn().PgConn()); !ok || r.Proof != proof {
+			if r, err := pgsecure.ConnReport(c.Conn()); err != nil || r.Proof != proof {
 				b.Fatalf("connection proven by %q, want %q", r.Proof, proof)
 			}
 		}

@@ -97,7 +97,7 @@ func (m *metrics) record(ctx context.Context, ev pgsecure.Event) {
 	case pgsecure.ConnectionVerified:
 		host := m.with(keyServerAddr.String(ev.Host))
 		m.certs.saw(ev.Host, ev.Report)
-		m.verified.Add(ctx, 1, metric.WithAttributes(append(host, keyProof.String(ev.Report.Proof))...))
+		m.verified.Add(ctx, 1, metric.WithAttributes(append(host, keyProof.String(string(ev.Report.Proof)))...))
 		if ev.Handshake > 0 {
 			m.handshake.Record(ctx, ev.Handshake.Seconds(), metric.WithAttributes(host...))
 		}

@@ -116,7 +116,9 @@ func (s *spans) TraceConnectEnd(ctx context.Context, data pgx.TraceConnectEndDat
 	var r verify.Report
 	var hasReport bool
 	if data.Err == nil && data.Conn != nil {
-		r, hasReport = verify.ReportOf(data.Conn.PgConn())
+		var err error
+		r, err = pgsecure.ConnReport(data.Conn)
+		hasReport = err == nil
 	}
 	switch {
 	case data.Err != nil:
@@ -153,14 +155,14 @@ func (s *spans) succeeded(span trace.Span, r verify.Report, ev *pgsecure.Connect
 	attrs := []attribute.KeyValue{
 		keyOutcome.String("verified"),
 		keyServerAddr.String(r.ServerName),
-		keyProof.String(r.Proof),
+		keyProof.String(string(r.Proof)),
 		attribute.String("tls.protocol.name", "tls"),
 		attribute.String("tls.protocol.version", strings.TrimPrefix(r.TLSVersion, "TLSv")),
 		attribute.String("tls.cipher", r.CipherSuite),
 		attribute.String("tls.server.subject", leaf.Subject),
 		attribute.String("tls.server.issuer", leaf.Issuer),
 		attribute.String("tls.server.not_after", leaf.NotAfter.UTC().Format(time.RFC3339)),
-		keyAuthMethod.String(r.AuthMethod),
+		keyAuthMethod.String(string(r.AuthMethod)),
 		keyChannelBound.Bool(r.ChannelBound()),
 	}
 	if host, port, err := net.SplitHostPort(r.Addr); err == nil {

@@ -69,7 +69,7 @@ type ClientCertificateRequiredError struct {
 }
 
 // clientCertificateFix is what to do about a ClientCertificateRequiredError.
-const clientCertificateFix = "give one with sslcert and sslkey (PGSSLCERT/PGSSLKEY) or Builder.ClientCertFiles; " +
+const clientCertificateFix = "give one with " + shared.SSLCertKey + "; " +
 	"if the server's message says no pg_hba.conf entry, add a hostssl line for this user and database instead"
 
 func (e *ClientCertificateRequiredError) Error() string {
@@ -96,7 +96,7 @@ type AuthMethodError struct {
 	// Method is the method the server asked for, in require_auth spelling
 	// ("md5", "password", "none", ...); "" when the refusal is not about
 	// the method.
-	Method string
+	Method AuthMethod
 	// Problem says what the server did; Fix says what to change.
 	Problem, Fix string
 }

@@ -19,7 +19,7 @@ import (
 type Report struct {
 	// Proof is how the server-side check was made: ProofChannelBinding or
 	// ProofServerQuery.
-	Proof string
+	Proof Proof
 	// Addr is the server's network address (ip:port) as dialled.
 	Addr string
 	// ServerName is the host name the certificate was checked against.
@@ -39,9 +39,9 @@ type Report struct {
 	// row). It is filled only when Proof is ProofServerQuery: channel
 	// binding proves the same without asking (see ProofChannelBinding).
 	Server ServerSSL
-	// AuthMethod is how the server authenticated the client, in libpq's
-	// require_auth spelling ("scram-sha-256", "md5", "password", "none").
-	AuthMethod string
+	// AuthMethod is how the server authenticated the client (AuthSCRAM,
+	// AuthPassword, ...; "" when not known).
+	AuthMethod AuthMethod
 	// SASLMechanism is the SASL mechanism used, if any; "SCRAM-SHA-256-PLUS"
 	// means the authentication was bound to this TLS channel.
 	SASLMechanism string
@@ -54,12 +54,16 @@ type Report struct {
 	// recognised. The TLS fields and ServerChain then describe the client's
 	// hop to the pooler, Server (pg_stat_ssl) and BackendPID the pooler's
 	// connection to the server; whether the pooler verified the server's
-	// certificate is not visible to the client (see pooler.go).
+	// certificate is not visible to the client.
 	Pooler string
 }
 
-// Proofs: how the server showed that it terminates the TLS connection the
-// client verified.
+// Proof is how the server showed that it terminates the TLS connection the
+// client verified. Its values are ProofChannelBinding and ProofServerQuery;
+// they print as "channel binding" and "server query".
+type Proof string
+
+// Proofs.
 const (
 	// ProofChannelBinding: authentication completed with
 	// SCRAM-SHA-256-PLUS. PostgreSQL offers PLUS only on a backend whose own
@@ -69,7 +73,7 @@ const (
 	// trusted certificate, fails it. The report then carries no server-side
 	// row (Server is empty): cipher, bits and the server-observed client DN
 	// are not known.
-	ProofChannelBinding = "channel binding"
+	ProofChannelBinding Proof = "channel binding"
 	// ProofServerQuery: the server was asked for its view of this backend
 	// (pg_stat_get_activity for its pid): ssl must be true and its TLS
 	// version must equal the client's. Used when channel binding did not
@@ -80,7 +84,23 @@ const (
 	//
 	// Neither proof holds against a party that has the server's private
 	// key: it can terminate TLS and run PostgreSQL itself.
-	ProofServerQuery = "server query"
+	ProofServerQuery Proof = "server query"
+)
+
+// AuthMethod is an authentication method a server may ask for, spelled as
+// libpq's require_auth spells it: the constants' values are the words
+// require_auth accepts.
+type AuthMethod string
+
+// Authentication methods.
+const (
+	AuthSCRAM    AuthMethod = "scram-sha-256"
+	AuthMD5      AuthMethod = "md5"
+	AuthPassword AuthMethod = "password"
+	AuthNone     AuthMethod = "none"
+	AuthGSS      AuthMethod = "gss"
+	AuthSSPI     AuthMethod = "sspi"
+	AuthOAuth    AuthMethod = "oauth"
 )
 
 // Certificate is the loggable summary of an X.509 certificate.
@@ -210,7 +230,7 @@ func (r Report) LogValue() slog.Value {
 		slog.String("addr", r.Addr),
 		slog.String("tls_version", r.TLSVersion),
 		slog.String("cipher", r.CipherSuite),
-		slog.String("proof", r.Proof),
+		slog.String("proof", string(r.Proof)),
 		slog.String("cert_subject", leaf.Subject),
 		slog.Time("cert_not_after", leaf.NotAfter),
 		slog.Int("cert_days_left", leaf.DaysUntilExpiry(r.VerifiedAt)),
@@ -220,7 +240,7 @@ func (r Report) LogValue() slog.Value {
 		attrs = append(attrs, slog.Bool("server_ssl", r.Server.SSL), slog.String("server_tls_version", r.Server.Version), slog.Int("bits", r.Server.Bits))
 	}
 	if r.AuthMethod != "" {
-		attrs = append(attrs, slog.String("auth", r.AuthMethod), slog.Bool("channel_binding", r.ChannelBound()))
+		attrs = append(attrs, slog.String("auth", string(r.AuthMethod)), slog.Bool("channel_binding", r.ChannelBound()))
 	}
 	if r.Server.ClientDN != "" {
 		attrs = append(attrs, slog.String("client_dn", r.Server.ClientDN))

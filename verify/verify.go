@@ -1,6 +1,7 @@
 // Package verify describes how a pgsecure connection was verified (Report,
-// attached to every connection and returned by ReportOf), the stages of a
-// connection attempt (Stage), and the errors a refused connection carries
+// attached to every connection and returned by pgsecure.ConnReport and
+// pgsecure.ReportOf), the stages of a connection attempt (Stage), and the
+// errors a refused connection carries
 // (Error, TimeoutError, AuthMethodError, ClientCertificateRequiredError;
 // the root package re-exports them).
 //
@@ -85,11 +86,4 @@ func (e *Error) Unwrap() []error {
 		return []error{shared.ErrNotEncrypted}
 	}
 	return []error{shared.ErrNotEncrypted, e.Err}
-}
-
-// ReportOf returns the verification report pgsecure attached to a
-// connection when it verified it.
-func ReportOf(pgConn *pgconn.PgConn) (Report, bool) {
-	r, ok := pgConn.CustomData()[shared.ReportKey].(Report)
-	return r, ok
 }

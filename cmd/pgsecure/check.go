@@ -22,7 +22,6 @@ import (
 	"github.com/pgsecure/pgsecure/secrets"
 	_ "github.com/pgsecure/pgsecure/secrets/awssm" // awssm:// and rdsiam:// for --credentials
 	_ "github.com/pgsecure/pgsecure/secrets/vault" // vault:// for --credentials
-	"github.com/pgsecure/pgsecure/verify"
 )
 
 type checkOptions struct {
@@ -188,7 +187,7 @@ func inspect(parent context.Context, o checkOptions, dsn string, env func(string
 		if strings.HasPrefix(w, crlExpiryLog) {
 			continue // judgeCRLs reports it, with the CRL's details
 		}
-		r.add("configuration", sevWarning, cliWording(w), "")
+		r.add("configuration", sevWarning, w, "")
 	}
 	r.judge(o.expiryDays)
 	return r
@@ -273,9 +272,9 @@ func connect(ctx context.Context, cfg *pgxpool.Config, r *checkReport, o checkOp
 		}
 	}
 	pgc := conn.PgConn()
-	v, ok := verify.ReportOf(pgc)
-	if !ok {
-		return fail(errors.New("pgsecure: the connection carries no verification report"))
+	v, err := pgsecure.ConnReport(conn)
+	if err != nil {
+		return fail(err)
 	}
 	r.Stages = passedStages()
 	r.setVerified(v, time.Now())

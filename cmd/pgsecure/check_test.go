@@ -161,7 +161,7 @@ func TestCheckWrongCA(t *testing.T) {
 	assert.Equal(t, exitInsecure, res.code, res.all())
 	assert.Equal(t, "insecure", r.Verdict)
 	assert.Contains(t, r.Error, "server certificate")
-	assert.NotContains(t, r.Error, "RootCAFile", "a command-line user is told about flags, not builder methods")
+	assertOptionsNameFlags(t, res.all()) // a command-line user is told about flags
 	assert.Contains(t, r.Hint, "--ca FILE")
 	assert.Contains(t, res.stderr, "pgsecure check: ")
 	assert.Contains(t, res.stderr, "server certificate")
@@ -216,7 +216,7 @@ func TestCheckRefusesWeakConfiguration(t *testing.T) {
 			assert.Equal(t, exitUsage, res.code, res.all())
 			assert.Contains(t, res.all(), tc.want)
 			assert.Equal(t, 1, strings.Count(res.all(), tc.want), "printed once: %s", res.all())
-			assert.NotContains(t, res.all(), "RootCAFile", "a command-line user is told about flags")
+			assertOptionsNameFlags(t, res.all()) // a command-line user is told about flags
 			assert.NotContains(t, res.all(), appPassword)
 		})
 	}
@@ -351,17 +351,39 @@ func TestCheckServerWithoutTLS(t *testing.T) {
 }
 
 // TestCheckHintsNameFlags: without any trust anchor the fix names the
-// command's flags, not the library's builder methods.
+// libpq setting and the command's flags; any Builder option it names comes
+// with its flag.
 func TestCheckHintsNameFlags(t *testing.T) {
 	t.Parallel()
 	isolate(t)
-	res := runCLI(t, noEnv, "check", "host=127.0.0.1 port=1 user=app")
+	r, res := checkJSON(t, noEnv, "host=127.0.0.1 port=1 user=app")
 	assert.Equal(t, exitUsage, res.code, res.all())
-	assert.Contains(t, res.all(), "--ca /path/ca.crt")
-	assert.Contains(t, res.all(), "--system-roots")
-	for _, builder := range []string{"NewBuilder", "RootCAFile", "SystemRoots()"} {
-		assert.NotContains(t, res.all(), builder)
-	}
+	assert.Contains(t, r.Hint, "sslrootcert")
+	assert.Contains(t, r.Hint, "pgsecure check --ca")
+	assert.Contains(t, r.Hint, "pgsecure check --system-roots")
+	assert.NotContains(t, res.all(), "NewBuilder")
+	assertOptionsNameFlags(t, res.all())
+}
+
+// TestCheckWrongCAFileHintNamesFlag: --ca naming the server's own (not
+// self-signed) certificate is refused with the library's fix, which the
+// command prints as the library wrote it; that fix names --ca, the flag the
+// user gave, and no Builder option without its flag.
+func TestCheckWrongCAFileHintNamesFlag(t *testing.T) {
+	t.Parallel()
+	isolate(t)
+	pki := testutil.NewPKI(t)
+	pair, err := pki.CA.Issue(certgen.Options{CommonName: "localhost", DNSNames: []string{"localhost"}})
+	require.NoError(t, err)
+	pg := pki.StartPostgres(t, testutil.PGOptions{ServerCertPEM: pair.CertPEM, ServerKeyPEM: pair.KeyPEM})
+	pg.CreateRole(t, "app", appPassword)
+	leafFile := writeFile(t, t.TempDir(), "leaf.crt", string(pair.CertPEM))
+
+	r, res := checkJSON(t, noEnv, "--ca", leafFile, fmt.Sprintf("postgres://app:%s@localhost:%d/postgres", appPassword, pg.Port))
+	assert.Equal(t, exitInsecure, res.code, res.all())
+	assert.Contains(t, r.Error, "holds the server certificate itself")
+	assert.Contains(t, r.Hint, "pgsecure check --ca", "the hint names the flag the user gave")
+	assertOptionsNameFlags(t, res.all())
 }
 
 // TestCheckCNOnlyCertificate: a certificate naming the host only in its

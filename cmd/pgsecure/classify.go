@@ -87,19 +87,49 @@ func (r *checkReport) recordFailure(err error, p *progress, timeout time.Duratio
 		r.setTLS(verify.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite), st.NegotiatedProtocol, chain, now)
 		r.Addr, r.ServerName = p.addr, st.ServerName
 	}
-	r.Error = cliWording(err.Error())
+	// The error line says where and what; the hint line what to do: the
+	// command's own hint when it has one, else the library's fix, as the
+	// library wrote it (its fixes name the libpq setting, the Builder option
+	// and this command's flag).
+	var fix string
+	r.Error, fix = errorLine(err)
 	r.exitFromError, r.Hint = classify(err, tcp, st != nil, r, timeout)
-	var ce *pgsecure.ConnectError
-	if errors.As(err, &ce) {
-		// The error line says where and what; the hint line what to do: the
-		// command's own hint when it has one, else the library's fix.
-		r.Error = cliWording(fmt.Sprintf("pgsecure: %s (user %s, database %s): %s",
-			net.JoinHostPort(ce.Host, strconv.Itoa(int(ce.Port))), ce.User, ce.Database, ce.Problem))
-		if r.Hint == "" {
-			r.Hint = cliWording(ce.Fix)
-		}
+	if r.Hint == "" {
+		r.Hint = fix
 	}
 	r.Stages = stagesOf(err, attempted, tcp, st != nil)
+}
+
+// errorLine splits a refusal into the line that says where and what and
+// the fix, from the fields of the library's typed errors.
+func errorLine(err error) (line, fix string) {
+	var (
+		connErr *pgsecure.ConnectError
+		cfgErr  *pgsecure.ConfigError
+		certErr *pgsecure.CertificateError
+	)
+	switch {
+	case errors.As(err, &connErr):
+		return fmt.Sprintf("pgsecure: %s (user %s, database %s): %s",
+			net.JoinHostPort(connErr.Host, strconv.Itoa(int(connErr.Port))), connErr.User, connErr.Database, connErr.Problem), connErr.Fix
+	case errors.As(err, &cfgErr):
+		line = "pgsecure: " + cfgErr.Setting
+		if cfgErr.From != "" {
+			line += " (from " + cfgErr.From + ")"
+		}
+		line += ": " + cfgErr.Problem
+		if cfgErr.Err != nil {
+			line += ": " + cfgErr.Err.Error()
+		}
+		return line, cfgErr.Fix
+	case errors.As(err, &certErr):
+		line = fmt.Sprintf("pgsecure: server certificate for host %q refused: %s", certErr.Host, certErr.Problem)
+		if certErr.Err != nil {
+			line += " (" + certErr.Err.Error() + ")"
+		}
+		return line, certErr.Fix
+	}
+	return err.Error(), ""
 }
 
 // classify maps a connection error to an exit code and a hint.
@@ -254,16 +284,16 @@ func passedStages() []stage {
 	return out
 }
 
-// builderFlags names the command-line flag behind each setting check hands
-// to the builder.
+// builderFlags names the command-line flag behind each Builder option
+// check sets. A refused setting is reported under the flag (ConfigError's
+// Setting and From are structured fields; their text is not touched).
 var builderFlags = map[string]string{
-	"RootCAFile": "--ca", "sslrootcert": "--ca", "SystemRoots": "--system-roots",
-	"ClientCertFiles": "--cert/--key", "sslcert": "--cert", "sslkey": "--key", "PinSPKI": "--pin",
-	"CRLFiles": "--crl", "CRLDir": "--crl-dir",
+	"RootCAFile": "--ca", "SystemRoots": "--system-roots", "ClientCertFiles": "--cert/--key",
+	"SPKIPins": "--pin", "CRLFiles": "--crl", "CRLDir": "--crl-dir",
 }
 
 // attributeFlags makes a refused setting that check gave the builder name
-// the flag it came from.
+// the flag it came from, in the error's Setting and From fields.
 func attributeFlags(err error) {
 	var ce *pgsecure.ConfigError
 	if errors.As(err, &ce) && ce.From == "builder" {
@@ -271,25 +301,4 @@ func attributeFlags(err error) {
 			ce.Setting, ce.From = flag, "the command line"
 		}
 	}
-}
-
-// cliWording rewrites the library's hints, which name Builder methods, in
-// the command's own terms: the flags that set the same thing.
-func cliWording(msg string) string {
-	return strings.NewReplacer(
-		`NewBuilder(...).RootCAFile("/path/ca.crt")`, "--ca /path/ca.crt",
-		"sslcert and sslkey (PGSSLCERT/PGSSLKEY) or Builder.ClientCertFiles", "--cert FILE --key FILE (or sslcert and sslkey, PGSSLCERT/PGSSLKEY)",
-		"Builder.ClientCertFiles", "--cert FILE --key FILE",
-		"Builder.RootCAFile", "--ca FILE",
-		"Builder.PinSPKI", "--pin",
-		"Builder.SystemRoots", "--system-roots",
-		"sslrootcert (or RootCAFile)", "--ca FILE (or sslrootcert)",
-		"RootCAFile", "--ca",
-		"SystemRoots()", "--system-roots",
-		"ClientCertFiles", "--cert/--key",
-		"PinSPKI", "--pin",
-		"CRLFiles", "--crl",
-		"CRLDir", "--crl-dir",
-		"(from builder)", "(from the command line)",
-	).Replace(msg)
 }

@@ -12,7 +12,7 @@ func clientCertificate(b *pgsecure.Builder, cert, key string, pins []string) {
 		b.ClientCertFiles(cert, key)
 	}
 	if len(pins) > 0 {
-		b.PinSPKI(pins...)
+		b.SPKIPins(pins...)
 	}
 }
 

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -123,4 +125,16 @@ func writeFile(t *testing.T, dir, name, content string) string {
 	p := filepath.Join(dir, name)
 	require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
 	return p
+}
+
+// assertOptionsNameFlags fails when out names a Builder option the command
+// has a flag for without naming that flag with it: a command-line user must
+// be able to act on every hint with the command's own flags.
+func assertOptionsNameFlags(t *testing.T, out string) {
+	t.Helper()
+	for option, flag := range builderFlags {
+		named := regexp.MustCompile(`\b`+option+`\b`).FindAllStringIndex(out, -1)
+		withFlag := regexp.MustCompile(`Builder\.`+option+`( \(|; )pgsecure check `+regexp.QuoteMeta(flag)+`\b`).FindAllStringIndex(out, -1)
+		assert.Equal(t, len(named), len(withFlag), "every mention of %s names %s with it: %s", option, flag, out)
+	}
 }

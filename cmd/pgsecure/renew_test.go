@@ -13,7 +13,6 @@ import (
 	"github.com/pgsecure/pgsecure"
 	"github.com/pgsecure/pgsecure/internal/certgen"
 	"github.com/pgsecure/pgsecure/internal/testutil"
-	"github.com/pgsecure/pgsecure/verify"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -60,8 +59,8 @@ func TestCertsRenewAcrossReload(t *testing.T) {
 	defer pool.Close()
 	held, err := pool.Acquire(ctx)
 	require.NoError(t, err)
-	rep, ok := verify.ReportOf(held.Conn().PgConn())
-	require.True(t, ok)
+	rep, err := pgsecure.ConnReport(held.Conn())
+	require.NoError(t, err)
 	require.Equal(t, old.SerialNumber.String(), rep.Leaf().SerialNumber)
 
 	reload := pg.URL("admin", appPassword, "postgres")
@@ -90,8 +89,8 @@ func TestCertsRenewAcrossReload(t *testing.T) {
 	pool.Reset()
 	conn, err := pool.Acquire(ctx)
 	require.NoError(t, err)
-	rep, ok = verify.ReportOf(conn.Conn().PgConn())
-	require.True(t, ok)
+	rep, err = pgsecure.ConnReport(conn.Conn())
+	require.NoError(t, err)
 	assert.Equal(t, renewed.SerialNumber.String(), rep.Leaf().SerialNumber)
 	conn.Release()
 

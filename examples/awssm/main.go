@@ -22,7 +22,6 @@ import (
 	"github.com/pgsecure/pgsecure"
 	"github.com/pgsecure/pgsecure/secrets"
 	_ "github.com/pgsecure/pgsecure/secrets/awssm" // registers awssm:// and rdsiam://
-	"github.com/pgsecure/pgsecure/verify"
 )
 
 func main() {
@@ -58,7 +57,7 @@ func run(ctx context.Context, w io.Writer, secretURI, dsn, caFile string) error 
 	if err := conn.QueryRow(ctx, "SELECT current_user").Scan(&user); err != nil {
 		return err
 	}
-	report, _ := verify.ReportOf(conn.Conn().PgConn())
+	report, _ := pgsecure.ConnReport(conn.Conn())
 	fmt.Fprintf(w, "connected as %s with credentials from %s\n", user, secrets.NameOf(src))
 	fmt.Fprintf(w, "server %s, %s, pg_stat_ssl ssl=%t, authentication %s\n",
 		report.Addr, report.TLSVersion, report.Server.SSL, report.AuthMethod)

@@ -24,7 +24,6 @@ import (
 	"time"
 
 	"github.com/pgsecure/pgsecure"
-	"github.com/pgsecure/pgsecure/verify"
 )
 
 func main() {
@@ -47,7 +46,7 @@ func run(ctx context.Context, w io.Writer) error {
 		return err
 	}
 	defer c.Release()
-	r, _ := verify.ReportOf(c.Conn().PgConn())
+	r, _ := pgsecure.ConnReport(c.Conn())
 	fmt.Fprint(w, r)
 	return nil
 }

@@ -20,7 +20,6 @@ import (
 	"github.com/pgsecure/pgsecure"
 	"github.com/pgsecure/pgsecure/internal/certgen"
 	"github.com/pgsecure/pgsecure/internal/testutil"
-	"github.com/pgsecure/pgsecure/verify"
 )
 
 func main() {
@@ -82,7 +81,7 @@ func run(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	report, _ := verify.ReportOf(conn.Conn().PgConn())
+	report, _ := pgsecure.ConnReport(conn.Conn())
 	conn.Release()
 	fmt.Fprintf(w, "\nconnected through pgsecure; verification report:\n%s\n", report)
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/pgsecure/pgsecure/internal/shared"
+	"github.com/pgsecure/pgsecure/verify"
 )
 
 // ErrInsecureAuth is wrapped when the server asks for an authentication
@@ -15,32 +16,32 @@ var ErrInsecureAuth = shared.ErrInsecureAuth
 
 // Authentication methods, in libpq's require_auth spelling.
 const (
-	AuthSCRAM    = "scram-sha-256"
-	AuthMD5      = "md5"
-	AuthPassword = "password"
-	AuthNone     = "none"
-	AuthGSS      = "gss"
-	AuthSSPI     = "sspi"
-	AuthOAuth    = "oauth"
+	AuthSCRAM    = verify.AuthSCRAM
+	AuthMD5      = verify.AuthMD5
+	AuthPassword = verify.AuthPassword
+	AuthNone     = verify.AuthNone
+	AuthGSS      = verify.AuthGSS
+	AuthSSPI     = verify.AuthSSPI
+	AuthOAuth    = verify.AuthOAuth
 )
 
-var allAuthMethods = []string{AuthSCRAM, AuthMD5, AuthPassword, AuthNone, AuthGSS, AuthSSPI, AuthOAuth}
+var allAuthMethods = []verify.AuthMethod{AuthSCRAM, AuthMD5, AuthPassword, AuthNone, AuthGSS, AuthSSPI, AuthOAuth}
 
 // AuthPolicy is the set of authentication methods a connection may use.
 type AuthPolicy struct {
-	allowed []string
+	allowed []verify.AuthMethod
 	binding bool // channel_binding=require: SCRAM-SHA-256-PLUS and nothing else
 }
 
 // SCRAMOnly is the default policy: scram-sha-256 and nothing else.
-func SCRAMOnly() AuthPolicy { return AuthPolicy{allowed: []string{AuthSCRAM}} }
+func SCRAMOnly() AuthPolicy { return AuthPolicy{allowed: []verify.AuthMethod{AuthSCRAM}} }
 
 // ParseRequireAuth reads libpq's require_auth: a list of methods, or a list
 // of negated methods ("!md5,!password").
 func ParseRequireAuth(s string) (AuthPolicy, error) {
 	parts := strings.Split(s, ",")
 	negated := strings.HasPrefix(strings.TrimSpace(parts[0]), "!")
-	set := map[string]bool{}
+	set := map[verify.AuthMethod]bool{}
 	if negated {
 		for _, m := range allAuthMethods {
 			set[m] = true
@@ -52,9 +53,9 @@ func ParseRequireAuth(s string) (AuthPolicy, error) {
 		if neg != negated {
 			return AuthPolicy{}, errors.New("negated and plain methods cannot be mixed")
 		}
-		m := strings.TrimPrefix(p, "!")
+		m := verify.AuthMethod(strings.TrimPrefix(p, "!"))
 		if !slices.Contains(allAuthMethods, m) {
-			return AuthPolicy{}, fmt.Errorf("unknown method %q (known: %s)", m, strings.Join(allAuthMethods, ", "))
+			return AuthPolicy{}, fmt.Errorf("unknown method %q (known: %s)", m, joinMethods(allAuthMethods))
 		}
 		set[m] = !negated
 	}
@@ -70,10 +71,20 @@ func ParseRequireAuth(s string) (AuthPolicy, error) {
 	return out, nil
 }
 
-func (p AuthPolicy) String() string { return strings.Join(p.allowed, ",") }
+func (p AuthPolicy) String() string {
+	return strings.Replace(joinMethods(p.allowed), ", ", ",", -1)
+}
+
+func joinMethods(ms []verify.AuthMethod) string {
+	s := make([]string, len(ms))
+	for i, m := range ms {
+		s[i] = string(m)
+	}
+	return strings.Join(s, ", ")
+}
 
 // Allows reports whether method is allowed.
-func (p AuthPolicy) Allows(method string) bool { return slices.Contains(p.allowed, method) }
+func (p AuthPolicy) Allows(method verify.AuthMethod) bool { return slices.Contains(p.allowed, method) }
 
 // WithChannelBinding returns p requiring channel binding (libpq's
 // channel_binding=require): every method but SCRAM is refused, and SCRAM

@@ -20,7 +20,7 @@ const mechanismPlus = "SCRAM-SHA-256-PLUS"
 // checkBindingOffered refuses an authentication request that cannot be
 // bound to the channel when the policy requires binding. body is the
 // request after its code (for SASL: the mechanisms offered).
-func (w *authWatch) checkBindingOffered(method string, body []byte) error {
+func (w *authWatch) checkBindingOffered(method verify.AuthMethod, body []byte) error {
 	if !w.policy.Auth.ChannelBindingRequired() {
 		return nil
 	}

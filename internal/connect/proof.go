@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/pgsecure/pgsecure/internal/shared"
 	"github.com/pgsecure/pgsecure/verify"
 )
 
@@ -37,7 +36,7 @@ func (s *proofStage) validate(ctx context.Context, pgConn *pgconn.PgConn) error 
 // configuration whose every hook was replaced still cannot hand out an
 // unverified connection while the pool's hooks are pgsecure's).
 func Verified(ctx context.Context, p *Policy, pgConn *pgconn.PgConn) error {
-	if _, ok := verify.ReportOf(pgConn); ok {
+	if _, ok := ReportOf(pgConn); ok {
 		return nil
 	}
 	return p.notInstalled(ctx, "ValidateConnect", remoteAddr(pgConn.Conn()))
@@ -71,7 +70,7 @@ func WithServerQuery(ctx context.Context) context.Context {
 // (QueryServer), only the server's view is added.
 func prove(ctx context.Context, p *Policy, pgConn *pgconn.PgConn, forceQuery bool) error {
 	forceQuery = forceQuery || ctx.Value(serverQueryKey{}) != nil
-	prior, attached := verify.ReportOf(pgConn)
+	prior, attached := ReportOf(pgConn)
 	if attached && (!forceQuery || prior.Proof == verify.ProofServerQuery) {
 		return nil
 	}
@@ -116,7 +115,7 @@ func prove(ctx context.Context, p *Policy, pgConn *pgconn.PgConn, forceQuery boo
 		}
 	}
 	r.VerifiedAt = time.Now()
-	pgConn.CustomData()[shared.ReportKey] = r
+	attachReport(pgConn, r)
 	if a != nil {
 		a.connectDone() // verified: pgsecure leaves the data path
 	}

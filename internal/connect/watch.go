@@ -63,7 +63,7 @@ type authWatch struct {
 	buf      []byte
 	done     bool
 	asked    bool
-	method   string
+	method   verify.AuthMethod
 	mech     string // SASL mechanism the client chose
 	steps    int    // SASL continue (1) and final (2) seen, in order
 	bound    bool   // SCRAM-SHA-256-PLUS completed
@@ -78,7 +78,7 @@ func newAuthWatch(p *Policy, cfg *pgconn.Config, a *attempt) *authWatch {
 
 // observation returns the method, the SASL mechanism and whether the
 // exchange was bound to the TLS channel.
-func (w *authWatch) observation() (method, mechanism string, channelBound bool) {
+func (w *authWatch) observation() (method verify.AuthMethod, mechanism string, channelBound bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.method, w.mech, w.bound
@@ -189,7 +189,7 @@ func (w *authWatch) authRequest(body []byte) error {
 	if len(body) < 4 {
 		return nil
 	}
-	var method string
+	var method verify.AuthMethod
 	switch code := binary.BigEndian.Uint32(body); code {
 	case 0: // AuthenticationOk
 		if !w.asked {
@@ -241,7 +241,7 @@ func (w *authWatch) authRequest(body []byte) error {
 // login token of the credential source (short-lived, bound to this user and
 // endpoint; see secrets.Credentials.LoginToken) and this connection's TLS
 // handshake was verified by pgsecure.
-func (w *authWatch) loginToken(method string) bool {
+func (w *authWatch) loginToken(method verify.AuthMethod) bool {
 	if method != AuthPassword || w.attempt == nil || !w.attempt.isVerified() || w.cfg == nil || w.policy.Credentials == nil {
 		return false
 	}
@@ -249,7 +249,7 @@ func (w *authWatch) loginToken(method string) bool {
 	return ok
 }
 
-func (w *authWatch) refuse(method, what string) error {
+func (w *authWatch) refuse(method verify.AuthMethod, what string) error {
 	if what == "" {
 		what = fmt.Sprintf("the server asked for %s authentication", method)
 	}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/pgsecure/pgsecure"
 	"github.com/pgsecure/pgsecure/internal/testutil"
-	"github.com/pgsecure/pgsecure/verify"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -51,9 +50,9 @@ func TestFaultLatency(t *testing.T) {
 	defer pool.Close()
 	c, err := pool.Acquire(ctx)
 	require.NoError(t, err)
-	r, ok := verify.ReportOf(c.Conn().PgConn())
+	r, err := pgsecure.ConnReport(c.Conn())
 	c.Release()
-	require.True(t, ok)
+	require.NoError(t, err)
 	assert.True(t, r.Server.SSL)
 
 	proxy.SetLatency(1500 * time.Millisecond)

@@ -12,7 +12,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgsecure/pgsecure"
 	"github.com/pgsecure/pgsecure/internal/testutil"
-	"github.com/pgsecure/pgsecure/verify"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -29,10 +28,10 @@ type verifications struct {
 func newVerifications() *verifications { return &verifications{pids: map[uint32]bool{}} }
 
 func (v *verifications) hook(_ context.Context, c *pgx.Conn) error {
-	r, ok := verify.ReportOf(c.PgConn())
+	r, err := pgsecure.ConnReport(c)
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if !ok || !r.ServerProven() || r.BackendPID != c.PgConn().PID() {
+	if err != nil || !r.ServerProven() || r.BackendPID != c.PgConn().PID() {
 		v.unverified++
 		return nil
 	}
@@ -234,8 +233,8 @@ func TestFaultCertificateSwappedToOtherCA(t *testing.T) {
 	c, err := pool.Acquire(ctx)
 	require.NoError(t, err, "new connections work again with a certificate from the pinned CA")
 	defer c.Release()
-	r, ok := verify.ReportOf(c.Conn().PgConn())
-	require.True(t, ok)
+	r, err := pgsecure.ConnReport(c.Conn())
+	require.NoError(t, err)
 	assert.Equal(t, back.Cert.SerialNumber.String(), r.Leaf().SerialNumber)
 	assert.True(t, v.has(c.Conn().PgConn().PID()))
 }

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pgsecure/pgsecure"
 	"github.com/pgsecure/pgsecure/internal/testutil"
-	"github.com/pgsecure/pgsecure/verify"
 	"github.com/stretchr/testify/require"
 )
 
@@ -84,8 +84,8 @@ func nodeOf(c *testutil.Cluster, addr string) int {
 // index.
 func verifiedNode(t *testing.T, c *testutil.Cluster, conn *pgxpool.Conn) int {
 	t.Helper()
-	r, ok := verify.ReportOf(conn.Conn().PgConn())
-	require.True(t, ok, "the connection carries pgsecure's verification report")
+	r, err := pgsecure.ConnReport(conn.Conn())
+	require.NoError(t, err, "the connection carries pgsecure's verification report")
 	i := nodeOf(c, r.Addr)
 	require.GreaterOrEqual(t, i, 0, "connected to %s, which is no cluster node", r.Addr)
 	host, _, err := net.SplitHostPort(r.Addr)

@@ -12,7 +12,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgsecure/pgsecure"
 	"github.com/pgsecure/pgsecure/internal/testutil"
-	"github.com/pgsecure/pgsecure/verify"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -92,8 +91,8 @@ func TestFailoverUnderLoad(t *testing.T) {
 	pool, err := pgsecure.NewBuilder(multiHostURL(c.Nodes, "target_session_attrs=read-write&connect_timeout=2")).
 		RootCAFile(c.CAFile).Logger(quiet).MaxConns(4).
 		AfterConnect(func(_ context.Context, conn *pgx.Conn) error {
-			r, ok := verify.ReportOf(conn.PgConn())
-			if !ok || !r.ServerProven() {
+			r, err := pgsecure.ConnReport(conn)
+			if err != nil || !r.ServerProven() {
 				return errors.New("connection handed to AfterConnect without a verified report")
 			}
 			n, _ := reports.LoadOrStore(r.Addr+" as "+r.ServerName, new(atomic.Int64))
@@ -192,8 +191,8 @@ func TestFailoverUnderLoad(t *testing.T) {
 		require.NoError(t, err)
 		var inRecovery bool
 		require.NoError(t, conn.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&inRecovery))
-		r, ok := verify.ReportOf(conn.Conn().PgConn())
-		require.True(t, ok)
+		r, err := pgsecure.ConnReport(conn.Conn())
+		require.NoError(t, err)
 		per[r.Addr]++
 		assert.False(t, inRecovery)
 		conn.Release()
@@ -234,7 +233,7 @@ func TestChurnAcrossCluster(t *testing.T) {
 	var verified atomic.Int64
 	pool, err := pgsecure.NewBuilder(multiHostURL(c.Nodes, "load_balance_hosts=random")).RootCAFile(c.CAFile).Logger(quiet).
 		MaxConns(4).AfterConnect(func(_ context.Context, conn *pgx.Conn) error {
-		if r, ok := verify.ReportOf(conn.PgConn()); ok && r.ServerProven() {
+		if r, err := pgsecure.ConnReport(conn); err == nil && r.ServerProven() {
 			verified.Add(1)
 		}
 		return nil

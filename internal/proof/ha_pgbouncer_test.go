@@ -23,8 +23,8 @@ func reportOf(t *testing.T, pool *pgxpool.Pool) verify.Report {
 	conn, err := pool.Acquire(ctx)
 	require.NoError(t, err)
 	defer conn.Release()
-	r, ok := verify.ReportOf(conn.Conn().PgConn())
-	require.True(t, ok, "the connection carries pgsecure's verification report")
+	r, err := pgsecure.ConnReport(conn.Conn())
+	require.NoError(t, err, "the connection carries pgsecure's verification report")
 	return r
 }
 
@@ -67,7 +67,7 @@ func TestPgBouncerPooling(t *testing.T) {
 			assert.NotEqual(t, serverPin, r.Leaf().SPKIPin, "the verified certificate is the bouncer's, not the server's")
 			assert.Equal(t, "localhost", r.ServerName)
 			assert.True(t, r.Server.SSL, "pg_stat_ssl: the bouncer→server hop is TLS")
-			assert.Equal(t, "scram-sha-256", r.AuthMethod, "SCRAM to the bouncer")
+			assert.Equal(t, pgsecure.AuthSCRAM, r.AuthMethod, "SCRAM to the bouncer")
 			assert.Equal(t, "SCRAM-SHA-256", r.SASLMechanism, "PgBouncer 1.18 offers no channel binding")
 			assert.Contains(t, r.String(), "pooler:")
 

@@ -12,7 +12,6 @@ import (
 	"github.com/pgsecure/pgsecure"
 	"github.com/pgsecure/pgsecure/internal/testutil"
 	"github.com/pgsecure/pgsecure/secrets"
-	"github.com/pgsecure/pgsecure/verify"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -251,7 +250,7 @@ func TestTargetSessionAttrsClientCertificate(t *testing.T) {
 			require.NoError(t, err)
 			defer conn.Release()
 			assert.Equal(t, want, verifiedNode(t, c, conn))
-			r, _ := verify.ReportOf(conn.Conn().PgConn())
+			r, _ := pgsecure.ConnReport(conn.Conn())
 			assert.Equal(t, "/CN="+appUser, r.Server.ClientDN, "the node saw the client certificate")
 		})
 	}

@@ -47,7 +47,7 @@ func matrixRows() []matrixRow {
 	}
 	rows = append(rows,
 		matrixRow{name: "TLS 1.0/1.1-only peer", sentinel: pgsecure.ErrNotEncrypted, setup: oldTLSRow},
-		matrixRow{name: "SPKI pin mismatch", sentinel: pgsecure.ErrUntrustedServer, feature: "PinSPKI", setup: pinRow},
+		matrixRow{name: "SPKI pin mismatch", sentinel: pgsecure.ErrUntrustedServer, feature: "SPKIPins", setup: pinRow},
 		matrixRow{name: "direct TLS without ALPN", sentinel: pgsecure.ErrNotEncrypted, feature: "sslnegotiation=direct", setup: alpnRow},
 		matrixRow{name: "unix-socket host", sentinel: pgsecure.ErrInsecureConfig, setup: unixSocketRow},
 	)
@@ -211,7 +211,7 @@ func pinRow(t *testing.T, m *matrix) attempt {
 	require.NoError(t, err)
 	a, tap := tapped(t, m.good.Addr(), "localhost", "")
 	a.wantContact = true
-	a.builder = func(b *pgsecure.Builder) *pgsecure.Builder { return b.PinSPKI(certgen.SPKIPin(pair.Cert)) }
+	a.builder = func(b *pgsecure.Builder) *pgsecure.Builder { return b.SPKIPins(certgen.SPKIPin(pair.Cert)) }
 	a.check = func(t *testing.T, err error) {
 		var ce *pgsecure.CertificateError
 		assert.ErrorAs(t, err, &ce)
@@ -221,7 +221,7 @@ func pinRow(t *testing.T, m *matrix) attempt {
 		chain, err := testutil.ServerCertificates(ctx, m.good.Addr())
 		require.NoError(t, err)
 		pool, err := pgsecure.NewBuilder(dsn("localhost", tap.Port, "")).RootCAFile(m.pki.CAFile).Logger(quiet).
-			PinSPKI(certgen.SPKIPin(chain[0])).Build(ctx)
+			SPKIPins(certgen.SPKIPin(chain[0])).Build(ctx)
 		require.NoError(t, err, "control: the right pin is accepted")
 		pool.Close()
 	}

@@ -149,7 +149,7 @@ func TestLibpqParityTrustAnchors(t *testing.T) {
 		{"root CA", []string{"server.crt", "server_ca.crt"}, []string{"root_ca.crt"}, true, ""},
 		{"server CA and root CA", []string{"server.crt", "server_ca.crt"}, []string{"server_ca.crt", "root_ca.crt"}, true, ""},
 		{"server CA alone", []string{"server.crt", "server_ca.crt"}, []string{"server_ca.crt"}, false,
-			`RootCAFile holds only the intermediate CA "CN=Test server CA for pgsecure"`},
+			`Builder.RootCAFile (pgsecure check --ca) holds only the intermediate CA "CN=Test server CA for pgsecure"`},
 		{"server CA alone, server sends the root too", []string{"server.crt", "server_ca.crt", "root_ca.crt"}, []string{"server_ca.crt"}, false,
 			`add the root CA certificate (subject "CN=Test root CA for pgsecure")`},
 		{"server certificate alone", []string{"server.crt", "server_ca.crt"}, []string{"server.crt"}, false,
@@ -160,7 +160,7 @@ func TestLibpqParityTrustAnchors(t *testing.T) {
 		{"leaf only sent, root and server CA pinned", []string{"server.crt"}, []string{"root_ca.crt", "server_ca.crt"}, true, ""},
 		{"leaf only sent, server CA and root pinned", []string{"server.crt"}, []string{"server_ca.crt", "root_ca.crt"}, true, ""},
 		{"leaf only sent, server CA alone pinned", []string{"server.crt"}, []string{"server_ca.crt"}, false,
-			`RootCAFile holds only the intermediate CA "CN=Test server CA for pgsecure"`},
+			`Builder.RootCAFile (pgsecure check --ca) holds only the intermediate CA "CN=Test server CA for pgsecure"`},
 		{"leaf only sent, root alone pinned", []string{"server.crt"}, []string{"root_ca.crt"}, false,
 			`issued by "CN=Test server CA for pgsecure", which does not lead to the pinned CA`},
 	}

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/pgsecure/pgsecure/internal/shared"
 )
 
 // Roots is the set of CA certificates a server's chain must lead to.
@@ -93,7 +95,7 @@ func partialChainError(leaf, anchor *x509.Certificate, roots Roots) error {
 			Problem: fmt.Sprintf("%s holds the server certificate itself, which is not self-signed (issuer %q); "+
 				"libpq trusts a chain only when it ends in a self-signed root", roots.setting(), leaf.Issuer.String()),
 			Fix: fmt.Sprintf("put the CA certificate that issued it (subject %q) in %s, with the "+
-				"self-signed root above it if that CA is an intermediate; to trust this one server key only, also pin it with PinSPKI",
+				"self-signed root above it if that CA is an intermediate; to trust this one server key only, also pin it with "+shared.SPKIPins,
 				leaf.Issuer.String(), roots.settingFix()),
 		}
 	}
@@ -163,14 +165,14 @@ func CheckKeyUsage(leaf *x509.Certificate) error {
 // setting names the pinned CAs' setting in a problem; settingFix in a fix.
 func (r Roots) setting() string {
 	if r.Setting != "" {
-		return r.Setting
+		return shared.Spell(r.Setting)
 	}
 	return "sslrootcert"
 }
 
 func (r Roots) settingFix() string {
 	if r.Setting != "" {
-		return r.Setting
+		return shared.Spell(r.Setting)
 	}
-	return "sslrootcert (or RootCAFile)"
+	return shared.SSLRootCert
 }

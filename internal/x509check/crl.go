@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgsecure/pgsecure/internal/shared"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
@@ -226,8 +227,8 @@ func checkCertCRL(chain []*x509.Certificate, depth int, cert *x509.Certificate, 
 			Problem: fmt.Sprintf("no certificate revocation list issued by %q is loaded for %s; with sslcrl or sslcrldir set, "+
 				"libpq checks every certificate of the chain, the CAs' own included, against a CRL of its issuer",
 				cert.Issuer.String(), what),
-			Fix: fmt.Sprintf("add the current CRL of %q to the sslcrl file (CRLFiles) or to the sslcrldir directory (CRLDir; then run openssl rehash DIR); "+
-				"a CA run with OpenSSL makes it with: openssl ca -gencrl -out FILE", cert.Issuer.String()),
+			Fix: fmt.Sprintf("add the current CRL of %q to the file of %s or to the directory of %s (then run openssl rehash DIR); "+
+				"a CA run with OpenSSL makes it with: openssl ca -gencrl -out FILE", cert.Issuer.String(), shared.SSLCRL, shared.SSLCRLDir),
 		}
 	}
 	return verifyCRL(best, bestIssuer, bestScore, cert, what, now)

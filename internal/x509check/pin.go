@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/pgsecure/pgsecure/internal/shared"
 )
 
 // SPKIPin is the public-key pin of c: the standard (padded) base64 encoding
@@ -53,7 +55,7 @@ func CheckPins(verified [][]*x509.Certificate, pins []string) error {
 		Problem: fmt.Sprintf("no public key in its verified chain is pinned (chain: %s; pinned: %s)",
 			strings.Join(seen, "; "), strings.Join(pins, "; ")),
 		Fix: "if the server's key or CA was replaced on purpose, pin its new key too; " +
-			"to rotate without an outage, add the new pin with PinSPKI before rotating keys and remove the old one afterwards",
+			"to rotate without an outage, add the new pin with " + shared.SPKIPins + " before rotating keys and remove the old one afterwards",
 	}
 	if len(verified) > 0 && len(verified[0]) > 0 {
 		leaf := verified[0][0]

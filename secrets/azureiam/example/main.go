@@ -23,7 +23,6 @@ import (
 	"github.com/pgsecure/pgsecure"
 	"github.com/pgsecure/pgsecure/secrets"
 	"github.com/pgsecure/pgsecure/secrets/azureiam"
-	"github.com/pgsecure/pgsecure/verify"
 )
 
 func main() {
@@ -59,7 +58,7 @@ func run(ctx context.Context, w io.Writer, src secrets.Source, dsn, caFile strin
 	if err := conn.QueryRow(ctx, "SELECT current_user").Scan(&user); err != nil {
 		return err
 	}
-	report, _ := verify.ReportOf(conn.Conn().PgConn())
+	report, _ := pgsecure.ConnReport(conn.Conn())
 	fmt.Fprintf(w, "connected as %s with a login token from %s\n", user, secrets.NameOf(src))
 	fmt.Fprintf(w, "server %s, pg_stat_ssl ssl=%t, authentication %s, proof %s\n",
 		report.ServerName, report.Server.SSL, report.AuthMethod, report.Proof)

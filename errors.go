@@ -1,9 +1,6 @@
 package pgsecure
 
 import (
-	"errors"
-	"fmt"
-
 	"github.com/pgsecure/pgsecure/internal/connect"
 	"github.com/pgsecure/pgsecure/internal/shared"
 	"github.com/pgsecure/pgsecure/verify"
@@ -26,7 +23,7 @@ var (
 	// ErrUntrustedServer is wrapped (together with ErrNotEncrypted) when the
 	// server's certificate fails verification: unknown CA, expired, wrong
 	// host, wrong key usage, pin mismatch. See *CertificateError.
-	ErrUntrustedServer = errors.New("pgsecure: server certificate not trusted")
+	ErrUntrustedServer = shared.ErrUntrustedServer
 
 	// ErrCredentialsRejected is wrapped when the server kept rejecting the
 	// credentials from the credential source (SQLSTATE 28P01) for the whole
@@ -38,78 +35,17 @@ var (
 )
 
 // ConfigError is a refused configuration: which setting, where it came from,
-// and how to fix it. It wraps ErrInsecureConfig.
-type ConfigError struct {
-	// Setting is the libpq key or builder method concerned (e.g. "sslmode").
-	Setting string
-	// From says where the value came from ("connection string", "PGSSLMODE
-	// environment variable", "builder").
-	From string
-	// Problem says what is wrong; Fix says what to do.
-	Problem, Fix string
-	// Err is an underlying cause (file not found, parse error), if any.
-	Err error
-}
-
-func (e *ConfigError) Error() string {
-	msg := "pgsecure: " + e.Setting
-	if e.From != "" {
-		msg += " (from " + e.From + ")"
-	}
-	msg += ": " + e.Problem
-	if e.Err != nil {
-		msg += ": " + e.Err.Error()
-	}
-	if e.Fix != "" {
-		msg += "; " + e.Fix
-	}
-	return msg
-}
-
-// Unwrap returns ErrInsecureConfig and the cause.
-func (e *ConfigError) Unwrap() []error {
-	if e.Err == nil {
-		return []error{ErrInsecureConfig}
-	}
-	return []error{ErrInsecureConfig, e.Err}
-}
+// and how to fix it (see verify.ConfigError). It wraps ErrInsecureConfig.
+type ConfigError = verify.ConfigError
 
 func configErr(setting, from, problem, fix string) error {
 	return &ConfigError{Setting: setting, From: from, Problem: problem, Fix: fix}
 }
 
-// CertificateError is a server certificate that failed verification. It
-// wraps ErrUntrustedServer, ErrNotEncrypted and the x509 cause.
-type CertificateError struct {
-	// Host is the host name or address the connection was made to.
-	Host string
-	// Subject and Names describe the leaf certificate presented.
-	Subject string
-	Names   []string
-	// Problem says what failed; Fix says how to fix it.
-	Problem, Fix string
-	Err          error
-}
-
-func (e *CertificateError) Error() string {
-	msg := fmt.Sprintf("pgsecure: server certificate for host %q refused: %s", e.Host, e.Problem)
-	if e.Err != nil {
-		msg += " (" + e.Err.Error() + ")"
-	}
-	if e.Fix != "" {
-		msg += "; " + e.Fix
-	}
-	return msg
-}
-
-// Unwrap returns ErrUntrustedServer, ErrNotEncrypted and the cause.
-func (e *CertificateError) Unwrap() []error {
-	errs := []error{ErrUntrustedServer, ErrNotEncrypted}
-	if e.Err != nil {
-		errs = append(errs, e.Err)
-	}
-	return errs
-}
+// CertificateError is a server certificate that failed verification (see
+// verify.CertificateError). It wraps ErrUntrustedServer, ErrNotEncrypted and
+// the x509 cause.
+type CertificateError = verify.CertificateError
 
 // TimeoutError is a connection attempt that ran out of time, naming the host
 // and the stage it was in (see verify.TimeoutError).

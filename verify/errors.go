@@ -107,3 +107,73 @@ func (e *AuthMethodError) Error() string {
 
 // Unwrap returns pgsecure.ErrInsecureAuth.
 func (e *AuthMethodError) Unwrap() error { return shared.ErrInsecureAuth }
+
+// ConfigError is a refused configuration: which setting, where it came from,
+// and how to fix it. It wraps ErrInsecureConfig.
+type ConfigError struct {
+	// Setting is the libpq key or builder method concerned (e.g. "sslmode").
+	Setting string
+	// From says where the value came from ("connection string", "PGSSLMODE
+	// environment variable", "builder").
+	From string
+	// Problem says what is wrong; Fix says what to do.
+	Problem, Fix string
+	// Err is an underlying cause (file not found, parse error), if any.
+	Err error
+}
+
+func (e *ConfigError) Error() string {
+	msg := "pgsecure: " + e.Setting
+	if e.From != "" {
+		msg += " (from " + e.From + ")"
+	}
+	msg += ": " + e.Problem
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	if e.Fix != "" {
+		msg += "; " + e.Fix
+	}
+	return msg
+}
+
+// Unwrap returns ErrInsecureConfig and the cause.
+func (e *ConfigError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{shared.ErrInsecureConfig}
+	}
+	return []error{shared.ErrInsecureConfig, e.Err}
+}
+
+// CertificateError is a server certificate that failed verification. It
+// wraps ErrUntrustedServer, ErrNotEncrypted and the x509 cause.
+type CertificateError struct {
+	// Host is the host name or address the connection was made to.
+	Host string
+	// Subject and Names describe the leaf certificate presented.
+	Subject string
+	Names   []string
+	// Problem says what failed; Fix says how to fix it.
+	Problem, Fix string
+	Err          error
+}
+
+func (e *CertificateError) Error() string {
+	msg := fmt.Sprintf("pgsecure: server certificate for host %q refused: %s", e.Host, e.Problem)
+	if e.Err != nil {
+		msg += " (" + e.Err.Error() + ")"
+	}
+	if e.Fix != "" {
+		msg += "; " + e.Fix
+	}
+	return msg
+}
+
+// Unwrap returns ErrUntrustedServer, ErrNotEncrypted and the cause.
+func (e *CertificateError) Unwrap() []error {
+	errs := []error{shared.ErrUntrustedServer, shared.ErrNotEncrypted}
+	if e.Err != nil {
+		errs = append(errs, e.Err)
+	}
+	return errs
+}

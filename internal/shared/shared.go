@@ -20,3 +20,6 @@ var ErrInsecureAuth = errors.New("pgsecure: authentication method not allowed")
 
 // ErrInsecureConfig is pgsecure.ErrInsecureConfig (its one home for users).
 var ErrInsecureConfig = errors.New("pgsecure: insecure configuration")
+
+// ErrUntrustedServer is pgsecure.ErrUntrustedServer (its one home for users).
+var ErrUntrustedServer = errors.New("pgsecure: server certificate not trusted")

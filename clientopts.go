@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/pgsecure/pgsecure/internal/libpq"
 	"github.com/pgsecure/pgsecure/secrets"
 	"time"
 )
@@ -61,26 +62,26 @@ func (b *Builder) SPKIPins(pins ...string) *Builder {
 
 // clientCertificate decides the client certificate from the builder and the
 // sslcert/sslkey/sslpassword settings.
-func (b *Builder) clientCertificate(cs *connSettings) (*clientCert, error) {
-	certS, keyS, passS := cs.get("sslcert"), cs.get("sslkey"), cs.get("sslpassword")
+func (b *Builder) clientCertificate(cs *libpq.Settings) (*clientCert, error) {
+	certS, keyS, passS := cs.Get("sslcert"), cs.Get("sslkey"), cs.Get("sslpassword")
 	fromBuilder := b.clientCertFile != "" || len(b.clientCertPEM) > 0
 	if b.clientCertFile != "" && len(b.clientCertPEM) > 0 {
 		return nil, configErr("ClientCertFiles", "builder", "both ClientCertFiles and ClientCertPEM were given", "use one")
 	}
-	if fromBuilder && (certS.set || keyS.set) &&
-		!(samePath(b.clientCertFile, certS.value) && samePath(b.clientKeyFile, keyS.value)) {
-		return nil, configErr("sslcert", certS.from+keyS.from, "conflicts with the client certificate given to the builder", "remove one of them")
+	if fromBuilder && (certS.Set || keyS.Set) &&
+		!(libpq.SamePath(b.clientCertFile, certS.Value) && libpq.SamePath(b.clientKeyFile, keyS.Value)) {
+		return nil, configErr("sslcert", certS.From+keyS.From, "conflicts with the client certificate given to the builder", "remove one of them")
 	}
-	if certS.set != keyS.set && !fromBuilder {
+	if certS.Set != keyS.Set && !fromBuilder {
 		missing, have := "sslkey", certS
-		if keyS.set {
+		if keyS.Set {
 			missing, have = "sslcert", keyS
 		}
-		return nil, configErr(missing, "", fmt.Sprintf("is missing while %s is set (from %s)", map[string]string{"sslkey": "sslcert", "sslcert": "sslkey"}[missing], have.from),
+		return nil, configErr(missing, "", fmt.Sprintf("is missing while %s is set (from %s)", map[string]string{"sslkey": "sslcert", "sslcert": "sslkey"}[missing], have.From),
 			"give both the client certificate and its key")
 	}
-	if passS.set && b.keyPassphrase != nil {
-		return nil, configErr("sslpassword", passS.from, "conflicts with ClientKeyPassphrase", "use one of them")
+	if passS.Set && b.keyPassphrase != nil {
+		return nil, configErr("sslpassword", passS.From, "conflicts with ClientKeyPassphrase", "use one of them")
 	}
 	passphrase := func() ([]byte, error) { return nil, nil }
 	switch {
@@ -91,8 +92,8 @@ func (b *Builder) clientCertificate(cs *connSettings) (*clientCert, error) {
 			defer cancel()
 			return fn(ctx)
 		}
-	case passS.set:
-		pw := passS.value
+	case passS.Set:
+		pw := passS.Value
 		passphrase = func() ([]byte, error) { return []byte(pw), nil }
 	}
 	var (
@@ -105,9 +106,9 @@ func (b *Builder) clientCertificate(cs *connSettings) (*clientCert, error) {
 		cc, err = newClientCertPEM(b.clientCertPEM, []byte(b.clientKeyPEM.Reveal()), passphrase)
 	case b.clientCertFile != "":
 		cc, err = newClientCertFiles(b.clientCertFile, b.clientKeyFile, passphrase, b.log)
-	case certS.set:
-		from = certS.from
-		cc, err = newClientCertFiles(certS.value, keyS.value, passphrase, b.log)
+	case certS.Set:
+		from = certS.From
+		cc, err = newClientCertFiles(certS.Value, keyS.Value, passphrase, b.log)
 	}
 	var ce *ConfigError
 	if errors.As(err, &ce) && ce.From == "" {
@@ -115,9 +116,9 @@ func (b *Builder) clientCertificate(cs *connSettings) (*clientCert, error) {
 		if from != "builder" { // name the setting the problem is about, from where it was set
 			switch ce.Setting {
 			case "sslkey":
-				ce.From = keyS.from
+				ce.From = keyS.From
 			case "sslpassword":
-				ce.From = passS.from
+				ce.From = passS.From
 			}
 		}
 	}

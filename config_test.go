@@ -119,20 +119,20 @@ func TestEveryHostGetsPgsecureTLS(t *testing.T) {
 	} {
 		cfg, err := NewBuilder(dsn).RootCAFile(ca).Config(context.Background())
 		require.NoError(t, err, dsn)
-		entries := hosts(cfg.ConnConfig)
+		entries := libpq.Hosts(cfg.ConnConfig)
 		require.NotEmpty(t, entries)
 		seen := map[string]bool{}
-		marker := (*entries[0].tls).ClientSessionCache
+		marker := (*entries[0].TLS).ClientSessionCache
 		require.NotNil(t, marker)
 		for _, h := range entries {
-			tc := *h.tls
-			require.NotNil(t, tc, "host %s of %q has no TLS", h.host, dsn)
-			assert.NotNil(t, tc.VerifyConnection, "host %s: VerifyConnection verifies", h.host)
-			assert.True(t, tc.InsecureSkipVerify, "host %s: Go's own check is replaced by VerifyConnection (libpq's host rules)", h.host)
-			assert.Equal(t, marker, tc.ClientSessionCache, "host %s: marked as pgsecure's", h.host)
+			tc := *h.TLS
+			require.NotNil(t, tc, "host %s of %q has no TLS", h.Host, dsn)
+			assert.NotNil(t, tc.VerifyConnection, "host %s: VerifyConnection verifies", h.Host)
+			assert.True(t, tc.InsecureSkipVerify, "host %s: Go's own check is replaced by VerifyConnection (libpq's host rules)", h.Host)
+			assert.Equal(t, marker, tc.ClientSessionCache, "host %s: marked as pgsecure's", h.Host)
 			assert.GreaterOrEqual(t, tc.MinVersion, uint16(tls.VersionTLS12))
 			assert.Nil(t, tc.RootCAs, "trust comes only from the pinned roots checked in VerifyConnection")
-			seen[h.host] = true
+			seen[h.Host] = true
 		}
 		assert.Equal(t, len(entries), len(seen), "one entry per host: no plaintext duplicate")
 		for name, hook := range map[string]any{"LookupFunc": cfg.ConnConfig.LookupFunc, "DialFunc": cfg.ConnConfig.DialFunc,

@@ -3,6 +3,7 @@ package pgsecure
 import (
 	"context"
 	"fmt"
+	"github.com/pgsecure/pgsecure/internal/libpq"
 	"sync"
 	"time"
 
@@ -137,8 +138,8 @@ func (s *credStage) apply(ctx context.Context, cc *pgx.ConnConfig) error {
 // configuration to it).
 func (s *credStage) useEndpoint(cc *pgx.ConnConfig, c secrets.Credentials) error {
 	if c.Host != "" {
-		if isUnixSocket(c.Host) {
-			return unixSocketError(c.Host, "credentials from "+s.name, "store the server's TCP host name in the secret")
+		if libpq.IsUnixSocket(c.Host) {
+			return libpq.UnixSocketError(c.Host, "credentials from "+s.name, "store the server's TCP host name in the secret")
 		}
 		cc.Host = c.Host
 		cc.Fallbacks = nil

@@ -3,6 +3,7 @@ package pgsecure
 import (
 	"crypto/x509"
 	"fmt"
+	"github.com/pgsecure/pgsecure/internal/libpq"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -57,8 +58,8 @@ type crlSource struct {
 // crlSource collects the CRLs of the builder and of sslcrl / sslcrldir (or
 // PGSSLCRL / PGSSLCRLDIR); nil when none is set. A file or directory that
 // cannot be read, or a file with no parsable CRL, is refused.
-func (b *Builder) crlSource(cs *connSettings) (*crlSource, error) {
-	type named struct{ path, setting, from string }
+func (b *Builder) crlSource(cs *libpq.Settings) (*crlSource, error) {
+	type named struct{ path, setting, From string }
 	var fileList, dirList []named
 	for _, p := range b.crlFiles {
 		fileList = append(fileList, named{p, "CRLFiles", "builder"})
@@ -66,15 +67,15 @@ func (b *Builder) crlSource(cs *connSettings) (*crlSource, error) {
 	for _, d := range b.crlDirs {
 		dirList = append(dirList, named{d, "CRLDir", "builder"})
 	}
-	if s := cs.get("sslcrl"); s.set && s.value != "" { // libpq ignores an empty value
-		fileList = append(fileList, named{s.value, "sslcrl", s.from})
+	if s := cs.Get("sslcrl"); s.Set && s.Value != "" { // libpq ignores an empty value
+		fileList = append(fileList, named{s.Value, "sslcrl", s.From})
 	}
-	if s := cs.get("sslcrldir"); s.set && s.value != "" {
+	if s := cs.Get("sslcrldir"); s.Set && s.Value != "" {
 		// Like OpenSSL's hashed-directory lookup, several directories may
 		// be given, separated by ':'.
-		for _, d := range strings.Split(s.value, string(os.PathListSeparator)) {
+		for _, d := range strings.Split(s.Value, string(os.PathListSeparator)) {
 			if d != "" {
-				dirList = append(dirList, named{d, "sslcrldir", s.from})
+				dirList = append(dirList, named{d, "sslcrldir", s.From})
 			}
 		}
 	}
@@ -87,7 +88,7 @@ func (b *Builder) crlSource(cs *connSettings) (*crlSource, error) {
 		path := f.path
 		rel, err := newReloading("CRL file "+path, []string{path}, func() ([]*x509check.CRL, error) { return loadCRLFile(path) }, b.log)
 		if err != nil {
-			return nil, &ConfigError{Setting: f.setting, From: f.from, Problem: "cannot load the certificate revocation list", Err: err,
+			return nil, &ConfigError{Setting: f.setting, From: f.From, Problem: "cannot load the certificate revocation list", Err: err,
 				Fix: "check the path and that the file holds PEM \"X509 CRL\" blocks (fetch a fresh CRL from the CA: openssl ca -gencrl -out FILE)"}
 		}
 		src.files = append(src.files, rel)
@@ -95,7 +96,7 @@ func (b *Builder) crlSource(cs *connSettings) (*crlSource, error) {
 	for _, d := range dirList {
 		cd := &crlDir{dir: d.path, logger: b.log}
 		if err := cd.load(); err != nil {
-			return nil, &ConfigError{Setting: d.setting, From: d.from, Problem: "cannot load the certificate revocation list directory", Err: err,
+			return nil, &ConfigError{Setting: d.setting, From: d.From, Problem: "cannot load the certificate revocation list directory", Err: err,
 				Fix: "give a directory of PEM CRL files prepared with: openssl rehash DIR"}
 		}
 		src.dirs = append(src.dirs, cd)
@@ -116,7 +117,7 @@ func (b *Builder) warnImplicitCRL() {
 	if err != nil {
 		return
 	}
-	if p := filepath.Join(home, ".postgresql", "root.crl"); fileExists(p) {
+	if p := filepath.Join(home, ".postgresql", "root.crl"); libpq.FileExists(p) {
 		b.log().Warn("pgsecure: "+p+" exists but is not used: libpq would check the server's certificates against it, pgsecure reads no CRL implicitly; "+
 			"pass it explicitly (sslcrl="+p+"; PGSSLCRL; Builder.CRLFiles; pgsecure check --crl) to keep that check", slog.String("file", p))
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"github.com/pgsecure/pgsecure/internal/libpq"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -26,7 +27,7 @@ type poolState struct {
 	tls        *tlsPolicy
 	sessions   tls.ClientSessionCache // carried by every TLS configuration pgsecure builds: marks them as its own
 	creds      *credStage             // nil when credentials come from the connection string
-	auth       authSettings           // the authentication settings as built, re-checked per connection
+	auth       libpq.AuthSettings     // the authentication settings as built, re-checked per connection
 	log        func() *slog.Logger
 	events     *eventSink
 	expiryWarn time.Duration
@@ -58,8 +59,8 @@ func (s *poolState) ClientLeaf() *x509.Certificate { return s.tls.currentClientL
 // bind puts pgsecure's TLS configuration on every host and its
 // negotiation and authentication settings on cc.
 func (s *poolState) bind(cc *pgx.ConnConfig) {
-	for _, h := range hosts(cc) {
-		*h.tls = s.configFor(h.host)
+	for _, h := range libpq.Hosts(cc) {
+		*h.TLS = s.configFor(h.Host)
 	}
 	cc.SSLNegotiation = s.negotiation()
 	cc.RequireAuth = s.policy.Auth.String()
@@ -94,7 +95,7 @@ func (s *poolState) beforeConnect(hooks []func(context.Context, *pgx.ConnConfig)
 			return err
 		}
 		if s.loadBalance {
-			shuffleHosts(cc, rand.Shuffle) // load_balance_hosts=random: a fresh order per connection
+			libpq.ShuffleHosts(cc, rand.Shuffle) // load_balance_hosts=random: a fresh order per connection
 		}
 		s.bind(cc)
 		connect.Install(&cc.Config, s.policy) // the pipeline, once, on this connection's copy
@@ -113,17 +114,17 @@ func (s *poolState) beforeConnect(hooks []func(context.Context, *pgx.ConnConfig)
 func (s *poolState) checkTLS(ctx context.Context, cc *pgx.ConnConfig, from string) error {
 	const fix = "do not modify ConnConfig.TLSConfig or Fallbacks[i].TLSConfig of a pgsecure configuration; use the Builder's options"
 	var err error
-	for _, h := range hosts(cc) {
-		tc := *h.tls
+	for _, h := range libpq.Hosts(cc) {
+		tc := *h.TLS
 		switch {
-		case isUnixSocket(h.host):
-			err = unixSocketError(h.host, from, "do not point hosts at unix sockets in hooks")
+		case libpq.IsUnixSocket(h.Host):
+			err = libpq.UnixSocketError(h.Host, from, "do not point hosts at unix sockets in hooks")
 		case tc == nil:
-			err = configErr("TLSConfig", from, fmt.Sprintf("the TLS configuration for host %q was removed after pgsecure built it", h.host), fix)
+			err = configErr("TLSConfig", from, fmt.Sprintf("the TLS configuration for host %q was removed after pgsecure built it", h.Host), fix)
 		case tc.ClientSessionCache != s.sessions:
-			err = configErr("TLSConfig", from, fmt.Sprintf("the TLS configuration for host %q was replaced after pgsecure built it", h.host), fix)
+			err = configErr("TLSConfig", from, fmt.Sprintf("the TLS configuration for host %q was replaced after pgsecure built it", h.Host), fix)
 		case tc.MinVersion < s.policy.MinVersion || tc.MaxVersion != s.tls.maxVersion:
-			err = configErr("TLSConfig", from, fmt.Sprintf("the TLS versions for host %q were changed after pgsecure built the configuration", h.host),
+			err = configErr("TLSConfig", from, fmt.Sprintf("the TLS versions for host %q were changed after pgsecure built the configuration", h.Host),
 				"use MinTLSVersion or ssl_min_protocol_version instead")
 		}
 		if err != nil {
@@ -135,7 +136,7 @@ func (s *poolState) checkTLS(ctx context.Context, cc *pgx.ConnConfig, from strin
 	case cc.SSLNegotiation != s.negotiation():
 		err = configErr("SSLNegotiation", from, fmt.Sprintf("%q was set after pgsecure built the configuration", cc.SSLNegotiation), "use sslnegotiation in the connection string")
 	default:
-		err = s.auth.recheck(cc, from)
+		err = s.auth.Recheck(cc, from)
 	}
 	if err != nil {
 		s.Refused(ctx, connect.Refusal{Kind: connect.RefusedConfiguration, Host: cc.Host, Stage: StageConfig, Err: err})

@@ -1,6 +1,7 @@
 package pgsecure
 
 import (
+	"github.com/pgsecure/pgsecure/internal/libpq"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -109,7 +110,7 @@ func TestLibpqLookup(t *testing.T) {
 		asked = append(asked, host)
 		return []string{"10.9.9.9"}, nil
 	}
-	lookup := libpqLookup(next)
+	lookup := libpq.NumericLookup(next)
 	for host, want := range map[string]string{"192.000.002.001": "192.0.2.1", "127.1": "127.0.0.1", "0x7f.0.0.1": "127.0.0.1", "db.example.com": "10.9.9.9"} {
 		got, err := lookup(context.Background(), host)
 		require.NoError(t, err)

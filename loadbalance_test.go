@@ -1,9 +1,9 @@
 package pgsecure
 
 import (
+	"github.com/pgsecure/pgsecure/internal/libpq"
 	"context"
 	"errors"
-	"math/rand/v2"
 	"net"
 	"slices"
 	"strconv"
@@ -48,10 +48,10 @@ func connectCopy(t *testing.T, cfg *pgxpool.Config) *pgx.ConnConfig {
 func hostOrder(t *testing.T, cc *pgx.ConnConfig) []string {
 	t.Helper()
 	var out []string
-	for _, h := range hosts(cc) {
-		require.NotNil(t, *h.tls, "host %s lost its TLS configuration", h.host)
-		assert.Equal(t, h.host, (*h.tls).ServerName, "host %s must be verified against its own name", h.host)
-		out = append(out, h.host+":"+strconv.Itoa(int(h.port)))
+	for _, h := range libpq.Hosts(cc) {
+		require.NotNil(t, *h.TLS, "host %s lost its TLS configuration", h.Host)
+		assert.Equal(t, h.Host, (*h.TLS).ServerName, "host %s must be verified against its own name", h.Host)
+		out = append(out, h.Host+":"+strconv.Itoa(int(h.Port)))
 	}
 	return out
 }
@@ -140,29 +140,8 @@ func TestShuffleHostsKeepsGroups(t *testing.T) {
 			swap(i, n-1-i)
 		}
 	}
-	shuffleHosts(cc, reverse)
+	libpq.ShuffleHosts(cc, reverse)
 	assert.Equal(t, []string{"b:5432", "b:5432", "a:5432"}, hostOrder(t, cc))
-}
-
-// TestShuffledLookup: the addresses of one name come back in every order,
-// none lost or duplicated; errors pass through.
-func TestShuffledLookup(t *testing.T) {
-	t.Parallel()
-	addrs := []string{"10.0.0.1", "10.0.0.2", "10.0.0.3"}
-	lookup := shuffledLookup(func(context.Context, string) ([]string, error) { return addrs, nil }, rand.Shuffle)
-	firsts := map[string]int{}
-	for range 300 {
-		got, err := lookup(context.Background(), "db")
-		require.NoError(t, err)
-		assert.ElementsMatch(t, addrs, got)
-		firsts[got[0]]++
-	}
-	assert.Len(t, firsts, 3, "each address comes first sometimes: %v", firsts)
-	assert.Equal(t, []string{"10.0.0.1", "10.0.0.2", "10.0.0.3"}, addrs, "the resolver's slice is not modified")
-
-	failing := shuffledLookup(func(context.Context, string) ([]string, error) { return nil, context.Canceled }, rand.Shuffle)
-	_, err := failing(context.Background(), "db")
-	assert.ErrorIs(t, err, context.Canceled)
 }
 
 // TestBalanceHostsFromEnvironment: PGLOADBALANCEHOSTS=random shuffles as the

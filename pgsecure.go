@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/pgsecure/pgsecure/internal/libpq"
 	"log/slog"
 	"slices"
 	"time"
@@ -65,8 +66,15 @@ type Builder struct {
 // as libpq does). The connection is always made with sslmode=verify-full: an
 // absent sslmode means verify-full, any other value is refused.
 func NewBuilder(connString string) *Builder {
-	return &Builder{connString: secrets.NewSecret(connString), env: osEnv, now: time.Now, expiryWarn: DefaultExpiryWarning}
+	return &Builder{connString: secrets.NewSecret(connString), env: libpq.OSEnv, now: time.Now, expiryWarn: DefaultExpiryWarning}
 }
+
+// DefaultConnectTimeout limits each host's connection attempt (TCP, TLS,
+// authentication and the server-side check) when neither connect_timeout
+// nor PGCONNECT_TIMEOUT is set. libpq waits forever by default; a service
+// that cannot reach its database should learn it. connect_timeout=0 keeps
+// libpq's unlimited wait.
+const DefaultConnectTimeout = libpq.DefaultConnectTimeout
 
 // DefaultExpiryWarning is how close to expiry a certificate must be for
 // pgsecure to warn (once per certificate per pool).
@@ -282,8 +290,8 @@ func (b *Builder) loginOrigin(cc *pgx.ConnConfig) loginOrigin {
 	if b.creds != nil {
 		return loginOrigin{password: fmt.Sprintf("the password credential source %s holds", secrets.NameOf(b.creds))}
 	}
-	if cs, err := parseConnSettings(b.connString.Reveal(), b.env); err == nil {
-		if _, ok := cs.raw["password"]; ok {
+	if cs, err := libpq.ParseSettings(b.connString.Reveal(), b.env); err == nil {
+		if _, ok := cs.Raw["password"]; ok {
 			return loginOrigin{password: "the password in the connection string"}
 		}
 	}
@@ -364,7 +372,7 @@ func (b *Builder) config(ctx context.Context) (*pgxpool.Config, *poolState, erro
 	if len(b.errs) > 0 {
 		return nil, nil, errors.Join(b.errs...)
 	}
-	cs, err := parseConnSettings(b.connString.Reveal(), b.env)
+	cs, err := libpq.ParseSettings(b.connString.Reveal(), b.env)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -372,15 +380,15 @@ func (b *Builder) config(ctx context.Context) (*pgxpool.Config, *poolState, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg, err := pgxpool.ParseConfig(cs.forPgx())
+	cfg, err := pgxpool.ParseConfig(cs.ForPgx())
 	if err != nil {
-		return nil, nil, cs.explainParseError()
+		return nil, nil, cs.ExplainParseError()
 	}
-	if err := cs.applyConsumed(cfg.ConnConfig); err != nil {
+	if err := cs.ApplyConsumed(cfg.ConnConfig); err != nil {
 		return nil, nil, err
 	}
-	for _, h := range hosts(cfg.ConnConfig) {
-		*h.tls = nil // pgx's; pgsecure installs its own below
+	for _, h := range libpq.Hosts(cfg.ConnConfig) {
+		*h.TLS = nil // pgx's; pgsecure installs its own below
 	}
 	for _, fn := range b.configurePool {
 		fn(cfg)
@@ -388,18 +396,18 @@ func (b *Builder) config(ctx context.Context) (*pgxpool.Config, *poolState, erro
 	if err := checkCallerTLS(cfg.ConnConfig); err != nil {
 		return nil, nil, err
 	}
-	cfg.ConnConfig.LookupFunc = libpqLookup(cfg.ConnConfig.LookupFunc) // dial 192.000.002.001 as libpq does
+	cfg.ConnConfig.LookupFunc = libpq.NumericLookup(cfg.ConnConfig.LookupFunc) // dial 192.000.002.001 as libpq does
 	// Credentials are fetched once now: a source that cannot be reached fails
 	// at startup, and a host it names replaces the connection string's.
 	creds, err := b.credentialStage(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	hostAddrs, err := cs.hostAddrs(cfg.ConnConfig)
+	hostAddrs, err := cs.HostAddrs(cfg.ConnConfig)
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := b.noUnixSockets(cfg.ConnConfig); err != nil {
+	if err := libpq.NoUnixSockets(cfg.ConnConfig); err != nil {
 		return nil, nil, err
 	}
 	auth, err := b.authPolicy(cs, cfg.ConnConfig)
@@ -407,7 +415,7 @@ func (b *Builder) config(ctx context.Context) (*pgxpool.Config, *poolState, erro
 		return nil, nil, err
 	}
 	st := &poolState{tls: pol, sessions: tls.NewLRUClientSessionCache(64), log: b.log, events: &b.events, expiryWarn: b.expiryWarn,
-		loadBalance: cs.get("load_balance_hosts").value == loadBalanceRandom}
+		loadBalance: cs.Get("load_balance_hosts").Value == libpq.LoadBalanceRandom}
 	st.policy = &connect.Policy{
 		TLS: st, MinVersion: pol.minVersion, Direct: pol.direct, Auth: auth,
 		QueryEveryConnection: b.queryEvery || pol.clientCert != nil, HostAddrs: hostAddrs, Observer: st,
@@ -418,7 +426,7 @@ func (b *Builder) config(ctx context.Context) (*pgxpool.Config, *poolState, erro
 	}
 	st.bind(cfg.ConnConfig)
 	connect.Arm(&cfg.ConnConfig.Config, st.policy) // tripwires: BeforeConnect installs the pipeline per connection
-	st.auth = authSettingsOf(cfg.ConnConfig)
+	st.auth = libpq.AuthSettingsOf(cfg.ConnConfig)
 	if b.maxConns != nil {
 		cfg.MaxConns = *b.maxConns
 	}
@@ -432,9 +440,9 @@ func (b *Builder) config(ctx context.Context) (*pgxpool.Config, *poolState, erro
 // checkCallerTLS refuses TLS settings a ConfigurePool function put on the
 // configuration: TLS is pgsecure's to configure.
 func checkCallerTLS(cc *pgx.ConnConfig) error {
-	for _, h := range hosts(cc) {
-		if *h.tls != nil {
-			return configErr("TLSConfig", "ConfigurePool", fmt.Sprintf("a TLS configuration was set for host %q", h.host),
+	for _, h := range libpq.Hosts(cc) {
+		if *h.TLS != nil {
+			return configErr("TLSConfig", "ConfigurePool", fmt.Sprintf("a TLS configuration was set for host %q", h.Host),
 				"configure TLS with the Builder's options (RootCAFile, ClientCertFiles, MinTLSVersion, SPKIPins) instead")
 		}
 	}

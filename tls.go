@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/pgsecure/pgsecure/internal/connect"
@@ -186,15 +185,4 @@ func (p *tlsPolicy) checkChain(chain []*x509.Certificate) error {
 		err = x509check.CheckPins(chains, p.pins)
 	}
 	return err
-}
-
-// parseTLSVersion reads libpq's ssl_min_protocol_version spellings.
-func parseTLSVersion(s string) (uint16, bool) {
-	switch strings.ToLower(s) {
-	case "tlsv1.2":
-		return tls.VersionTLS12, true
-	case "tlsv1.3":
-		return tls.VersionTLS13, true
-	}
-	return 0, false
 }

@@ -1,4 +1,4 @@
-package pgsecure
+package libpq
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
+
 
 // load_balance_hosts (libpq 16+, PGLOADBALANCEHOSTS), which pgx lacks:
 //
@@ -21,15 +22,15 @@ import (
 // Shuffling never separates a host from its TLS configuration: each host is
 // still verified against its own name.
 const (
-	loadBalanceDisable = "disable"
-	loadBalanceRandom  = "random"
+	LoadBalanceDisable = "disable"
+	LoadBalanceRandom  = "random"
 )
 
-// checkLoadBalance validates load_balance_hosts (connection string or
+// CheckLoadBalance validates load_balance_hosts (connection string or
 // PGLOADBALANCEHOSTS).
-func checkLoadBalance(cs *connSettings) error {
-	if s := cs.get("load_balance_hosts"); s.set && s.value != loadBalanceDisable && s.value != loadBalanceRandom {
-		return configErr("load_balance_hosts", s.from, fmt.Sprintf("%q is not valid", s.value),
+func CheckLoadBalance(cs *Settings) error {
+	if s := cs.Get("load_balance_hosts"); s.Set && s.Value != LoadBalanceDisable && s.Value != LoadBalanceRandom {
+		return configErr("load_balance_hosts", s.From, fmt.Sprintf("%q is not valid", s.Value),
 			"use disable (default: hosts in the order given) or random (libpq 16's load balancing)")
 	}
 	return nil
@@ -38,11 +39,11 @@ func checkLoadBalance(cs *connSettings) error {
 // shuffler has the signature of rand.Shuffle.
 type shuffler func(n int, swap func(i, j int))
 
-// shuffleHosts puts cc's hosts (Host/Port/TLSConfig and Fallbacks) in the
+// ShuffleHosts puts cc's hosts (Host/Port/TLSConfig and Fallbacks) in the
 // order shuffle chooses and makes cc.LookupFunc return each name's addresses
 // in an order shuffle chooses. Consecutive entries for the same host and port
 // (pgx makes one per TLS mode to try) move together and keep their order.
-func shuffleHosts(cc *pgx.ConnConfig, shuffle shuffler) {
+func ShuffleHosts(cc *pgx.ConnConfig, shuffle shuffler) {
 	groups := hostGroups(cc)
 	shuffle(len(groups), func(i, j int) { groups[i], groups[j] = groups[j], groups[i] })
 	all := slices.Concat(groups...)
@@ -58,8 +59,8 @@ func shuffleHosts(cc *pgx.ConnConfig, shuffle shuffler) {
 // grouped by consecutive host:port.
 func hostGroups(cc *pgx.ConnConfig) [][]*pgconn.FallbackConfig {
 	var groups [][]*pgconn.FallbackConfig
-	for _, h := range hosts(cc) {
-		fb := &pgconn.FallbackConfig{Host: h.host, Port: h.port, TLSConfig: *h.tls}
+	for _, h := range Hosts(cc) {
+		fb := &pgconn.FallbackConfig{Host: h.Host, Port: h.Port, TLSConfig: *h.TLS}
 		if n := len(groups); n > 0 {
 			if last := groups[n-1][0]; last.Host == fb.Host && last.Port == fb.Port {
 				groups[n-1] = append(groups[n-1], fb)

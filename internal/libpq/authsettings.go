@@ -1,4 +1,4 @@
-package pgsecure
+package libpq
 
 import (
 	"fmt"
@@ -6,7 +6,8 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// authSettings are the authentication settings of a ConnConfig as pgsecure
+
+// AuthSettings are the authentication settings of a ConnConfig as pgsecure
 // built it. A per-connection copy whose settings differ (changed on what
 // Config returned, or by a BeforeConnect hook) is refused before dialling,
 // as the TLS configuration is: lowering ChannelBinding would let a peer
@@ -21,19 +22,19 @@ import (
 // watch is installed around it again on every connection), and
 // MaxProtocolMessageBodyLen (pgsecure bounds what arrives before
 // authentication itself; a caller's limit can only be stricter).
-type authSettings struct {
+type AuthSettings struct {
 	requireAuth, channelBinding, sslCertMode, krbSrvName, krbSpn string
 }
 
-func authSettingsOf(cc *pgx.ConnConfig) authSettings {
-	return authSettings{requireAuth: cc.RequireAuth, channelBinding: cc.ChannelBinding, sslCertMode: cc.SSLCertMode,
+func AuthSettingsOf(cc *pgx.ConnConfig) AuthSettings {
+	return AuthSettings{requireAuth: cc.RequireAuth, channelBinding: cc.ChannelBinding, sslCertMode: cc.SSLCertMode,
 		krbSrvName: cc.KerberosSrvName, krbSpn: cc.KerberosSpn}
 }
 
 // recheck refuses cc when one of its authentication settings differs from
 // what pgsecure built; from says what changed it.
-func (built authSettings) recheck(cc *pgx.ConnConfig, from string) error {
-	now := authSettingsOf(cc)
+func (built AuthSettings) Recheck(cc *pgx.ConnConfig, from string) error {
+	now := AuthSettingsOf(cc)
 	for _, f := range []struct{ field, key, was, is string }{
 		{"RequireAuth", "require_auth", built.requireAuth, now.requireAuth},
 		{"ChannelBinding", "channel_binding (or Builder.RequireChannelBinding)", built.channelBinding, now.channelBinding},

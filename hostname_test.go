@@ -1,11 +1,11 @@
 package pgsecure
 
 import (
-	"github.com/pgsecure/pgsecure/internal/libpq"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"github.com/pgsecure/pgsecure/internal/libpq"
 	"testing"
 	"time"
 

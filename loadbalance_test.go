@@ -1,9 +1,9 @@
 package pgsecure
 
 import (
-	"github.com/pgsecure/pgsecure/internal/libpq"
 	"context"
 	"errors"
+	"github.com/pgsecure/pgsecure/internal/libpq"
 	"net"
 	"slices"
 	"strconv"

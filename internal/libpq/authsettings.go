@@ -6,7 +6,6 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-
 // AuthSettings are the authentication settings of a ConnConfig as pgsecure
 // built it. A per-connection copy whose settings differ (changed on what
 // Config returned, or by a BeforeConnect hook) is refused before dialling,

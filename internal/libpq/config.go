@@ -24,7 +24,6 @@ func configErr(setting, from, problem, fix string) error {
 	return &verify.ConfigError{Setting: setting, From: from, Problem: problem, Fix: fix}
 }
 
-
 // knownTLSKeys are the ssl*/gss* settings pgsecure understands.
 var knownTLSKeys = []string{
 	"sslmode", "sslrootcert", "sslcert", "sslkey", "sslpassword", "sslsni", "sslnegotiation",
@@ -300,7 +299,6 @@ func FileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
 }
-
 
 // NumericLookup resolves the IPv4 spellings libpq's getaddrinfo reads without
 // DNS ("192.000.002.001", "127.1", "0x7f.0.0.1": see

@@ -9,7 +9,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-
 // load_balance_hosts (libpq 16+, PGLOADBALANCEHOSTS), which pgx lacks:
 //
 //   - disable (the default): hosts are tried in the order given, and the

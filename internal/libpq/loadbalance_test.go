@@ -29,4 +29,3 @@ func TestShuffledLookup(t *testing.T) {
 	_, err := failing(context.Background(), "db")
 	assert.ErrorIs(t, err, context.Canceled)
 }
-

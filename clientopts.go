@@ -2,11 +2,10 @@ package pgsecure
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"github.com/pgsecure/pgsecure/internal/libpq"
+	"slices"
+
+	"github.com/pgsecure/pgsecure/internal/tlspolicy"
 	"github.com/pgsecure/pgsecure/secrets"
-	"time"
 )
 
 // ClientCertFiles presents a client certificate (mutual TLS) from a PEM
@@ -53,74 +52,37 @@ func (b *Builder) ClientKeyPassphrase(fn func(ctx context.Context) ([]byte, erro
 // the current and the next key's pin before rotating keys. Pinning the CA's
 // key lets leaf certificates be renewed freely.
 func (b *Builder) SPKIPins(pins ...string) *Builder {
-	if err := parsePins(pins); err != nil {
+	if err := tlspolicy.ParsePins(pins); err != nil {
 		b.errs = append(b.errs, err)
 	}
 	b.pins = append(b.pins, pins...)
 	return b
 }
 
-// clientCertificate decides the client certificate from the builder and the
-// sslcert/sslkey/sslpassword settings.
-func (b *Builder) clientCertificate(cs *libpq.Settings) (*clientCert, error) {
-	certS, keyS, passS := cs.Get("sslcert"), cs.Get("sslkey"), cs.Get("sslpassword")
-	fromBuilder := b.clientCertFile != "" || len(b.clientCertPEM) > 0
-	if b.clientCertFile != "" && len(b.clientCertPEM) > 0 {
-		return nil, configErr("ClientCertFiles", "builder", "both ClientCertFiles and ClientCertPEM were given", "use one")
+// CRLFiles makes every server certificate chain be checked against the
+// certificate revocation lists in the given PEM files (each may hold several
+// CRLs), as libpq's sslcrl: every certificate of the chain, the CAs'
+// included, needs a current CRL of its issuer, and none may be listed as
+// revoked. The files are re-read when they change, so a renewed CRL is used
+// by the next new connection. CRLFiles, CRLDir, sslcrl and sslcrldir (or
+// PGSSLCRL and PGSSLCRLDIR) add up: all the CRLs they name are used.
+func (b *Builder) CRLFiles(paths ...string) *Builder {
+	if len(paths) == 0 || slices.Contains(paths, "") {
+		b.errs = append(b.errs, configErr("CRLFiles", "builder", "empty path", "pass the path of a PEM file of CRLs (as the CA makes them, e.g. openssl ca -gencrl -out FILE)"))
 	}
-	if fromBuilder && (certS.Set || keyS.Set) &&
-		!(libpq.SamePath(b.clientCertFile, certS.Value) && libpq.SamePath(b.clientKeyFile, keyS.Value)) {
-		return nil, configErr("sslcert", certS.From+keyS.From, "conflicts with the client certificate given to the builder", "remove one of them")
+	b.crlFiles = append(b.crlFiles, paths...)
+	return b
+}
+
+// CRLDir makes every server certificate chain be checked against the
+// certificate revocation lists of a directory laid out by `openssl rehash`
+// (files named <issuer name hash>.r<n>), as libpq's sslcrldir. The files
+// are looked up by the hash of each certificate's issuer and re-read when
+// they change. See CRLFiles.
+func (b *Builder) CRLDir(dir string) *Builder {
+	if dir == "" {
+		b.errs = append(b.errs, configErr("CRLDir", "builder", "empty path", "pass a directory prepared with openssl rehash"))
 	}
-	if certS.Set != keyS.Set && !fromBuilder {
-		missing, have := "sslkey", certS
-		if keyS.Set {
-			missing, have = "sslcert", keyS
-		}
-		return nil, configErr(missing, "", fmt.Sprintf("is missing while %s is set (from %s)", map[string]string{"sslkey": "sslcert", "sslcert": "sslkey"}[missing], have.From),
-			"give both the client certificate and its key")
-	}
-	if passS.Set && b.keyPassphrase != nil {
-		return nil, configErr("sslpassword", passS.From, "conflicts with ClientKeyPassphrase", "use one of them")
-	}
-	passphrase := func() ([]byte, error) { return nil, nil }
-	switch {
-	case b.keyPassphrase != nil:
-		fn := b.keyPassphrase
-		passphrase = func() ([]byte, error) {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			return fn(ctx)
-		}
-	case passS.Set:
-		pw := passS.Value
-		passphrase = func() ([]byte, error) { return []byte(pw), nil }
-	}
-	var (
-		cc   *clientCert
-		err  error
-		from = "builder"
-	)
-	switch {
-	case len(b.clientCertPEM) > 0:
-		cc, err = newClientCertPEM(b.clientCertPEM, []byte(b.clientKeyPEM.Reveal()), passphrase)
-	case b.clientCertFile != "":
-		cc, err = newClientCertFiles(b.clientCertFile, b.clientKeyFile, passphrase, b.log)
-	case certS.Set:
-		from = certS.From
-		cc, err = newClientCertFiles(certS.Value, keyS.Value, passphrase, b.log)
-	}
-	var ce *ConfigError
-	if errors.As(err, &ce) && ce.From == "" {
-		ce.From = from
-		if from != "builder" { // name the setting the problem is about, from where it was set
-			switch ce.Setting {
-			case "sslkey":
-				ce.From = keyS.From
-			case "sslpassword":
-				ce.From = passS.From
-			}
-		}
-	}
-	return cc, err
+	b.crlDirs = append(b.crlDirs, dir)
+	return b
 }

@@ -3,11 +3,12 @@ package pgsecure
 import (
 	"context"
 	"crypto/tls"
-	"github.com/pgsecure/pgsecure/internal/libpq"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pgsecure/pgsecure/internal/libpq"
 
 	"github.com/pgsecure/pgsecure/internal/certgen"
 	"github.com/stretchr/testify/assert"

@@ -3,9 +3,10 @@ package pgsecure
 import (
 	"context"
 	"fmt"
-	"github.com/pgsecure/pgsecure/internal/libpq"
 	"sync"
 	"time"
+
+	"github.com/pgsecure/pgsecure/internal/libpq"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"

@@ -68,3 +68,9 @@ type AuthMethodError = verify.AuthMethodError
 // names the source, never the password, and wraps ErrCredentialsRejected and
 // the server's *pgconn.PgError.
 type CredentialsRejectedError = connect.RejectedError
+
+// ErrKeyPassphrase is wrapped by the error returned when an encrypted private
+// key cannot be decrypted with the passphrase given (sslpassword or
+// ClientKeyPassphrase). The message names the key file but never contains
+// the passphrase or any key material.
+var ErrKeyPassphrase = shared.ErrKeyPassphrase

@@ -2,15 +2,15 @@ package pgsecure
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"github.com/pgsecure/pgsecure/internal/libpq"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pgsecure/pgsecure/internal/libpq"
+	"github.com/pgsecure/pgsecure/internal/tlspolicy"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -24,10 +24,9 @@ import (
 // connect.Policy; poolState is its Observer.
 type poolState struct {
 	policy     *connect.Policy
-	tls        *tlsPolicy
-	sessions   tls.ClientSessionCache // carried by every TLS configuration pgsecure builds: marks them as its own
-	creds      *credStage             // nil when credentials come from the connection string
-	auth       libpq.AuthSettings     // the authentication settings as built, re-checked per connection
+	tls        *tlspolicy.Policy
+	creds      *credStage         // nil when credentials come from the connection string
+	auth       libpq.AuthSettings // the authentication settings as built, re-checked per connection
 	log        func() *slog.Logger
 	events     *eventSink
 	expiryWarn time.Duration
@@ -41,26 +40,11 @@ type poolState struct {
 	startup atomic.Bool
 }
 
-// configFor is the TLS configuration for one host, marked as pgsecure's.
-func (s *poolState) configFor(host string) *tls.Config {
-	c := s.tls.configFor(host)
-	c.ClientSessionCache = s.sessions
-	return c
-}
-
-// ConfigFor, VerifyPeer and ClientLeaf make the TLS policy the pipeline's
-// connect.TLS.
-func (s *poolState) ConfigFor(host string) *tls.Config { return s.configFor(host) }
-func (s *poolState) VerifyPeer(host string, chain []*x509.Certificate) error {
-	return s.tls.verifyPeer(host, chain)
-}
-func (s *poolState) ClientLeaf() *x509.Certificate { return s.tls.currentClientLeaf() }
-
 // bind puts pgsecure's TLS configuration on every host and its
 // negotiation and authentication settings on cc.
 func (s *poolState) bind(cc *pgx.ConnConfig) {
 	for _, h := range libpq.Hosts(cc) {
-		*h.TLS = s.configFor(h.Host)
+		*h.TLS = s.tls.ConfigFor(h.Host)
 	}
 	cc.SSLNegotiation = s.negotiation()
 	cc.RequireAuth = s.policy.Auth.String()
@@ -121,9 +105,9 @@ func (s *poolState) checkTLS(ctx context.Context, cc *pgx.ConnConfig, from strin
 			err = libpq.UnixSocketError(h.Host, from, "do not point hosts at unix sockets in hooks")
 		case tc == nil:
 			err = configErr("TLSConfig", from, fmt.Sprintf("the TLS configuration for host %q was removed after pgsecure built it", h.Host), fix)
-		case tc.ClientSessionCache != s.sessions:
+		case !s.tls.Owns(tc):
 			err = configErr("TLSConfig", from, fmt.Sprintf("the TLS configuration for host %q was replaced after pgsecure built it", h.Host), fix)
-		case tc.MinVersion < s.policy.MinVersion || tc.MaxVersion != s.tls.maxVersion:
+		case tc.MinVersion < s.policy.MinVersion || tc.MaxVersion != s.tls.MaxVersion():
 			err = configErr("TLSConfig", from, fmt.Sprintf("the TLS versions for host %q were changed after pgsecure built the configuration", h.Host),
 				"use MinTLSVersion or ssl_min_protocol_version instead")
 		}

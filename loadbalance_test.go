@@ -3,12 +3,13 @@ package pgsecure
 import (
 	"context"
 	"errors"
-	"github.com/pgsecure/pgsecure/internal/libpq"
 	"net"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/pgsecure/pgsecure/internal/libpq"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"

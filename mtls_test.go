@@ -108,11 +108,11 @@ func TestMutualTLSWithoutClientCertRefusedByServer(t *testing.T) {
 // private file) and a client certificate for it issued by pki.
 func encryptedClientKey(t *testing.T, pki *testutil.PKI) (certFile, keyFile string, cert []byte) {
 	t.Helper()
-	keyPEM := pgsecure.KeyFixture(t, "ec-pbes2-aes256-sha256.key")
-	plain := pgsecure.KeyFixture(t, "ec-pkcs8.key")
+	keyPEM := testutil.KeyFixture(t, "ec-pbes2-aes256-sha256.key")
+	plain := testutil.KeyFixture(t, "ec-pkcs8.key")
 	key, err := certgen.ParseKeyPEM(plain)
 	require.NoError(t, err)
-	cert = pgsecure.IssueClientCertForKey(t, pki.CA, key.Public(), appUser)
+	cert = testutil.ClientCertForKey(t, pki.CA, key.Public(), appUser)
 	return privateCopy(t, "client.crt", cert), privateCopy(t, "client.key", keyPEM), cert
 }
 
@@ -124,7 +124,7 @@ func TestMutualTLSEncryptedKeyFromDSN(t *testing.T) {
 	withKey := func(password string) string {
 		return dsn(pg, "localhost") + "?" + url.Values{"sslcert": {certFile}, "sslkey": {keyFile}, "sslpassword": {password}}.Encode()
 	}
-	pool, err := pgsecure.NewBuilder(withKey(pgsecure.FixturePassphrase)).RootCAFile(pki.CAFile).Build(ctx)
+	pool, err := pgsecure.NewBuilder(withKey(testutil.FixturePassphrase)).RootCAFile(pki.CAFile).Build(ctx)
 	require.NoError(t, err)
 	defer pool.Close()
 	assert.Contains(t, report(t, ctx, pool).Server.ClientDN, "CN="+appUser)
@@ -143,7 +143,7 @@ func TestMutualTLSFromEnvironmentWithPassphraseCallback(t *testing.T) {
 	t.Setenv("PGSSLCERT", certFile)
 	t.Setenv("PGSSLKEY", keyFile)
 	pool, err := pgsecure.NewBuilder(dsn(pg, "localhost")).RootCAFile(pki.CAFile).
-		ClientKeyPassphrase(func(context.Context) ([]byte, error) { return []byte(pgsecure.FixturePassphrase), nil }).
+		ClientKeyPassphrase(func(context.Context) ([]byte, error) { return []byte(testutil.FixturePassphrase), nil }).
 		Build(ctx)
 	require.NoError(t, err)
 	defer pool.Close()
@@ -227,7 +227,7 @@ func pinOfKey(t *testing.T, pub any) string {
 	t.Helper()
 	ca, err := certgen.NewCA("pin only", certgen.ECDSAP256)
 	require.NoError(t, err)
-	pin, err := pgsecure.SPKIPin(pgsecure.IssueClientCertForKey(t, ca, pub, "next"))
+	pin, err := pgsecure.SPKIPin(testutil.ClientCertForKey(t, ca, pub, "next"))
 	require.NoError(t, err)
 	return pin
 }

@@ -5,10 +5,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/pgsecure/pgsecure/internal/libpq"
 	"log/slog"
 	"slices"
 	"time"
+
+	"github.com/pgsecure/pgsecure/internal/libpq"
+	"github.com/pgsecure/pgsecure/internal/tlspolicy"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -376,7 +378,7 @@ func (b *Builder) config(ctx context.Context) (*pgxpool.Config, *poolState, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	pol, err := b.policy(cs)
+	pol, err := tlspolicy.New(b.tlsOptions(), cs)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -414,11 +416,11 @@ func (b *Builder) config(ctx context.Context) (*pgxpool.Config, *poolState, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	st := &poolState{tls: pol, sessions: tls.NewLRUClientSessionCache(64), log: b.log, events: &b.events, expiryWarn: b.expiryWarn,
+	st := &poolState{tls: pol, log: b.log, events: &b.events, expiryWarn: b.expiryWarn,
 		loadBalance: cs.Get("load_balance_hosts").Value == libpq.LoadBalanceRandom}
 	st.policy = &connect.Policy{
-		TLS: st, MinVersion: pol.minVersion, Direct: pol.direct, Auth: auth,
-		QueryEveryConnection: b.queryEvery || pol.clientCert != nil, HostAddrs: hostAddrs, Observer: st,
+		TLS: pol, MinVersion: pol.MinVersion(), Direct: pol.Direct(), Auth: auth,
+		QueryEveryConnection: b.queryEvery || pol.ClientCertificate(), HostAddrs: hostAddrs, Observer: st,
 	}
 	if creds != nil {
 		st.creds = creds
@@ -447,4 +449,12 @@ func checkCallerTLS(cc *pgx.ConnConfig) error {
 		}
 	}
 	return nil
+}
+
+// tlsOptions are the Builder's TLS settings, for tlspolicy.New.
+func (b *Builder) tlsOptions() *tlspolicy.Options {
+	return &tlspolicy.Options{Now: b.now, Log: b.log, MinVersion: b.minVersion, RootFile: b.rootFile, RootPEM: b.rootPEM,
+		SystemRoots: b.systemRoots, ClientCertFile: b.clientCertFile, ClientKeyFile: b.clientKeyFile, ClientCertPEM: b.clientCertPEM,
+		ClientKeyPEM: b.clientKeyPEM, KeyPassphrase: b.keyPassphrase, Pins: b.pins, CRLFiles: b.crlFiles, CRLDirs: b.crlDirs,
+		ExpiryWarn: b.expiryWarn}
 }

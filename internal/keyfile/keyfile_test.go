@@ -25,9 +25,9 @@ import (
 	"github.com/pgsecure/pgsecure/internal/testutil"
 )
 
-// The fixtures live in the repository's testdata/keys, shared with the
+// The fixtures live in internal/tlspolicy/testdata/keys, shared with the
 // root package's client-certificate and pin tests.
-func keysDir() string { return filepath.Join("..", "..", "testdata", "keys") }
+func keysDir() string { return filepath.Join("..", "tlspolicy", "testdata", "keys") }
 
 // fixturePassphrase encrypts the key fixtures. It is public test data.
 const fixturePassphrase = "pgsecure-fixture-passphrase"

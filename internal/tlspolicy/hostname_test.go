@@ -1,13 +1,14 @@
-package pgsecure
+package tlspolicy
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"github.com/pgsecure/pgsecure/internal/libpq"
 	"testing"
 	"time"
+
+	"github.com/pgsecure/pgsecure/internal/shared"
+	"github.com/pgsecure/pgsecure/verify"
 
 	"github.com/pgsecure/pgsecure/internal/certgen"
 	"github.com/stretchr/testify/assert"
@@ -17,7 +18,7 @@ import (
 // TestMatchHostnameAdapter: the libpq rules themselves are tested in
 // internal/x509check; here, through the tls.Config.VerifyConnection pgsecure
 // installs for a host, that a name mismatch is refused as the public
-// *CertificateError for the host, with both sentinels and a fix.
+// *verify.CertificateError for the host, with both sentinels and a fix.
 func TestMatchHostnameAdapter(t *testing.T) {
 	t.Parallel()
 	ca, err := certgen.NewCA("test CA", certgen.ECDSAP256)
@@ -29,11 +30,11 @@ func TestMatchHostnameAdapter(t *testing.T) {
 	}
 	r, err := parseRoots(ca.CertPEM, "test")
 	require.NoError(t, err)
-	pol := &tlsPolicy{roots: staticRoots{r: r}, now: time.Now}
-	verify := func(cert *x509.Certificate, host string) error {
+	pol := &Policy{roots: staticRoots{r: r}, now: time.Now}
+	verifyHost := func(cert *x509.Certificate, host string) error {
 		return pol.verifyConnection(host)(tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert}})
 	}
-	assert.NoError(t, verify(issue("", "DB.Example.COM"), "db.example.com"))
+	assert.NoError(t, verifyHost(issue("", "DB.Example.COM"), "db.example.com"))
 	for name, c := range map[string]struct {
 		cert *x509.Certificate
 		host string
@@ -44,12 +45,12 @@ func TestMatchHostnameAdapter(t *testing.T) {
 		"no host":                       {issue("db.example.com"), ""},
 	} {
 		t.Run(name, func(t *testing.T) {
-			err := verify(c.cert, c.host)
-			var ce *CertificateError
+			err := verifyHost(c.cert, c.host)
+			var ce *verify.CertificateError
 			require.ErrorAs(t, err, &ce)
 			assert.Equal(t, c.host, ce.Host)
-			assert.ErrorIs(t, err, ErrUntrustedServer)
-			assert.ErrorIs(t, err, ErrNotEncrypted)
+			assert.ErrorIs(t, err, shared.ErrUntrustedServer)
+			assert.ErrorIs(t, err, shared.ErrNotEncrypted)
 			assert.NotEmpty(t, ce.Fix)
 		})
 	}
@@ -66,7 +67,7 @@ func TestVerifyPeerChainErrors(t *testing.T) {
 	r, err := parseRoots(ca.CertPEM, "test")
 	require.NoError(t, err)
 	now := time.Now()
-	pol := &tlsPolicy{roots: staticRoots{r: r}, now: func() time.Time { return now }}
+	pol := &Policy{roots: staticRoots{r: r}, now: func() time.Time { return now }}
 	host := "db.example.com"
 	mk := func(c *certgen.CA, o certgen.Options) *certgen.Pair {
 		if o.DNSNames == nil {
@@ -90,8 +91,8 @@ func TestVerifyPeerChainErrors(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			err := pol.verifyPeer(host, []*x509.Certificate{c.pair.Cert})
 			require.Error(t, err)
-			assert.ErrorIs(t, err, ErrUntrustedServer)
-			assert.ErrorIs(t, err, ErrNotEncrypted)
+			assert.ErrorIs(t, err, shared.ErrUntrustedServer)
+			assert.ErrorIs(t, err, shared.ErrNotEncrypted)
 			assert.Contains(t, err.Error(), c.want)
 			assert.Contains(t, err.Error(), host)
 		})
@@ -99,22 +100,6 @@ func TestVerifyPeerChainErrors(t *testing.T) {
 	good := mk(ca, certgen.Options{})
 	assert.NoError(t, pol.verifyPeer(host, []*x509.Certificate{good.Cert}))
 	assert.Error(t, pol.verifyPeer(host, nil))
-	var ce *CertificateError
+	var ce *verify.CertificateError
 	require.True(t, errors.As(pol.verifyPeer(host, nil), &ce))
-}
-
-func TestLibpqLookup(t *testing.T) {
-	t.Parallel()
-	var asked []string
-	next := func(_ context.Context, host string) ([]string, error) {
-		asked = append(asked, host)
-		return []string{"10.9.9.9"}, nil
-	}
-	lookup := libpq.NumericLookup(next)
-	for host, want := range map[string]string{"192.000.002.001": "192.0.2.1", "127.1": "127.0.0.1", "0x7f.0.0.1": "127.0.0.1", "db.example.com": "10.9.9.9"} {
-		got, err := lookup(context.Background(), host)
-		require.NoError(t, err)
-		assert.Equal(t, []string{want}, got, host)
-	}
-	assert.Equal(t, []string{"db.example.com"}, asked, "only the DNS name reaches the resolver")
 }

@@ -1,4 +1,4 @@
-package pgsecure
+package tlspolicy
 
 import (
 	"crypto/tls"
@@ -70,9 +70,9 @@ func systemRoots() (rootSource, error) {
 	return staticRoots{r: &roots{Pool: pool, Subjects: []string{"the operating system's trusted CAs"}}}, nil
 }
 
-// tlsPolicy builds every tls.Config pgsecure hands to pgx and verifies
+// Policy builds every tls.Config pgsecure hands to pgx and verifies
 // every server certificate.
-type tlsPolicy struct {
+type Policy struct {
 	roots      rootSource
 	minVersion uint16
 	maxVersion uint16
@@ -94,13 +94,48 @@ type tlsPolicy struct {
 	// crls, when set, are the revocation lists every chain is checked
 	// against (sslcrl, sslcrldir, CRLFiles, CRLDir).
 	crls *crlSource
+	// sessions is carried by every TLS configuration the policy builds: it
+	// marks them as pgsecure's (see Owns).
+	sessions tls.ClientSessionCache
 }
+
+// ConfigFor, VerifyPeer and ClientLeaf make the policy the pipeline's
+// connect.TLS.
+
+// ConfigFor is the TLS configuration for one host, marked as the policy's.
+func (p *Policy) ConfigFor(host string) *tls.Config {
+	c := p.configFor(host)
+	c.ClientSessionCache = p.sessions
+	return c
+}
+
+// VerifyPeer verifies a server chain (leaf first) for host.
+func (p *Policy) VerifyPeer(host string, chain []*x509.Certificate) error {
+	return p.verifyPeer(host, chain)
+}
+
+// ClientLeaf is the client certificate currently presented, if any.
+func (p *Policy) ClientLeaf() *x509.Certificate { return p.currentClientLeaf() }
+
+// Owns reports whether tc is one of the configurations ConfigFor built (a
+// per-connection copy that still carries pgsecure's verification).
+func (p *Policy) Owns(tc *tls.Config) bool { return tc != nil && tc.ClientSessionCache == p.sessions }
+
+// MinVersion and MaxVersion are the TLS versions allowed (0: no maximum).
+func (p *Policy) MinVersion() uint16 { return p.minVersion }
+func (p *Policy) MaxVersion() uint16 { return p.maxVersion }
+
+// Direct reports direct TLS negotiation (sslnegotiation=direct).
+func (p *Policy) Direct() bool { return p.direct }
+
+// ClientCertificate reports whether a client certificate is presented.
+func (p *Policy) ClientCertificate() bool { return p.clientCert != nil }
 
 // alpnPostgres is the ALPN protocol PostgreSQL 17+ selects for direct TLS.
 const alpnPostgres = "postgresql"
 
 // currentClientLeaf is the client certificate now in use, if any.
-func (p *tlsPolicy) currentClientLeaf() *x509.Certificate {
+func (p *Policy) currentClientLeaf() *x509.Certificate {
 	if p.clientCert == nil {
 		return nil
 	}
@@ -121,7 +156,7 @@ func (p *tlsPolicy) currentClientLeaf() *x509.Certificate {
 // sessions. Every connection additionally re-verifies the chain after the
 // handshake (verify.Local), and BeforeConnect refuses a configuration whose
 // VerifyConnection is not pgsecure's.
-func (p *tlsPolicy) configFor(host string) *tls.Config {
+func (p *Policy) configFor(host string) *tls.Config {
 	c := &tls.Config{
 		InsecureSkipVerify: true, // verification is done, in full, by VerifyConnection (see above)
 		VerifyConnection:   p.verifyConnection(host),
@@ -144,14 +179,14 @@ func (p *tlsPolicy) configFor(host string) *tls.Config {
 	return c
 }
 
-func (p *tlsPolicy) verifyConnection(host string) func(tls.ConnectionState) error {
+func (p *Policy) verifyConnection(host string) func(tls.ConnectionState) error {
 	return (&hostVerifier{policy: p, host: host}).verifyConnection
 }
 
 // hostVerifier binds the policy to one host; its method value is what
 // pgsecure installs as tls.Config.VerifyConnection.
 type hostVerifier struct {
-	policy *tlsPolicy
+	policy *Policy
 	host   string
 }
 
@@ -162,7 +197,7 @@ func (v *hostVerifier) verifyConnection(cs tls.ConnectionState) error {
 // verifyPeer is the complete server certificate check: the chain and pins
 // (checkChain), libpq's host-name rules and the leaf's key usage. A failure
 // is a *CertificateError for host.
-func (p *tlsPolicy) verifyPeer(host string, chain []*x509.Certificate) error {
+func (p *Policy) verifyPeer(host string, chain []*x509.Certificate) error {
 	err := p.checkChain(chain)
 	if err == nil {
 		err = x509check.MatchHostname(chain[0], host)
@@ -173,7 +208,7 @@ func (p *tlsPolicy) verifyPeer(host string, chain []*x509.Certificate) error {
 	return certificateError(host, err)
 }
 
-func (p *tlsPolicy) checkChain(chain []*x509.Certificate) error {
+func (p *Policy) checkChain(chain []*x509.Certificate) error {
 	now := p.now()
 	roots := *p.roots.current()
 	roots.Setting = p.rootsFrom // refusals name the setting the roots came from

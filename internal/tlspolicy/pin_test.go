@@ -1,4 +1,4 @@
-package pgsecure
+package tlspolicy
 
 import (
 	"os"
@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/pgsecure/pgsecure/internal/certgen"
+	"github.com/pgsecure/pgsecure/internal/shared"
 	"github.com/pgsecure/pgsecure/internal/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -55,7 +56,7 @@ func TestSPKIPinUsesFirstCertificate(t *testing.T) {
 	assert.Equal(t, certgen.SPKIPin(a.Cert), got)
 
 	_, err = SPKIPin(a.KeyPEM)
-	require.ErrorIs(t, err, ErrInsecureConfig)
+	require.ErrorIs(t, err, shared.ErrInsecureConfig)
 	assert.Contains(t, err.Error(), `no PEM "CERTIFICATE" block`)
 }
 
@@ -63,8 +64,8 @@ func TestParsePins(t *testing.T) {
 	t.Parallel()
 	ca := testCA(t)
 	good := certgen.SPKIPin(ca.Cert)
-	require.NoError(t, parsePins([]string{good}))
-	require.NoError(t, parsePins([]string{good, "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="}))
+	require.NoError(t, ParsePins([]string{good}))
+	require.NoError(t, ParsePins([]string{good, "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="}))
 	cases := map[string]struct {
 		pins []string
 		want string
@@ -79,8 +80,8 @@ func TestParsePins(t *testing.T) {
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			err := parsePins(c.pins)
-			require.ErrorIs(t, err, ErrInsecureConfig)
+			err := ParsePins(c.pins)
+			require.ErrorIs(t, err, shared.ErrInsecureConfig)
 			assert.Contains(t, err.Error(), c.want)
 			assert.Contains(t, err.Error(), "SPKIPin")
 		})

@@ -1,16 +1,12 @@
-package pgsecure
+package tlspolicy
 
 import (
 	"bytes"
 	"crypto"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"io/fs"
 	"log/slog"
-	"math/big"
 	"os"
 	"path/filepath"
 	"testing"
@@ -18,25 +14,16 @@ import (
 
 	"github.com/pgsecure/pgsecure/internal/certgen"
 	"github.com/pgsecure/pgsecure/internal/keyfile"
+	"github.com/pgsecure/pgsecure/internal/shared"
 	"github.com/pgsecure/pgsecure/internal/testutil"
+	"github.com/pgsecure/pgsecure/verify"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
 // certFor issues a client certificate for an existing public key.
 func certFor(t *testing.T, ca *certgen.CA, pub crypto.PublicKey, cn string) []byte {
-	t.Helper()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    ca.Cert.NotBefore,
-		NotAfter:     ca.Cert.NotAfter,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.Key)
-	require.NoError(t, err)
-	return certgen.EncodeCertPEM(der)
+	return testutil.ClientCertForKey(t, ca, pub, cn)
 }
 
 func testCA(t *testing.T) *certgen.CA {
@@ -120,9 +107,9 @@ func TestClientCertFilesEncryptedKey(t *testing.T) {
 
 	wrong := "Not-The-Passphrase-42"
 	_, err = newClientCertFiles(certPath, keyPath, staticPass(wrong), logTo(new(bytes.Buffer)))
-	require.ErrorIs(t, err, ErrKeyPassphrase)
-	require.ErrorIs(t, err, ErrInsecureConfig)
-	var ce *ConfigError
+	require.ErrorIs(t, err, shared.ErrKeyPassphrase)
+	require.ErrorIs(t, err, shared.ErrInsecureConfig)
+	var ce *verify.ConfigError
 	require.ErrorAs(t, err, &ce)
 	assert.Equal(t, "sslpassword", ce.Setting)
 	assert.Contains(t, err.Error(), "wrong passphrase for key file "+keyPath)
@@ -130,7 +117,7 @@ func TestClientCertFilesEncryptedKey(t *testing.T) {
 	testutil.AssertNoKeyMaterial(t, err.Error(), keyPEM)
 
 	_, err = newClientCertFiles(certPath, keyPath, nil, logTo(new(bytes.Buffer)))
-	require.ErrorIs(t, err, ErrInsecureConfig)
+	require.ErrorIs(t, err, shared.ErrInsecureConfig)
 	assert.Contains(t, err.Error(), keyPath+" is encrypted and no passphrase was given")
 	assert.Contains(t, err.Error(), "ClientKeyPassphrase")
 }
@@ -146,9 +133,9 @@ func TestClientCertFilesMismatchNamesBothFiles(t *testing.T) {
 	clock.write(t, keyPath, b.KeyPEM, 0o600)
 
 	_, err := newClientCertFiles(certPath, keyPath, nil, logTo(new(bytes.Buffer)))
-	var ce *ConfigError
+	var ce *verify.ConfigError
 	require.ErrorAs(t, err, &ce)
-	require.ErrorIs(t, err, ErrInsecureConfig)
+	require.ErrorIs(t, err, shared.ErrInsecureConfig)
 	assert.Contains(t, err.Error(), "the key file "+keyPath+" does not belong to the certificate file "+certPath)
 	testutil.AssertNoKeyMaterial(t, err.Error(), b.KeyPEM)
 }
@@ -178,7 +165,7 @@ func TestClientCertFilesRefusesUnusableFiles(t *testing.T) {
 			clock.write(t, certPath, c.cert, 0o644)
 			clock.write(t, keyPath, c.key, c.keyMode)
 			_, err := newClientCertFiles(certPath, keyPath, nil, logTo(new(bytes.Buffer)))
-			require.ErrorIs(t, err, ErrInsecureConfig)
+			require.ErrorIs(t, err, shared.ErrInsecureConfig)
 			assert.Contains(t, err.Error(), c.want)
 			testutil.AssertNoKeyMaterial(t, err.Error(), c.key)
 		})
@@ -241,11 +228,11 @@ func TestClientCertPEM(t *testing.T) {
 
 	other := clientPair(t, ca, "other")
 	_, err = newClientCertPEM(p.CertPEM, other.KeyPEM, nil)
-	require.ErrorIs(t, err, ErrInsecureConfig)
+	require.ErrorIs(t, err, shared.ErrInsecureConfig)
 	assert.Contains(t, err.Error(), "pgsecure: ClientCertPEM: the key given to ClientCertPEM does not belong to the certificate given to ClientCertPEM")
 
 	_, err = newClientCertPEM(p.CertPEM, readFixture(t, keysDir(), "ec-pbes2-aes256-sha256.key"), nil)
-	var ce *ConfigError
+	var ce *verify.ConfigError
 	require.ErrorAs(t, err, &ce)
 	assert.Equal(t, "ClientKeyPassphrase", ce.Setting)
 }
@@ -272,7 +259,7 @@ func TestCheckKeyFilePermissions(t *testing.T) {
 				assert.NoError(t, err, "mode %04o", c.mode)
 				continue
 			}
-			require.ErrorIs(t, err, ErrInsecureConfig, "mode %04o", c.mode)
+			require.ErrorIs(t, err, shared.ErrInsecureConfig, "mode %04o", c.mode)
 			assert.Contains(t, err.Error(), c.want+path)
 			assert.Contains(t, err.Error(), "group or world access")
 		}
@@ -308,13 +295,13 @@ func TestCheckKeyFilePermissions(t *testing.T) {
 		dir := t.TempDir()
 		require.NoError(t, os.Chmod(dir, 0o700))
 		err := readKeyFileErr(dir)
-		require.ErrorIs(t, err, ErrInsecureConfig)
+		require.ErrorIs(t, err, shared.ErrInsecureConfig)
 		assert.Contains(t, err.Error(), "is not a regular file")
 	})
 	t.Run("missing", func(t *testing.T) {
 		err := readKeyFileErr(filepath.Join(t.TempDir(), "none.key"))
 		require.ErrorIs(t, err, fs.ErrNotExist)
-		assert.True(t, errors.Is(err, ErrInsecureConfig))
+		assert.True(t, errors.Is(err, shared.ErrInsecureConfig))
 	})
 }
 
@@ -323,12 +310,3 @@ func readKeyFileErr(path string) error {
 	_, err := readKeyFile(path)
 	return err
 }
-
-// Exported for the external tests in mtls_test.go.
-var (
-	IssueClientCertForKey = certFor
-	KeyFixture            = func(t *testing.T, name string) []byte { return readFixture(t, keysDir(), name) }
-)
-
-// FixturePassphrase encrypts the encrypted key fixtures.
-const FixturePassphrase = fixturePassphrase

@@ -1,4 +1,4 @@
-package pgsecure
+package tlspolicy
 
 import (
 	"crypto/x509"

@@ -1,18 +1,13 @@
-package pgsecure
+package tlspolicy
 
 import (
 	"errors"
 	"fmt"
 
-	"github.com/pgsecure/pgsecure/internal/keyfile"
-	"github.com/pgsecure/pgsecure/internal/shared"
-)
+	"github.com/pgsecure/pgsecure/verify"
 
-// ErrKeyPassphrase is wrapped by the error returned when an encrypted private
-// key cannot be decrypted with the passphrase given (sslpassword or
-// ClientKeyPassphrase). The message names the key file but never contains
-// the passphrase or any key material.
-var ErrKeyPassphrase = shared.ErrKeyPassphrase
+	"github.com/pgsecure/pgsecure/internal/keyfile"
+)
 
 // keyProblem turns an error from keyfile.Parse into a ConfigError that
 // names the key (origin, e.g. "file /etc/app/client.key") and says what to do.
@@ -24,12 +19,12 @@ func keyProblem(setting, passSetting, origin string, err error) error {
 	case errors.As(err, &se):
 		return fmt.Errorf("pgsecure: %s: cannot get the passphrase for key %s: %w", passSetting, origin, se.Err)
 	case errors.As(err, &pe):
-		return &ConfigError{Setting: passSetting, Problem: "wrong passphrase for key " + origin, Err: err,
+		return &verify.ConfigError{Setting: passSetting, Problem: "wrong passphrase for key " + origin, Err: err,
 			Fix: "give the passphrase the key was encrypted with (sslpassword or ClientKeyPassphrase); " +
 				"if it is right, the key file is damaged: check it with openssl pkey -in KEY -noout"}
 	case errors.Is(err, keyfile.ErrNoPassphrase):
-		return &ConfigError{Setting: passSetting, Problem: "key " + origin + " is encrypted and no passphrase was given",
+		return &verify.ConfigError{Setting: passSetting, Problem: "key " + origin + " is encrypted and no passphrase was given",
 			Fix: "set sslpassword in the connection string or use ClientKeyPassphrase"}
 	}
-	return &ConfigError{Setting: setting, Problem: "cannot use key " + origin, Err: err}
+	return &verify.ConfigError{Setting: setting, Problem: "cannot use key " + origin, Err: err}
 }

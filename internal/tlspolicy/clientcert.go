@@ -1,4 +1,4 @@
-package pgsecure
+package tlspolicy
 
 import (
 	"bytes"
@@ -12,6 +12,8 @@ import (
 	"reflect"
 	"runtime"
 	"slices"
+
+	"github.com/pgsecure/pgsecure/verify"
 
 	"github.com/pgsecure/pgsecure/internal/keyfile"
 )
@@ -31,7 +33,7 @@ type clientCert struct {
 // half-written or mismatched pair keeps the last good one and logs a
 // warning. The key file must pass checkKeyMode at every load.
 // passphrase is called only when the key is encrypted. The first load must
-// succeed; its error is a *ConfigError naming the file concerned.
+// succeed; its error is a *verify.ConfigError naming the file concerned.
 func newClientCertFiles(certPath, keyPath string, passphrase func() ([]byte, error), logger func() *slog.Logger) (*clientCert, error) {
 	load := func() (*tls.Certificate, error) {
 		if swapped(certPath, keyPath) {
@@ -40,7 +42,7 @@ func newClientCertFiles(certPath, keyPath string, passphrase func() ([]byte, err
 		}
 		certPEM, err := readPEMFile(certPath, nil)
 		if err != nil {
-			return nil, &ConfigError{Setting: "sslcert", Problem: "cannot read the client certificate file", Err: err}
+			return nil, &verify.ConfigError{Setting: "sslcert", Problem: "cannot read the client certificate file", Err: err}
 		}
 		keyPEM, err := readKeyFile(keyPath)
 		if err != nil {
@@ -104,7 +106,7 @@ type pairNames struct {
 func loadClientPair(certPEM, keyPEM []byte, passphrase func() ([]byte, error), n pairNames) (*tls.Certificate, error) {
 	certs, err := parsePEMCerts(certPEM)
 	if err != nil {
-		return nil, &ConfigError{Setting: n.certSetting, Problem: "cannot use the " + n.cert, Err: err}
+		return nil, &verify.ConfigError{Setting: n.certSetting, Problem: "cannot use the " + n.cert, Err: err}
 	}
 	if len(certs) == 0 {
 		return nil, configErr(n.certSetting, "", "the "+n.cert+" contains no PEM \"CERTIFICATE\" block",
@@ -139,7 +141,7 @@ func loadClientPair(certPEM, keyPEM []byte, passphrase func() ([]byte, error), n
 // must be a regular file without group or world access, except that a
 // root-owned file may be group-readable (at most 0640), so system-wide keys
 // can be shared through a group. The
-// error wraps ErrInsecureConfig and gives the chmod command. Windows has no
+// error wraps shared.ErrInsecureConfig and gives the chmod command. Windows has no
 // such modes and is not checked, as in libpq.
 func checkKeyMode(path string, fi fs.FileInfo) error {
 	if runtime.GOOS == "windows" {
@@ -184,9 +186,9 @@ func ownedByRoot(fi fs.FileInfo) bool {
 // reads it.
 func readKeyFile(path string) ([]byte, error) {
 	b, err := readPEMFile(path, func(fi fs.FileInfo) error { return checkKeyMode(path, fi) })
-	var ce *ConfigError
+	var ce *verify.ConfigError
 	if err != nil && !errors.As(err, &ce) {
-		return nil, &ConfigError{Setting: "sslkey", Problem: "cannot read the private key file", Err: err}
+		return nil, &verify.ConfigError{Setting: "sslkey", Problem: "cannot read the private key file", Err: err}
 	}
 	return b, err
 }

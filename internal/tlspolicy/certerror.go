@@ -1,7 +1,9 @@
-package pgsecure
+package tlspolicy
 
 import (
 	"errors"
+
+	"github.com/pgsecure/pgsecure/verify"
 
 	"github.com/pgsecure/pgsecure/internal/x509check"
 )
@@ -13,5 +15,5 @@ func certificateError(host string, err error) error {
 	if !errors.As(err, &xe) {
 		return err
 	}
-	return &CertificateError{Host: host, Subject: xe.Subject, Names: xe.Names, Problem: xe.Problem, Fix: xe.Fix, Err: xe.Err}
+	return &verify.CertificateError{Host: host, Subject: xe.Subject, Names: xe.Names, Problem: xe.Problem, Fix: xe.Fix, Err: xe.Err}
 }

@@ -1,9 +1,8 @@
-package pgsecure
+package tlspolicy
 
 import (
 	"crypto/x509"
 	"fmt"
-	"github.com/pgsecure/pgsecure/internal/libpq"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,37 +12,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pgsecure/pgsecure/internal/libpq"
+	"github.com/pgsecure/pgsecure/verify"
+
 	"github.com/pgsecure/pgsecure/internal/files"
 	"github.com/pgsecure/pgsecure/internal/x509check"
 )
-
-// CRLFiles makes every server certificate chain be checked against the
-// certificate revocation lists in the given PEM files (each may hold several
-// CRLs), as libpq's sslcrl: every certificate of the chain, the CAs'
-// included, needs a current CRL of its issuer, and none may be listed as
-// revoked. The files are re-read when they change, so a renewed CRL is used
-// by the next new connection. CRLFiles, CRLDir, sslcrl and sslcrldir (or
-// PGSSLCRL and PGSSLCRLDIR) add up: all the CRLs they name are used.
-func (b *Builder) CRLFiles(paths ...string) *Builder {
-	if len(paths) == 0 || slices.Contains(paths, "") {
-		b.errs = append(b.errs, configErr("CRLFiles", "builder", "empty path", "pass the path of a PEM file of CRLs (as the CA makes them, e.g. openssl ca -gencrl -out FILE)"))
-	}
-	b.crlFiles = append(b.crlFiles, paths...)
-	return b
-}
-
-// CRLDir makes every server certificate chain be checked against the
-// certificate revocation lists of a directory laid out by `openssl rehash`
-// (files named <issuer name hash>.r<n>), as libpq's sslcrldir. The files
-// are looked up by the hash of each certificate's issuer and re-read when
-// they change. See CRLFiles.
-func (b *Builder) CRLDir(dir string) *Builder {
-	if dir == "" {
-		b.errs = append(b.errs, configErr("CRLDir", "builder", "empty path", "pass a directory prepared with openssl rehash"))
-	}
-	b.crlDirs = append(b.crlDirs, dir)
-	return b
-}
 
 // crlSource is every CRL pgsecure checks chains against.
 type crlSource struct {
@@ -58,13 +32,13 @@ type crlSource struct {
 // crlSource collects the CRLs of the builder and of sslcrl / sslcrldir (or
 // PGSSLCRL / PGSSLCRLDIR); nil when none is set. A file or directory that
 // cannot be read, or a file with no parsable CRL, is refused.
-func (b *Builder) crlSource(cs *libpq.Settings) (*crlSource, error) {
+func (b *Options) crlSource(cs *libpq.Settings) (*crlSource, error) {
 	type named struct{ path, setting, From string }
 	var fileList, dirList []named
-	for _, p := range b.crlFiles {
+	for _, p := range b.CRLFiles {
 		fileList = append(fileList, named{p, "CRLFiles", "builder"})
 	}
-	for _, d := range b.crlDirs {
+	for _, d := range b.CRLDirs {
 		dirList = append(dirList, named{d, "CRLDir", "builder"})
 	}
 	if s := cs.Get("sslcrl"); s.Set && s.Value != "" { // libpq ignores an empty value
@@ -83,20 +57,20 @@ func (b *Builder) crlSource(cs *libpq.Settings) (*crlSource, error) {
 		b.warnImplicitCRL()
 		return nil, nil
 	}
-	src := &crlSource{logger: b.log, warnWithin: b.expiryWarn}
+	src := &crlSource{logger: b.Log, warnWithin: b.ExpiryWarn}
 	for _, f := range fileList {
 		path := f.path
-		rel, err := newReloading("CRL file "+path, []string{path}, func() ([]*x509check.CRL, error) { return loadCRLFile(path) }, b.log)
+		rel, err := newReloading("CRL file "+path, []string{path}, func() ([]*x509check.CRL, error) { return loadCRLFile(path) }, b.Log)
 		if err != nil {
-			return nil, &ConfigError{Setting: f.setting, From: f.From, Problem: "cannot load the certificate revocation list", Err: err,
+			return nil, &verify.ConfigError{Setting: f.setting, From: f.From, Problem: "cannot load the certificate revocation list", Err: err,
 				Fix: "check the path and that the file holds PEM \"X509 CRL\" blocks (fetch a fresh CRL from the CA: openssl ca -gencrl -out FILE)"}
 		}
 		src.files = append(src.files, rel)
 	}
 	for _, d := range dirList {
-		cd := &crlDir{dir: d.path, logger: b.log}
+		cd := &crlDir{dir: d.path, logger: b.Log}
 		if err := cd.load(); err != nil {
-			return nil, &ConfigError{Setting: d.setting, From: d.From, Problem: "cannot load the certificate revocation list directory", Err: err,
+			return nil, &verify.ConfigError{Setting: d.setting, From: d.From, Problem: "cannot load the certificate revocation list directory", Err: err,
 				Fix: "give a directory of PEM CRL files prepared with: openssl rehash DIR"}
 		}
 		src.dirs = append(src.dirs, cd)
@@ -112,13 +86,13 @@ const maxCRLFile = 64 << 20
 // revocation against it when neither sslcrl nor sslcrldir is set, pgsecure
 // never reads it implicitly, so a setup that relied on it would silently
 // lose the check.
-func (b *Builder) warnImplicitCRL() {
+func (b *Options) warnImplicitCRL() {
 	home, err := os.UserHomeDir()
 	if err != nil {
 		return
 	}
 	if p := filepath.Join(home, ".postgresql", "root.crl"); libpq.FileExists(p) {
-		b.log().Warn("pgsecure: "+p+" exists but is not used: libpq would check the server's certificates against it, pgsecure reads no CRL implicitly; "+
+		b.Log().Warn("pgsecure: "+p+" exists but is not used: libpq would check the server's certificates against it, pgsecure reads no CRL implicitly; "+
 			"pass it explicitly (sslcrl="+p+"; PGSSLCRL; Builder.CRLFiles; pgsecure check --crl) to keep that check", slog.String("file", p))
 	}
 }

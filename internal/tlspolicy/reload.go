@@ -1,4 +1,4 @@
-package pgsecure
+package tlspolicy
 
 import (
 	"log/slog"

@@ -1,4 +1,4 @@
-package pgsecure
+package tlspolicy
 
 import (
 	"crypto/x509"
@@ -9,10 +9,10 @@ import (
 	"github.com/pgsecure/pgsecure/internal/files"
 )
 
-// nextPEMCert returns the next CERTIFICATE block's certificate and the rest,
+// NextPEMCert returns the next CERTIFICATE block's certificate and the rest,
 // or (nil, nil, nil) when no block is left. Blocks of other types are
 // skipped; a CERTIFICATE block that does not parse is an error.
-func nextPEMCert(b []byte) (*x509.Certificate, []byte, error) {
+func NextPEMCert(b []byte) (*x509.Certificate, []byte, error) {
 	for {
 		block, rest := pem.Decode(b)
 		if block == nil {
@@ -35,7 +35,7 @@ func nextPEMCert(b []byte) (*x509.Certificate, []byte, error) {
 func parsePEMCerts(b []byte) ([]*x509.Certificate, error) {
 	var certs []*x509.Certificate
 	for {
-		c, rest, err := nextPEMCert(b)
+		c, rest, err := NextPEMCert(b)
 		if err != nil || c == nil {
 			return certs, err
 		}

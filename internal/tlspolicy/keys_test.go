@@ -1,4 +1,4 @@
-package pgsecure
+package tlspolicy
 
 import (
 	"errors"
@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgsecure/pgsecure/internal/keyfile"
+	"github.com/pgsecure/pgsecure/internal/shared"
 	"github.com/pgsecure/pgsecure/internal/testutil"
 )
 
@@ -18,7 +19,7 @@ import (
 // certificates, pins and the error messages of keyProblem.
 
 // fixturePassphrase encrypts the key fixtures. It is public test data.
-const fixturePassphrase = "pgsecure-fixture-passphrase"
+const fixturePassphrase = testutil.FixturePassphrase
 
 func keysDir() string { return filepath.Join("testdata", "keys") }
 
@@ -39,7 +40,7 @@ func TestKeyPassphraseProblems(t *testing.T) {
 	require.ErrorIs(t, err, storeDown)
 	reported := keyProblem("sslkey", "sslpassword", "file client.key", err)
 	require.ErrorIs(t, reported, storeDown)
-	assert.NotErrorIs(t, reported, ErrInsecureConfig, "an unreachable passphrase source is not a configuration problem")
+	assert.NotErrorIs(t, reported, shared.ErrInsecureConfig, "an unreachable passphrase source is not a configuration problem")
 	assert.Contains(t, reported.Error(), "client.key")
 }
 
@@ -49,8 +50,8 @@ func TestKeyProblemMessages(t *testing.T) {
 	wrong := "Wr0ng-Passphrase-Value"
 	_, err := keyfile.Parse(enc, staticPass(wrong))
 	reported := keyProblem("sslkey", "sslpassword", "file /etc/app/client.key", err)
-	require.ErrorIs(t, reported, ErrKeyPassphrase)
-	require.ErrorIs(t, reported, ErrInsecureConfig)
+	require.ErrorIs(t, reported, shared.ErrKeyPassphrase)
+	require.ErrorIs(t, reported, shared.ErrInsecureConfig)
 	msg := reported.Error()
 	assert.True(t, strings.HasPrefix(msg, "pgsecure: "), msg)
 	assert.Contains(t, msg, "wrong passphrase for key file /etc/app/client.key")

@@ -86,3 +86,48 @@ func (b *Builder) CRLDir(dir string) *Builder {
 	b.crlDirs = append(b.crlDirs, dir)
 	return b
 }
+
+// Credentials makes each new connection take its user and password (and the
+// host, port and database, when the source provides them) from src instead
+// of the connection string and PGPASSWORD.
+//
+// Fetches go through secrets.Cached: a secrets.Cache (unless src is one
+// already, or manages its own lifetime, as a Vault dynamic-credentials
+// source does) that refreshes in the background before expiry without
+// stalling callers, coalesces concurrent fetches into one backend call, and
+// keeps serving unexpired credentials while the backend is down (the timing
+// model is documented in package secrets).
+// Config fetches once, so a source that cannot be reached fails Build at
+// startup. Each connection remembers when the credentials it was opened
+// with expire (a lease) and the pool retires it shortly before that,
+// instead of shortening every connection's lifetime; a connection opened
+// with a login token (secrets.Credentials.LoginToken: RDS IAM, Cloud SQL,
+// AlloyDB, Entra ID) is kept, since the token matters only at login. When the server
+// rejects a password (SQLSTATE 28P01), the credentials are invalidated (a
+// rotating source may switch to its pending version) and the connection is
+// retried with freshly fetched ones, within the same Acquire. While the
+// source has nothing newer (a rotation half done: the secret changed before
+// the database password, or after it), the login is tried again with short
+// jittered backoff, within connect_timeout, with the source's current
+// credentials and the previous ones (those this pool used before, or the
+// source's own previous version, secrets.PreviousProvider), so either order
+// converges as soon as the database and the secret agree. When they still
+// disagree at the end of connect_timeout the error wraps
+// ErrCredentialsRejected and the server's 28P01 and names the source. Fresh
+// credentials rejected too end the connect with the server's error.
+//
+// src stays the caller's: pgsecure never closes it. A source holding leases
+// (secrets.Closer) should be closed by the caller after the pool.
+func (b *Builder) Credentials(src secrets.Source) *Builder {
+	if src == nil {
+		b.errs = append(b.errs, configErr("Credentials", "builder", "nil source", "pass a secrets.Source, e.g. from secrets.Open"))
+	}
+	b.creds = src
+	return b
+}
+
+// CredentialCache tunes the cache Credentials puts in front of the source.
+func (b *Builder) CredentialCache(o secrets.CacheOptions) *Builder {
+	b.cacheOpts = o
+	return b
+}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/pgsecure/pgsecure/internal/connect"
+	"github.com/pgsecure/pgsecure/internal/pool"
 	"github.com/pgsecure/pgsecure/verify"
 )
 
@@ -188,4 +189,30 @@ func (s *eventSink) emit(ctx context.Context, ev Event) {
 	for _, fn := range s.fns {
 		fn(ctx, ev)
 	}
+}
+
+// The pool's events, as the public structs (eventSink is its pool.Events).
+
+func (s *eventSink) ConnectionVerified(ctx context.Context, r verify.Report, t connect.Timings) {
+	s.emit(ctx, ConnectionVerified{Time: time.Now(), Report: r, Host: r.ServerName, Handshake: t.Handshake, ServerCheck: t.ServerCheck})
+}
+
+func (s *eventSink) ConnectionRefused(ctx context.Context, r connect.Refusal) {
+	s.emit(ctx, ConnectionRefused{Time: time.Now(), Refusal: RefusalKind(r.Kind), Host: r.Host, Stage: r.Stage, Err: r.Err})
+}
+
+func (s *eventSink) LoginFailed(ctx context.Context, f pool.LoginFailure) {
+	s.emit(ctx, LoginFailed{Time: f.Time, Host: f.Host, User: f.User, SQLState: f.SQLState, Source: f.Source, Err: f.Err})
+}
+
+func (s *eventSink) CertificateExpiring(ctx context.Context, role string, r verify.Report, c verify.Certificate, daysLeft int) {
+	s.emit(ctx, CertificateExpiring{Time: time.Now(), Role: role, Report: r, Certificate: c, DaysLeft: daysLeft})
+}
+
+func (s *eventSink) SecretFetched(ctx context.Context, source string, expires time.Time) {
+	s.emit(ctx, SecretFetched{Time: time.Now(), Source: source, Expires: expires})
+}
+
+func (s *eventSink) SecretFailed(ctx context.Context, source string, err error) {
+	s.emit(ctx, SecretFailed{Time: time.Now(), Source: source, Err: err})
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pgsecure/pgsecure/internal/libpq"
+	"github.com/pgsecure/pgsecure/internal/pool"
 	"github.com/pgsecure/pgsecure/internal/tlspolicy"
 
 	"github.com/jackc/pgx/v5"
@@ -17,7 +18,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgsecure/pgsecure/internal/connect"
 	"github.com/pgsecure/pgsecure/secrets"
-	"github.com/pgsecure/pgsecure/verify"
 )
 
 // Builder configures a verify-full pgx pool. Methods record their input and
@@ -80,6 +80,12 @@ const DefaultConnectTimeout = libpq.DefaultConnectTimeout
 
 // DefaultExpiryWarning is how close to expiry a certificate must be for
 // pgsecure to warn (once per certificate per pool).
+// LoginLogInterval is how often a failed login with the same cause (host,
+// user, SQLSTATE, credential source) is logged: the first failure is logged
+// at once, later ones within the interval are counted and the count is
+// logged with the first failure after it.
+const LoginLogInterval = pool.LoginLogInterval
+
 const DefaultExpiryWarning = 14 * 24 * time.Hour
 
 // RequireChannelBinding makes SCRAM authentication bind to the TLS channel
@@ -247,12 +253,12 @@ func (b *Builder) log() *slog.Logger {
 // underneath. A start that takes longer than
 // a few seconds logs its progress (host and stage) at Info.
 func (b *Builder) Build(ctx context.Context) (*pgxpool.Pool, error) {
-	cfg, st, err := b.config(ctx)
+	cfg, st, err := b.configure(ctx)
 	if err != nil {
 		return nil, err
 	}
-	st.startup.Store(true)
-	defer st.startup.Store(false)
+	st.Starting(true)
+	defer st.Starting(false)
 	// Every connection Build opens (its own, and the MinConns ones pgxpool
 	// opens with this context) is proven by the server query inside its
 	// connect, so its ConnectionVerified event and its report agree.
@@ -261,8 +267,8 @@ func (b *Builder) Build(ctx context.Context) (*pgxpool.Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgsecure: creating the pool: %w", err)
 	}
-	stop := b.logProgress(ctx, st)
-	err = startupCheck(ctx, pool, st)
+	stop := st.LogProgress(ctx)
+	err = st.StartupCheck(ctx, pool)
 	stop()
 	if err != nil {
 		pool.Close()
@@ -306,46 +312,6 @@ func (b *Builder) loginOrigin(cc *pgx.ConnConfig) loginOrigin {
 	return loginOrigin{password: "the password (none was given: set one in the connection string, PGPASSWORD, a password file or a credential source)"}
 }
 
-// startupCheck opens one connection and makes sure the server described
-// it: its proof ran under WithServerQuery, so the report holds the
-// server's view; should the connection have been opened without Build's
-// context, the server is asked now.
-func startupCheck(ctx context.Context, pool *pgxpool.Pool, st *poolState) error {
-	c, err := pool.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Release()
-	if r, ok := connect.ReportOf(c.Conn().PgConn()); ok && r.Proof == verify.ProofServerQuery {
-		return nil
-	}
-	return connect.QueryServer(ctx, st.policy, c.Conn().PgConn())
-}
-
-// progressEvery is how often a slow Build logs which host and stage it is
-// waiting for.
-const progressEvery = 3 * time.Second
-
-func (b *Builder) logProgress(ctx context.Context, st *poolState) (stop func()) {
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(progressEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				if host, stage, elapsed, ok := st.policy.Progress(); ok {
-					st.log().LogAttrs(ctx, slog.LevelInfo, "pgsecure: still connecting", slog.String("host", host),
-						slog.String("stage", string(stage)), slog.Duration("elapsed", elapsed.Round(time.Millisecond)))
-				}
-			}
-		}
-	}()
-	return func() { close(done) }
-}
-
 // Config returns the pgxpool configuration with pgsecure's TLS policy and
 // checks in place, for callers who create the pool with
 // pgxpool.NewWithConfig. Prefer ConfigurePool and Build: Build also fails
@@ -365,90 +331,21 @@ func (b *Builder) logProgress(ctx context.Context, st *poolState) (stop func()) 
 // case. To use the ConnConfig without a pool, call BeforeConnect on a copy
 // of it first, as pgxpool does.
 func (b *Builder) Config(ctx context.Context) (*pgxpool.Config, error) {
-	cfg, _, err := b.config(ctx)
+	cfg, _, err := b.configure(ctx)
 	return cfg, err
 }
 
-func (b *Builder) config(ctx context.Context) (*pgxpool.Config, *poolState, error) {
-	b = b.snapshot() // what the pool keeps refers to the snapshot only
+// configure makes a pool's configuration from a snapshot of the Builder:
+// what the pool keeps refers to the snapshot only.
+func (b *Builder) configure(ctx context.Context) (*pgxpool.Config, *pool.State, error) {
+	b = b.snapshot()
 	if len(b.errs) > 0 {
 		return nil, nil, errors.Join(b.errs...)
 	}
-	cs, err := libpq.ParseSettings(b.connString.Reveal(), b.env)
-	if err != nil {
-		return nil, nil, err
-	}
-	pol, err := tlspolicy.New(b.tlsOptions(), cs)
-	if err != nil {
-		return nil, nil, err
-	}
-	cfg, err := pgxpool.ParseConfig(cs.ForPgx())
-	if err != nil {
-		return nil, nil, cs.ExplainParseError()
-	}
-	if err := cs.ApplyConsumed(cfg.ConnConfig); err != nil {
-		return nil, nil, err
-	}
-	for _, h := range libpq.Hosts(cfg.ConnConfig) {
-		*h.TLS = nil // pgx's; pgsecure installs its own below
-	}
-	for _, fn := range b.configurePool {
-		fn(cfg)
-	}
-	if err := checkCallerTLS(cfg.ConnConfig); err != nil {
-		return nil, nil, err
-	}
-	cfg.ConnConfig.LookupFunc = libpq.NumericLookup(cfg.ConnConfig.LookupFunc) // dial 192.000.002.001 as libpq does
-	// Credentials are fetched once now: a source that cannot be reached fails
-	// at startup, and a host it names replaces the connection string's.
-	creds, err := b.credentialStage(ctx, cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	hostAddrs, err := cs.HostAddrs(cfg.ConnConfig)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := libpq.NoUnixSockets(cfg.ConnConfig); err != nil {
-		return nil, nil, err
-	}
-	auth, err := b.authPolicy(cs, cfg.ConnConfig)
-	if err != nil {
-		return nil, nil, err
-	}
-	st := &poolState{tls: pol, log: b.log, events: &b.events, expiryWarn: b.expiryWarn,
-		loadBalance: cs.Get("load_balance_hosts").Value == libpq.LoadBalanceRandom}
-	st.policy = &connect.Policy{
-		TLS: pol, MinVersion: pol.MinVersion(), Direct: pol.Direct(), Auth: auth,
-		QueryEveryConnection: b.queryEvery || pol.ClientCertificate(), HostAddrs: hostAddrs, Observer: st,
-	}
-	if creds != nil {
-		st.creds = creds
-		st.policy.Credentials = creds
-	}
-	st.bind(cfg.ConnConfig)
-	connect.Arm(&cfg.ConnConfig.Config, st.policy) // tripwires: BeforeConnect installs the pipeline per connection
-	st.auth = libpq.AuthSettingsOf(cfg.ConnConfig)
-	if b.maxConns != nil {
-		cfg.MaxConns = *b.maxConns
-	}
-	if b.minConns != nil {
-		cfg.MinConns = *b.minConns
-	}
-	st.hookPool(cfg, b.beforeConnect, b.afterConnect)
-	return cfg, st, nil
-}
-
-// checkCallerTLS refuses TLS settings a ConfigurePool function put on the
-// configuration: TLS is pgsecure's to configure.
-func checkCallerTLS(cc *pgx.ConnConfig) error {
-	for _, h := range libpq.Hosts(cc) {
-		if *h.TLS != nil {
-			return configErr("TLSConfig", "ConfigurePool", fmt.Sprintf("a TLS configuration was set for host %q", h.Host),
-				"configure TLS with the Builder's options (RootCAFile, ClientCertFiles, MinTLSVersion, SPKIPins) instead")
-		}
-	}
-	return nil
+	return pool.Configure(ctx, &pool.Options{ConnString: b.connString, Env: b.env, TLS: b.tlsOptions(),
+		ConfigurePool: b.configurePool, Credentials: b.creds, CacheOptions: b.cacheOpts, QueryEvery: b.queryEvery,
+		ChannelBinding: b.channelBinding, MaxConns: b.maxConns, MinConns: b.minConns, BeforeConnect: b.beforeConnect,
+		AfterConnect: b.afterConnect, ExpiryWarn: b.expiryWarn, Log: b.log, Events: &b.events})
 }
 
 // tlsOptions are the Builder's TLS settings, for tlspolicy.New.

@@ -1,4 +1,4 @@
-package pgsecure
+package pool
 
 import (
 	"testing"
@@ -12,10 +12,10 @@ import (
 func TestLoginLogOneLinePerCausePerInterval(t *testing.T) {
 	var l loginLog
 	t0 := time.Date(2026, 12, 7, 1, 0, 0, 0, time.UTC)
-	pw := LoginFailed{Host: "db", User: "app", SQLState: "28P01", Source: "env"}
-	hba := LoginFailed{Host: "db", User: "app", SQLState: "28000", Source: "env"}
+	pw := LoginFailure{Host: "db", User: "app", SQLState: "28P01", Source: "env"}
+	hba := LoginFailure{Host: "db", User: "app", SQLState: "28000", Source: "env"}
 	steps := []struct {
-		ev    LoginFailed
+		ev    LoginFailure
 		at    time.Duration
 		count int
 		log   bool

@@ -1,4 +1,4 @@
-package pgsecure
+package pool
 
 import (
 	"context"
@@ -18,8 +18,8 @@ const LoginLogInterval = time.Minute
 
 // LoginFailed is the pipeline telling of a login the server rejected:
 // one event, and a log line per cause per LoginLogInterval.
-func (s *poolState) LoginFailed(ctx context.Context, f connect.LoginFailure) {
-	ev := LoginFailed{Time: time.Now(), Host: f.Host, User: f.User, SQLState: f.Server.Code, Err: f.Err}
+func (s *State) LoginFailed(ctx context.Context, f connect.LoginFailure) {
+	ev := LoginFailure{Time: time.Now(), Host: f.Host, User: f.User, SQLState: f.Server.Code, Err: f.Err}
 	if s.creds != nil {
 		ev.Source = s.creds.name
 	}
@@ -28,7 +28,7 @@ func (s *poolState) LoginFailed(ctx context.Context, f connect.LoginFailure) {
 
 // loginFailed logs (unless Build is about to return the error, or the same
 // cause was logged within LoginLogInterval) and reports one failed login.
-func (s *poolState) loginFailed(ctx context.Context, ev LoginFailed, message string) {
+func (s *State) loginFailed(ctx context.Context, ev LoginFailure, message string) {
 	if !s.startup.Load() {
 		if n, ok := s.logins.due(ev, ev.Time); ok {
 			source := ev.Source
@@ -41,7 +41,7 @@ func (s *poolState) loginFailed(ctx context.Context, ev LoginFailed, message str
 				slog.Duration("interval", LoginLogInterval))
 		}
 	}
-	s.events.emit(ctx, ev)
+	s.events.LoginFailed(ctx, ev)
 }
 
 // loginLog limits failed-login lines to one per cause per LoginLogInterval.
@@ -58,7 +58,7 @@ type loginCause struct {
 // due counts one failure and reports whether to log it now, with the
 // number of failures the line stands for (this one and those counted
 // since the cause was last logged).
-func (l *loginLog) due(ev LoginFailed, now time.Time) (int, bool) {
+func (l *loginLog) due(ev LoginFailure, now time.Time) (int, bool) {
 	key := strings.Join([]string{ev.Host, ev.User, ev.SQLState, ev.Source}, "\x00")
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -1,4 +1,4 @@
-package pgsecure
+package pool
 
 import (
 	"context"
@@ -14,51 +14,6 @@ import (
 	"github.com/pgsecure/pgsecure/secrets"
 )
 
-// Credentials makes each new connection take its user and password (and the
-// host, port and database, when the source provides them) from src instead
-// of the connection string and PGPASSWORD.
-//
-// Fetches go through secrets.Cached: a secrets.Cache (unless src is one
-// already, or manages its own lifetime, as a Vault dynamic-credentials
-// source does) that refreshes in the background before expiry without
-// stalling callers, coalesces concurrent fetches into one backend call, and
-// keeps serving unexpired credentials while the backend is down (the timing
-// model is documented in package secrets).
-// Config fetches once, so a source that cannot be reached fails Build at
-// startup. Each connection remembers when the credentials it was opened
-// with expire (a lease) and the pool retires it shortly before that,
-// instead of shortening every connection's lifetime; a connection opened
-// with a login token (secrets.Credentials.LoginToken: RDS IAM, Cloud SQL,
-// AlloyDB, Entra ID) is kept, since the token matters only at login. When the server
-// rejects a password (SQLSTATE 28P01), the credentials are invalidated (a
-// rotating source may switch to its pending version) and the connection is
-// retried with freshly fetched ones, within the same Acquire. While the
-// source has nothing newer (a rotation half done: the secret changed before
-// the database password, or after it), the login is tried again with short
-// jittered backoff, within connect_timeout, with the source's current
-// credentials and the previous ones (those this pool used before, or the
-// source's own previous version, secrets.PreviousProvider), so either order
-// converges as soon as the database and the secret agree. When they still
-// disagree at the end of connect_timeout the error wraps
-// ErrCredentialsRejected and the server's 28P01 and names the source. Fresh
-// credentials rejected too end the connect with the server's error.
-//
-// src stays the caller's: pgsecure never closes it. A source holding leases
-// (secrets.Closer) should be closed by the caller after the pool.
-func (b *Builder) Credentials(src secrets.Source) *Builder {
-	if src == nil {
-		b.errs = append(b.errs, configErr("Credentials", "builder", "nil source", "pass a secrets.Source, e.g. from secrets.Open"))
-	}
-	b.creds = src
-	return b
-}
-
-// CredentialCache tunes the cache Credentials puts in front of the source.
-func (b *Builder) CredentialCache(o secrets.CacheOptions) *Builder {
-	b.cacheOpts = o
-	return b
-}
-
 // credStage is the first stage of every new connection when credentials
 // come from a source, and the pipeline's connect.Credentials: it is told
 // about rejected credentials and knows when each generation expires.
@@ -66,7 +21,7 @@ type credStage struct {
 	cache  secrets.Source // a secrets.Cache, or the source itself when it manages its own lifetime
 	src    secrets.Source // the caller's source
 	name   string
-	events *eventSink
+	events Events
 
 	mu      sync.Mutex
 	recent  []secrets.Credentials // the last generations handed out, newest last
@@ -76,15 +31,15 @@ type credStage struct {
 // maxGenerations bounds what credStage remembers of earlier generations.
 const maxGenerations = 4
 
-func (b *Builder) credentialStage(ctx context.Context, cfg *pgxpool.Config) (*credStage, error) {
-	if b.creds == nil {
+func (b *Options) credentialStage(ctx context.Context, cfg *pgxpool.Config) (*credStage, error) {
+	if b.Credentials == nil {
 		return nil, nil
 	}
-	o := b.cacheOpts
+	o := b.CacheOptions
 	if o.Logger == nil {
-		o.Logger = b.log()
+		o.Logger = b.Log()
 	}
-	s := &credStage{cache: secrets.Cached(b.creds, o), src: b.creds, name: secrets.NameOf(b.creds), events: &b.events}
+	s := &credStage{cache: secrets.Cached(b.Credentials, o), src: b.Credentials, name: secrets.NameOf(b.Credentials), events: b.Events}
 	c, err := s.fetch(ctx)
 	if err != nil {
 		return nil, err
@@ -98,7 +53,7 @@ func (b *Builder) credentialStage(ctx context.Context, cfg *pgxpool.Config) (*cr
 func (s *credStage) fetch(ctx context.Context) (secrets.Credentials, error) {
 	c, err := s.cache.Credentials(ctx)
 	if err != nil {
-		s.events.emit(ctx, SecretFailed{Time: time.Now(), Source: s.name, Err: err})
+		s.events.SecretFailed(ctx, s.name, err)
 		return secrets.Credentials{}, fmt.Errorf("pgsecure: credentials from %s: %w", s.name, err)
 	}
 	return s.note(ctx, c), nil
@@ -115,7 +70,7 @@ func (s *credStage) note(ctx context.Context, c secrets.Credentials) secrets.Cre
 	}
 	s.mu.Unlock()
 	if isNew {
-		s.events.emit(ctx, SecretFetched{Time: time.Now(), Source: s.name, Expires: c.Expires})
+		s.events.SecretFetched(ctx, s.name, c.Expires)
 	}
 	return c
 }
@@ -206,7 +161,7 @@ func (s *credStage) fetchWithin(ctx context.Context) (secrets.Credentials, error
 	c, err := s.cache.Credentials(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
-			s.events.emit(ctx, SecretFailed{Time: time.Now(), Source: s.name, Err: err})
+			s.events.SecretFailed(ctx, s.name, err)
 		}
 		return secrets.Credentials{}, err
 	}

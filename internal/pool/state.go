@@ -1,4 +1,4 @@
-package pgsecure
+package pool
 
 import (
 	"context"
@@ -19,16 +19,16 @@ import (
 	"github.com/pgsecure/pgsecure/verify"
 )
 
-// poolState is what the pool-level hooks of one pool share. The connection
+// State is what the pool-level hooks of one pool share. The connection
 // pipeline itself (package internal/connect) gets only the read-only
-// connect.Policy; poolState is its Observer.
-type poolState struct {
+// connect.Policy; State is its Observer.
+type State struct {
 	policy     *connect.Policy
 	tls        *tlspolicy.Policy
 	creds      *credStage         // nil when credentials come from the connection string
 	auth       libpq.AuthSettings // the authentication settings as built, re-checked per connection
 	log        func() *slog.Logger
-	events     *eventSink
+	events     Events
 	expiryWarn time.Duration
 	warned     sync.Map // certificate issuer/serial -> struct{}: expiry warnings already given
 	logins     loginLog // failed logins logged, per cause
@@ -42,7 +42,7 @@ type poolState struct {
 
 // bind puts pgsecure's TLS configuration on every host and its
 // negotiation and authentication settings on cc.
-func (s *poolState) bind(cc *pgx.ConnConfig) {
+func (s *State) bind(cc *pgx.ConnConfig) {
 	for _, h := range libpq.Hosts(cc) {
 		*h.TLS = s.tls.ConfigFor(h.Host)
 	}
@@ -50,7 +50,7 @@ func (s *poolState) bind(cc *pgx.ConnConfig) {
 	cc.RequireAuth = s.policy.Auth.String()
 }
 
-func (s *poolState) negotiation() string {
+func (s *State) negotiation() string {
 	if s.policy.Direct {
 		return "direct"
 	}
@@ -60,7 +60,7 @@ func (s *poolState) negotiation() string {
 // beforeConnect is the pool's BeforeConnect: credentials first, then the
 // caller's hooks, then the re-check of the per-connection copy (TLS bound to
 // each host, hooks a caller set since Config chained after pgsecure's).
-func (s *poolState) beforeConnect(hooks []func(context.Context, *pgx.ConnConfig) error) func(context.Context, *pgx.ConnConfig) error {
+func (s *State) beforeConnect(hooks []func(context.Context, *pgx.ConnConfig) error) func(context.Context, *pgx.ConnConfig) error {
 	return func(ctx context.Context, cc *pgx.ConnConfig) error {
 		if err := s.checkTLS(ctx, cc, "the pgxpool.Config (changed after Config returned it)"); err != nil {
 			return err
@@ -95,7 +95,7 @@ func (s *poolState) beforeConnect(hooks []func(context.Context, *pgx.ConnConfig)
 
 // checkTLS refuses a per-connection configuration whose TLS protection was
 // removed, replaced or weakened; from says what changed it.
-func (s *poolState) checkTLS(ctx context.Context, cc *pgx.ConnConfig, from string) error {
+func (s *State) checkTLS(ctx context.Context, cc *pgx.ConnConfig, from string) error {
 	const fix = "do not modify ConnConfig.TLSConfig or Fallbacks[i].TLSConfig of a pgsecure configuration; use the Builder's options"
 	var err error
 	for _, h := range libpq.Hosts(cc) {
@@ -123,7 +123,7 @@ func (s *poolState) checkTLS(ctx context.Context, cc *pgx.ConnConfig, from strin
 		err = s.auth.Recheck(cc, from)
 	}
 	if err != nil {
-		s.Refused(ctx, connect.Refusal{Kind: connect.RefusedConfiguration, Host: cc.Host, Stage: StageConfig, Err: err})
+		s.Refused(ctx, connect.Refusal{Kind: connect.RefusedConfiguration, Host: cc.Host, Stage: verify.StageConfig, Err: err})
 	}
 	return err
 }
@@ -132,7 +132,7 @@ func (s *poolState) checkTLS(ctx context.Context, cc *pgx.ConnConfig, from strin
 // report of the server-side proof (a last tripwire: it is missing only when
 // the pipeline never ran), the credentials' expiry, then the caller's
 // hooks.
-func (s *poolState) afterConnect(hooks []func(context.Context, *pgx.Conn) error) func(context.Context, *pgx.Conn) error {
+func (s *State) afterConnect(hooks []func(context.Context, *pgx.Conn) error) func(context.Context, *pgx.Conn) error {
 	return func(ctx context.Context, c *pgx.Conn) error {
 		if err := connect.Verified(ctx, s.policy, c.PgConn()); err != nil {
 			return err
@@ -159,7 +159,7 @@ const expiresKey = "pgsecure.credentials.expires"
 // retired before the credentials it was opened with expire (a lease; not a
 // login token, which matters only at login), instead of shortening every
 // connection's lifetime.
-func (s *poolState) fresh(c *pgx.Conn) bool {
+func (s *State) fresh(c *pgx.Conn) bool {
 	exp, ok := c.PgConn().CustomData()[expiresKey].(time.Time)
 	return !ok || time.Now().Before(retireAt(exp))
 }
@@ -175,25 +175,25 @@ func retireAt(exp time.Time) time.Time {
 
 // Refused is the one path every refusal takes: one event, and one log line
 // unless Build is about to return the same error.
-func (s *poolState) Refused(ctx context.Context, r connect.Refusal) {
+func (s *State) Refused(ctx context.Context, r connect.Refusal) {
 	if !s.startup.Load() {
 		s.log().LogAttrs(ctx, slog.LevelWarn, "pgsecure: connection refused", slog.String("kind", string(r.Kind)),
 			slog.String("host", r.Host), slog.String("stage", string(r.Stage)), slog.String("error", r.Err.Error()))
 	}
-	s.events.emit(ctx, ConnectionRefused{Time: time.Now(), Refusal: RefusalKind(r.Kind), Host: r.Host, Stage: r.Stage, Err: r.Err})
+	s.events.ConnectionRefused(ctx, r)
 }
 
 // Verified logs and reports a verified connection and warns about
 // certificates close to expiry.
-func (s *poolState) Verified(ctx context.Context, r verify.Report, t connect.Timings) {
+func (s *State) Verified(ctx context.Context, r verify.Report, t connect.Timings) {
 	s.log().LogAttrs(ctx, slog.LevelDebug, "pgsecure: connection verified", slog.Any("report", r))
-	s.events.emit(ctx, ConnectionVerified{Time: time.Now(), Report: r, Host: r.ServerName, Handshake: t.Handshake, ServerCheck: t.ServerCheck})
+	s.events.ConnectionVerified(ctx, r, t)
 	s.checkExpiry(ctx, r)
 }
 
 // checkExpiry warns once per certificate when the server's (or client's)
 // certificate expires within expiryWarn.
-func (s *poolState) checkExpiry(ctx context.Context, r verify.Report) {
+func (s *State) checkExpiry(ctx context.Context, r verify.Report) {
 	if s.expiryWarn <= 0 {
 		return
 	}
@@ -216,13 +216,13 @@ func (s *poolState) checkExpiry(ctx context.Context, r verify.Report) {
 		days := c.DaysUntilExpiry(now)
 		s.log().LogAttrs(ctx, slog.LevelWarn, "pgsecure: certificate expires soon",
 			slog.String("which", which), slog.String("subject", c.Subject), slog.Time("not_after", c.NotAfter), slog.Int("days_left", days))
-		s.events.emit(ctx, CertificateExpiring{Time: now, Role: which, Report: r, Certificate: c, DaysLeft: days})
+		s.events.CertificateExpiring(ctx, which, r, c, days)
 	}
 }
 
 // hookPool installs the pool-level hooks around whatever cfg has (a
 // caller's ConfigurePool may have set some).
-func (s *poolState) hookPool(cfg *pgxpool.Config, before []func(context.Context, *pgx.ConnConfig) error, after []func(context.Context, *pgx.Conn) error) {
+func (s *State) hookPool(cfg *pgxpool.Config, before []func(context.Context, *pgx.ConnConfig) error, after []func(context.Context, *pgx.Conn) error) {
 	if cfg.BeforeConnect != nil {
 		before = append([]func(context.Context, *pgx.ConnConfig) error{cfg.BeforeConnect}, before...)
 	}
@@ -252,3 +252,7 @@ func (s *poolState) hookPool(cfg *pgxpool.Config, before []func(context.Context,
 		return true, nil
 	}
 }
+
+// Starting marks (true) and unmarks the start Build makes: a refusal
+// meanwhile is returned by Build, so it is not logged as well.
+func (s *State) Starting(on bool) { s.startup.Store(on) }

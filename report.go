@@ -37,3 +37,18 @@ func ConnReport(conn *pgx.Conn) (verify.Report, error) {
 	return verify.Report{}, fmt.Errorf("%w: the connection carries no verification report: "+
 		"it was not opened by a pool from pgsecure's Builder (or a hook replaced pgsecure's checks); build the pool with Builder.Build", ErrNotEncrypted)
 }
+
+// AuthMethod is an authentication method, spelled as libpq's require_auth
+// spells it (verify.Report.AuthMethod).
+type AuthMethod = verify.AuthMethod
+
+// Authentication methods.
+const (
+	AuthSCRAM    = verify.AuthSCRAM
+	AuthMD5      = verify.AuthMD5
+	AuthPassword = verify.AuthPassword
+	AuthNone     = verify.AuthNone
+	AuthGSS      = verify.AuthGSS
+	AuthSSPI     = verify.AuthSSPI
+	AuthOAuth    = verify.AuthOAuth
+)

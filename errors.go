@@ -76,7 +76,7 @@ type AuthMethodError = verify.AuthMethodError
 // pgsecure retried with the source's newest and previous credentials. It
 // names the source, never the password, and wraps ErrCredentialsRejected and
 // the server's *pgconn.PgError.
-type CredentialsRejectedError = connect.RejectedError
+type CredentialsRejectedError = verify.CredentialsRejectedError
 
 // ErrKeyPassphrase is wrapped by the error returned when an encrypted private
 // key cannot be decrypted with the passphrase given (sslpassword or
@@ -97,7 +97,7 @@ var ErrInsecureAuth = connect.ErrInsecureAuth
 // (secrets.Credentials.LoginToken), also after one retry with a fresh one:
 // it names the source and what to check, never the token, and wraps the
 // server's *pgconn.PgError.
-type TokenRejectedError = connect.TokenRejectedError
+type TokenRejectedError = verify.TokenRejectedError
 
 // Stage is a step of one connection attempt (see verify.Stage): errors,
 // events and the pgsecure command name stages with its values.

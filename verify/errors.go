@@ -177,3 +177,47 @@ func (e *CertificateError) Unwrap() []error {
 	}
 	return errs
 }
+
+// CredentialsRejectedError is a connect that ended while the server kept
+// rejecting the credentials from the source (SQLSTATE 28P01), although the
+// login was retried with the source's newest and previous credentials. It
+// wraps ErrCredentialsRejected and the server's error, and names the
+// source; it never holds a password.
+type CredentialsRejectedError struct {
+	Source string        // the credential source, by its redacted name
+	Logins int           // logins made by this connect
+	For    time.Duration // from the first rejection to the end of the connect
+	Server *pgconn.PgError
+}
+
+func (e *CredentialsRejectedError) Error() string {
+	return fmt.Sprintf("pgsecure: the server rejected the credentials from %s (SQLSTATE %s: %s) for %s, over %d logins "+
+		"with the source's newest and previous credentials, until the connect ran out of time (connect_timeout or the "+
+		"caller's deadline); the database password and the secret do not agree: set the role's password to the secret's",
+		e.Source, e.Server.Code, e.Server.Message, e.For.Round(time.Millisecond), e.Logins)
+}
+
+// Unwrap returns ErrCredentialsRejected and the server's error.
+func (e *CredentialsRejectedError) Unwrap() []error {
+	return []error{shared.ErrCredentialsRejected, e.Server}
+}
+
+// TokenRejectedError is the server refusing a login token (RDS IAM, Cloud
+// SQL or AlloyDB IAM, Entra ID), also after one retry with a fresh token.
+// It names the source and what to check; it never contains the token. It
+// wraps the server's error.
+type TokenRejectedError struct {
+	Source string // the credential source, by its redacted name
+	User   string
+	Server *pgconn.PgError
+}
+
+func (e *TokenRejectedError) Error() string {
+	return fmt.Sprintf("pgsecure: the server rejected the login token from %s for user %q (server: %s); "+
+		"check that the identity behind the source may log in as this database user (the cloud's IAM permission, "+
+		"and the user created for IAM login on the server), that the token is for this host and port, "+
+		"and that this machine's clock is right", e.Source, e.User, e.Server.Error())
+}
+
+// Unwrap returns the server's error.
+func (e *TokenRejectedError) Unwrap() error { return e.Server }

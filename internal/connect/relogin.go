@@ -3,17 +3,18 @@ package connect
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgsecure/pgsecure/internal/refresh"
+	"github.com/pgsecure/pgsecure/internal/shared"
+	"github.com/pgsecure/pgsecure/verify"
 )
 
 // ErrCredentialsRejected is wrapped by *RejectedError.
-var ErrCredentialsRejected = errors.New("pgsecure: credentials rejected")
+var ErrCredentialsRejected = shared.ErrCredentialsRejected
 
 // Login is a user name and password to log in with.
 type Login struct{ User, Password string }
@@ -124,22 +125,5 @@ func LoginRejection(err error) *pgconn.PgError {
 	return nil
 }
 
-// RejectedError is a connect that ended while the server kept rejecting
-// the credentials from the source. It wraps ErrCredentialsRejected and the
-// server's error, and names the source; it never holds a password.
-type RejectedError struct {
-	Source string        // the credential source, by its redacted name
-	Logins int           // logins made by this connect
-	For    time.Duration // from the first rejection to the end of the connect
-	Server *pgconn.PgError
-}
-
-func (e *RejectedError) Error() string {
-	return fmt.Sprintf("pgsecure: the server rejected the credentials from %s (SQLSTATE %s: %s) for %s, over %d logins "+
-		"with the source's newest and previous credentials, until the connect ran out of time (connect_timeout or the "+
-		"caller's deadline); the database password and the secret do not agree: set the role's password to the secret's",
-		e.Source, e.Server.Code, e.Server.Message, e.For.Round(time.Millisecond), e.Logins)
-}
-
-// Unwrap returns ErrCredentialsRejected and the server's error.
-func (e *RejectedError) Unwrap() []error { return []error{ErrCredentialsRejected, e.Server} }
+// RejectedError is verify.CredentialsRejectedError.
+type RejectedError = verify.CredentialsRejectedError

@@ -418,22 +418,5 @@ func errorFields(body []byte) (code, message string) {
 	return code, message
 }
 
-// TokenRejectedError is the server refusing a login token (RDS IAM, Cloud
-// SQL or AlloyDB IAM, Entra ID), also after one retry with a fresh token.
-// It names the source and what to check; it never contains the token. It
-// wraps the server's error.
-type TokenRejectedError struct {
-	Source string // the credential source, by its redacted name
-	User   string
-	Server *pgconn.PgError
-}
-
-func (e *TokenRejectedError) Error() string {
-	return fmt.Sprintf("pgsecure: the server rejected the login token from %s for user %q (server: %s); "+
-		"check that the identity behind the source may log in as this database user (the cloud's IAM permission, "+
-		"and the user created for IAM login on the server), that the token is for this host and port, "+
-		"and that this machine's clock is right", e.Source, e.User, e.Server.Error())
-}
-
-// Unwrap returns the server's error.
-func (e *TokenRejectedError) Unwrap() error { return e.Server }
+// TokenRejectedError is verify.TokenRejectedError.
+type TokenRejectedError = verify.TokenRejectedError

@@ -23,3 +23,6 @@ var ErrInsecureConfig = errors.New("pgsecure: insecure configuration")
 
 // ErrUntrustedServer is pgsecure.ErrUntrustedServer (its one home for users).
 var ErrUntrustedServer = errors.New("pgsecure: server certificate not trusted")
+
+// ErrCredentialsRejected is pgsecure.ErrCredentialsRejected (its one home for users).
+var ErrCredentialsRejected = errors.New("pgsecure: credentials rejected")

@@ -2,7 +2,6 @@ package pgsecure_test
 
 import (
 	"bytes"
-	"context"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -52,14 +51,7 @@ func TestLoweredChannelBindingRefused(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, "require", cfg.ConnConfig.ChannelBinding)
 			if row.replaceBC {
-				installed := cfg.BeforeConnect
-				cfg.BeforeConnect = func(ctx context.Context, cc *pgx.ConnConfig) error {
-					if err := installed(ctx, cc); err != nil {
-						return err
-					}
-					cc.ChannelBinding = row.lowered
-					return nil
-				}
+				afterPgsecure(cfg, func(cc *pgx.ConnConfig) { cc.ChannelBinding = row.lowered })
 			} else {
 				cfg.ConnConfig.ChannelBinding = row.lowered
 			}

@@ -302,13 +302,7 @@ func TestHooksCannotDisableChecks(t *testing.T) {
 
 	cfg, err := pgsecure.NewBuilder(dsn(pg, "localhost")).RootCAFile(pki.CAFile).Config(ctx)
 	require.NoError(t, err)
-	installed := cfg.BeforeConnect
-	cfg.BeforeConnect = func(ctx context.Context, cc *pgx.ConnConfig) error {
-		if err := installed(ctx, cc); err != nil {
-			return err
-		}
-		return strip(ctx, cc) // after pgsecure's re-check
-	}
+	afterPgsecure(cfg, func(cc *pgx.ConnConfig) { _ = strip(ctx, cc) }) // after pgsecure's re-check
 	cfg.AfterConnect = nil
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	require.NoError(t, err)

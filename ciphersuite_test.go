@@ -1,7 +1,6 @@
 package pgsecure_test
 
 import (
-	"context"
 	"crypto/tls"
 	"testing"
 
@@ -42,14 +41,7 @@ func TestInsecureCipherSuiteRefused(t *testing.T) {
 			var events eventLog
 			cfg, err := pgsecure.NewBuilder(peerDSN(p, "localhost")).RootCAFile(pki.CAFile).OnEvent(events.add).Config(ctx)
 			require.NoError(t, err)
-			installed := cfg.BeforeConnect
-			cfg.BeforeConnect = func(ctx context.Context, cc *pgx.ConnConfig) error {
-				if err := installed(ctx, cc); err != nil {
-					return err
-				}
-				cc.TLSConfig.CipherSuites = []uint16{suite} // after pgsecure's re-check
-				return nil
-			}
+			afterPgsecure(cfg, func(cc *pgx.ConnConfig) { cc.TLSConfig.CipherSuites = []uint16{suite} }) // after pgsecure's re-check
 			pool, err := pgxpool.NewWithConfig(ctx, cfg)
 			require.NoError(t, err)
 			defer pool.Close()

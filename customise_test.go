@@ -229,3 +229,17 @@ func TestConfigurePoolInstallsLast(t *testing.T) {
 }
 
 func errorsIs(err, target error) bool { return errors.Is(err, target) }
+
+// afterPgsecure makes cfg's BeforeConnect run pgsecure's and then change:
+// a caller's hook wrapped around pgsecure's, which runs after its checks
+// and after it installed the pipeline on the connection's copy.
+func afterPgsecure(cfg *pgxpool.Config, change func(cc *pgx.ConnConfig)) {
+	installed := cfg.BeforeConnect
+	cfg.BeforeConnect = func(ctx context.Context, cc *pgx.ConnConfig) error {
+		if err := installed(ctx, cc); err != nil {
+			return err
+		}
+		change(cc)
+		return nil
+	}
+}

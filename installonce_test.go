@@ -199,14 +199,7 @@ func TestHooksReplacedAfterPgsecureRefused(t *testing.T) {
 				}
 				return &recordingConn{Conn: nc, sent: &sent}, nil
 			}
-			installed := cfg.BeforeConnect
-			cfg.BeforeConnect = func(ctx context.Context, cc *pgx.ConnConfig) error {
-				if err := installed(ctx, cc); err != nil {
-					return err
-				}
-				row.apply(cc)
-				return nil
-			}
+			afterPgsecure(cfg, row.apply)
 			pool, err := pgxpool.NewWithConfig(ctx, cfg)
 			require.NoError(t, err)
 			defer pool.Close()

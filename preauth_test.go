@@ -199,14 +199,7 @@ func TestReplacedBuildFrontendStillWatched(t *testing.T) {
 			events = eventLog{}
 			cfg, err = pgsecure.NewBuilder(row.dsn).RootCAFile(row.ca).OnEvent(events.add).Config(ctx)
 			require.NoError(t, err)
-			installed := cfg.BeforeConnect
-			cfg.BeforeConnect = func(ctx context.Context, cc *pgx.ConnConfig) error {
-				if err := installed(ctx, cc); err != nil {
-					return err
-				}
-				cc.BuildFrontend = frontend
-				return nil
-			}
+			afterPgsecure(cfg, func(cc *pgx.ConnConfig) { cc.BuildFrontend = frontend })
 			late, err := pgxpool.NewWithConfig(ctx, cfg)
 			require.NoError(t, err)
 			defer late.Close()

@@ -11,15 +11,6 @@ import (
 	"github.com/pgsecure/pgsecure/verify"
 )
 
-// Stages of one attempt, as named in errors and progress logs.
-const (
-	StageTCP          = verify.StageTCP
-	StageTLSRequest   = verify.StageTLSRequest
-	StageTLSHandshake = verify.StageTLSHandshake
-	StageAuth         = verify.StageAuth
-	StageServerCheck  = verify.StageServerCheck
-)
-
 // attempt is the state of one TCP connection from dial to report. The dial
 // stage creates it; later stages find it under the connection pgx hands
 // them (attemptOf) and fill in what they learn, in pipeline order.

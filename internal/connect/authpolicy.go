@@ -14,18 +14,7 @@ import (
 // method the policy does not allow. The root package exports it.
 var ErrInsecureAuth = shared.ErrInsecureAuth
 
-// Authentication methods, in libpq's require_auth spelling.
-const (
-	AuthSCRAM    = verify.AuthSCRAM
-	AuthMD5      = verify.AuthMD5
-	AuthPassword = verify.AuthPassword
-	AuthNone     = verify.AuthNone
-	AuthGSS      = verify.AuthGSS
-	AuthSSPI     = verify.AuthSSPI
-	AuthOAuth    = verify.AuthOAuth
-)
-
-var allAuthMethods = []verify.AuthMethod{AuthSCRAM, AuthMD5, AuthPassword, AuthNone, AuthGSS, AuthSSPI, AuthOAuth}
+var allAuthMethods = []verify.AuthMethod{verify.AuthSCRAM, verify.AuthMD5, verify.AuthPassword, verify.AuthNone, verify.AuthGSS, verify.AuthSSPI, verify.AuthOAuth}
 
 // AuthPolicy is the set of authentication methods a connection may use.
 type AuthPolicy struct {
@@ -34,7 +23,7 @@ type AuthPolicy struct {
 }
 
 // SCRAMOnly is the default policy: scram-sha-256 and nothing else.
-func SCRAMOnly() AuthPolicy { return AuthPolicy{allowed: []verify.AuthMethod{AuthSCRAM}} }
+func SCRAMOnly() AuthPolicy { return AuthPolicy{allowed: []verify.AuthMethod{verify.AuthSCRAM}} }
 
 // ParseRequireAuth reads libpq's require_auth: a list of methods, or a list
 // of negated methods ("!md5,!password").
@@ -96,5 +85,5 @@ func (p AuthPolicy) ChannelBindingRequired() bool { return p.binding }
 
 // WeakerThanSCRAM reports whether the policy allows more than scram-sha-256.
 func (p AuthPolicy) WeakerThanSCRAM() bool {
-	return len(p.allowed) != 1 || p.allowed[0] != AuthSCRAM
+	return len(p.allowed) != 1 || p.allowed[0] != verify.AuthSCRAM
 }

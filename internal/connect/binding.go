@@ -25,7 +25,7 @@ func (w *authWatch) checkBindingOffered(method verify.AuthMethod, body []byte) e
 		return nil
 	}
 	what := fmt.Sprintf("the server asked for %s authentication, which cannot be bound to the TLS channel", method)
-	if method == AuthSCRAM {
+	if method == verify.AuthSCRAM {
 		offered := strings.Split(strings.TrimRight(string(body), "\x00"), "\x00")
 		if slices.Contains(offered, mechanismPlus) {
 			return nil
@@ -52,7 +52,7 @@ func (w *authWatch) checkBound() error {
 	if !w.policy.Auth.ChannelBindingRequired() || w.bound {
 		return nil
 	}
-	if w.method == AuthNone {
+	if w.method == verify.AuthNone {
 		return w.refuseUnbound("the server let the client in without any authentication")
 	}
 	return w.refuseUnbound(fmt.Sprintf("the %s exchange (mechanism %q) was not bound to the TLS channel", w.method, w.mech))

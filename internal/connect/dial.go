@@ -31,12 +31,12 @@ func (d *dialStage) dial(ctx context.Context, network, address string) (net.Conn
 		return nil, err
 	}
 	if !strings.HasPrefix(network, "tcp") {
-		err := &verify.Error{Addr: address, Stage: StageTCP,
+		err := &verify.Error{Addr: address, Stage: verify.StageTCP,
 			Seen: fmt.Sprintf("network %q is not TCP; pgsecure never uses unix sockets because they cannot carry TLS", network)}
-		d.policy.Observer.Refused(ctx, Refusal{Kind: RefusedPlaintext, Host: host, Addr: address, Stage: StageTCP, Err: err})
+		d.policy.Observer.Refused(ctx, Refusal{Kind: RefusedPlaintext, Host: host, Addr: address, Stage: verify.StageTCP, Err: err})
 		return nil, err
 	}
-	a := &attempt{host: host, started: time.Now(), stage: StageTCP, ctx: ctx, probe: ctx.Value(probeKey{}) != nil}
+	a := &attempt{host: host, started: time.Now(), stage: verify.StageTCP, ctx: ctx, probe: ctx.Value(probeKey{}) != nil}
 	d.policy.latest.Store(a)
 	addrs := []string{host}
 	if ha, ok := d.policy.HostAddrs[host]; ok {
@@ -59,7 +59,7 @@ func (d *dialStage) dial(ctx context.Context, network, address string) (net.Conn
 			continue
 		}
 		a.addr = nc.RemoteAddr().String()
-		a.setStage(StageTLSRequest)
+		a.setStage(verify.StageTLSRequest)
 		return &guardedConn{Conn: nc, attempt: a, policy: d.policy}, nil
 	}
 	return nil, errors.Join(errs...)
@@ -94,10 +94,10 @@ func (c *guardedConn) Write(p []byte) (int, error) {
 		switch {
 		case c.policy.Direct && p[0] == 0x16: // TLS handshake record: direct negotiation
 			c.read = true
-			c.attempt.setStage(StageTLSHandshake)
+			c.attempt.setStage(verify.StageTLSHandshake)
 		case !c.policy.Direct && bytes.HasPrefix(p, sslRequest):
 		default:
-			return 0, c.refuse(&verify.Error{Addr: c.attempt.addr, Stage: StageTLSRequest,
+			return 0, c.refuse(&verify.Error{Addr: c.attempt.addr, Stage: verify.StageTLSRequest,
 				Seen: "the client was about to send its first message without TLS (the TLS configuration for this host was removed or replaced); nothing was sent"})
 		}
 	}
@@ -133,9 +133,9 @@ func (c *guardedConn) Read(p []byte) (int, error) {
 		case 'E':
 			seen = "the server answered the TLS request with an error message: it does not support TLS"
 		}
-		return 0, c.refuse(&verify.Error{Addr: c.attempt.addr, Stage: StageTLSRequest, Seen: seen})
+		return 0, c.refuse(&verify.Error{Addr: c.attempt.addr, Stage: verify.StageTLSRequest, Seen: seen})
 	}
-	c.attempt.setStage(StageTLSHandshake)
+	c.attempt.setStage(verify.StageTLSHandshake)
 	return n, err
 }
 

@@ -5,9 +5,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/pgsecure/pgsecure/internal/shared"
 	"net"
 	"time"
+
+	"github.com/pgsecure/pgsecure/internal/shared"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgsecure/pgsecure/verify"
@@ -55,12 +56,12 @@ func (s *localStage) verify(ctx context.Context, nc net.Conn, a *attempt) error 
 		host = a.host
 	}
 	fail := func(kind RefusalKind, err error) error {
-		s.policy.Observer.Refused(ctx, Refusal{Kind: kind, Host: host, Addr: addr, Stage: StageTLSHandshake, Err: err})
+		s.policy.Observer.Refused(ctx, Refusal{Kind: kind, Host: host, Addr: addr, Stage: verify.StageTLSHandshake, Err: err})
 		return err
 	}
 	tc := tlsConnOf(nc)
 	if tc == nil {
-		return fail(RefusedPlaintext, &verify.Error{Addr: addr, Stage: StageTLSHandshake,
+		return fail(RefusedPlaintext, &verify.Error{Addr: addr, Stage: verify.StageTLSHandshake,
 			Seen: fmt.Sprintf("the connection is a plaintext %T, not TLS; the TLS configuration was removed", nc)})
 	}
 	if err := tc.HandshakeContext(context.WithValue(ctx, handshakeKey{}, a)); err != nil {
@@ -72,17 +73,17 @@ func (s *localStage) verify(ctx context.Context, nc net.Conn, a *attempt) error 
 				return te // a timeout, named by host and stage; not a refusal
 			}
 		}
-		return fail(RefusedTLS, &verify.Error{Addr: addr, Stage: StageTLSHandshake, Seen: "TLS handshake failed", Err: err})
+		return fail(RefusedTLS, &verify.Error{Addr: addr, Stage: verify.StageTLSHandshake, Seen: "TLS handshake failed", Err: err})
 	}
 	st := tc.ConnectionState()
 	switch {
 	case st.Version < s.policy.MinVersion:
-		return fail(RefusedTLS, &verify.Error{Addr: addr, Stage: StageTLSHandshake,
+		return fail(RefusedTLS, &verify.Error{Addr: addr, Stage: verify.StageTLSHandshake,
 			Seen: fmt.Sprintf("negotiated %s, below the minimum %s", verify.VersionName(st.Version), verify.VersionName(s.policy.MinVersion))})
 	case cipherProblem(st) != "":
-		return fail(RefusedTLS, &verify.Error{Addr: addr, Stage: StageTLSHandshake, Seen: cipherProblem(st)})
+		return fail(RefusedTLS, &verify.Error{Addr: addr, Stage: verify.StageTLSHandshake, Seen: cipherProblem(st)})
 	case s.policy.Direct && st.NegotiatedProtocol != alpnPostgres:
-		return fail(RefusedTLS, &verify.Error{Addr: addr, Stage: StageTLSHandshake,
+		return fail(RefusedTLS, &verify.Error{Addr: addr, Stage: verify.StageTLSHandshake,
 			Seen: fmt.Sprintf("direct TLS negotiation requires the server to select ALPN %q but it selected %q; the peer is not a PostgreSQL 17+ server speaking direct TLS", alpnPostgres, st.NegotiatedProtocol)})
 	case a == nil:
 		// Only the dial stage's connection carries an attempt: the
@@ -106,7 +107,7 @@ func (a *attempt) isVerified() bool {
 func (a *attempt) markVerified(tc *tls.Conn) {
 	a.mu.Lock()
 	a.verified, a.tlsConn, a.handshakeDone = true, tc, time.Since(a.started)
-	a.stage = StageAuth
+	a.stage = verify.StageAuth
 	a.mu.Unlock()
 }
 

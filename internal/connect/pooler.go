@@ -41,7 +41,7 @@ func detectPooler(pgConn *pgconn.PgConn, backendPID uint32) string {
 // poolerPlaintextError refuses a connection whose pooler talks to the server
 // in plaintext.
 func poolerPlaintextError(addr, pooler string, backendPID uint32, clientVersion string) *verify.Error {
-	return &verify.Error{Addr: addr, Stage: StageServerCheck,
+	return &verify.Error{Addr: addr, Stage: verify.StageServerCheck,
 		Seen: fmt.Sprintf("the peer is %s; the client's hop is %s but the server reports ssl=false for backend pid %d, "+
 			"so the pooler's connection to the server is plaintext: %s", pooler, clientVersion, backendPID, poolerFix)}
 }

@@ -80,7 +80,7 @@ func prove(ctx context.Context, p *Policy, pgConn *pgconn.PgConn, forceQuery boo
 	if a != nil && !a.isVerified() {
 		// Only the local stage marks an attempt verified, and a refusal
 		// there ends the connect: fail closed if that ever changes.
-		return &verify.Error{Addr: remoteAddr(nc), Stage: StageTLSHandshake, Seen: "the TLS handshake was not verified before authentication"}
+		return &verify.Error{Addr: remoteAddr(nc), Stage: verify.StageTLSHandshake, Seen: "the TLS handshake was not verified before authentication"}
 	}
 	r, bound := prior, prior.Proof == verify.ProofChannelBinding
 	if !attached {
@@ -91,7 +91,7 @@ func prove(ctx context.Context, p *Policy, pgConn *pgconn.PgConn, forceQuery boo
 		r.Proof = verify.ProofChannelBinding
 	} else {
 		if a != nil {
-			a.setStage(StageServerCheck)
+			a.setStage(verify.StageServerCheck)
 		}
 		start := time.Now()
 		row, err := readServerSSL(ctx, pgConn)
@@ -106,7 +106,7 @@ func prove(ctx context.Context, p *Policy, pgConn *pgconn.PgConn, forceQuery boo
 			err = compare(row, r, tc, pooler)
 		}
 		if err != nil {
-			p.Observer.Refused(ctx, Refusal{Kind: RefusedServerProof, Host: r.ServerName, Addr: r.Addr, Stage: StageServerCheck, Err: err})
+			p.Observer.Refused(ctx, Refusal{Kind: RefusedServerProof, Host: r.ServerName, Addr: r.Addr, Stage: verify.StageServerCheck, Err: err})
 			return err
 		}
 		r.Server, r.BackendPID, r.Proof, r.Pooler = row.ssl, row.pid, verify.ProofServerQuery, pooler
@@ -176,12 +176,12 @@ func compare(row serverRow, r verify.Report, tc *tls.Conn, pooler string) error 
 		if r.TLSVersion != "" {
 			local = r.TLSVersion
 		}
-		return &verify.Error{Addr: r.Addr, Stage: StageServerCheck,
+		return &verify.Error{Addr: r.Addr, Stage: verify.StageServerCheck,
 			Seen: fmt.Sprintf("the server reports ssl=false for backend pid %d although the client negotiated %s: "+
 				"TLS ends before the server (a TLS-terminating proxy or an interception device sits in between)", row.pid, local)}
 	}
 	if tc != nil && r.TLSVersion != "" && row.ssl.Version != r.TLSVersion && pooler == "" { // behind a pooler the versions describe different hops
-		return &verify.Error{Addr: r.Addr, Stage: StageServerCheck,
+		return &verify.Error{Addr: r.Addr, Stage: verify.StageServerCheck,
 			Seen: fmt.Sprintf("the server reports %s but the client negotiated %s: the client is not talking to this server's TLS endpoint directly", row.ssl.Version, r.TLSVersion)}
 	}
 	return nil
@@ -203,7 +203,7 @@ type serverRow struct {
 
 func readServerSSL(ctx context.Context, pgConn *pgconn.PgConn) (serverRow, error) {
 	fail := func(err error) (serverRow, error) {
-		return serverRow{}, &verify.Error{Addr: remoteAddr(pgConn.Conn()), Stage: StageServerCheck, Seen: "could not read the server's view of this connection (pg_stat_get_activity)", Err: err}
+		return serverRow{}, &verify.Error{Addr: remoteAddr(pgConn.Conn()), Stage: verify.StageServerCheck, Seen: "could not read the server's view of this connection (pg_stat_get_activity)", Err: err}
 	}
 	results, err := pgConn.Exec(ctx, serverQuery).ReadAll()
 	if err != nil {

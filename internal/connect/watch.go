@@ -107,7 +107,7 @@ func (w *authWatch) Write(p []byte) (int, error) {
 		return w.w.Write(p)
 	}
 	w.mu.Lock()
-	if !w.done && w.mech == "" && len(p) > 5 && p[0] == 'p' && w.method == AuthSCRAM {
+	if !w.done && w.mech == "" && len(p) > 5 && p[0] == 'p' && w.method == verify.AuthSCRAM {
 		if i := slices.Index(p[5:], 0); i > 0 {
 			w.mech = string(p[5 : 5+i]) // SASLInitialResponse: the chosen mechanism
 			if err := w.checkChosenMechanism(); err != nil {
@@ -193,32 +193,32 @@ func (w *authWatch) authRequest(body []byte) error {
 	switch code := binary.BigEndian.Uint32(body); code {
 	case 0: // AuthenticationOk
 		if !w.asked {
-			w.method = AuthNone
-			if !w.policy.Auth.Allows(AuthNone) {
-				return w.refuse(AuthNone, "the server let the client in without any authentication (pg_hba trust)")
+			w.method = verify.AuthNone
+			if !w.policy.Auth.Allows(verify.AuthNone) {
+				return w.refuse(verify.AuthNone, "the server let the client in without any authentication (pg_hba trust)")
 			}
 		}
-		w.bound = w.method == AuthSCRAM && w.mech == "SCRAM-SHA-256-PLUS" && w.steps == 2
+		w.bound = w.method == verify.AuthSCRAM && w.mech == "SCRAM-SHA-256-PLUS" && w.steps == 2
 		if err := w.checkBound(); err != nil {
 			return err
 		}
 		w.authOK = true
 		if w.attempt != nil {
-			w.attempt.setStage(StageServerCheck)
+			w.attempt.setStage(verify.StageServerCheck)
 		}
 		return nil
 	case 3:
-		method = AuthPassword
+		method = verify.AuthPassword
 	case 5:
-		method = AuthMD5
+		method = verify.AuthMD5
 	case 7, 8:
-		method = AuthGSS
+		method = verify.AuthGSS
 	case 9:
-		method = AuthSSPI
+		method = verify.AuthSSPI
 	case 10:
-		method = AuthSCRAM
+		method = verify.AuthSCRAM
 		if slices.Contains(strings.Split(string(body[4:]), "\x00"), "OAUTHBEARER") {
-			method = AuthOAuth
+			method = verify.AuthOAuth
 		}
 	case 11, 12: // SASL continue, SASL final: count them in order
 		if w.steps == int(code)-11 {
@@ -242,7 +242,7 @@ func (w *authWatch) authRequest(body []byte) error {
 // endpoint; see secrets.Credentials.LoginToken) and this connection's TLS
 // handshake was verified by pgsecure.
 func (w *authWatch) loginToken(method verify.AuthMethod) bool {
-	if method != AuthPassword || w.attempt == nil || !w.attempt.isVerified() || w.cfg == nil || w.policy.Credentials == nil {
+	if method != verify.AuthPassword || w.attempt == nil || !w.attempt.isVerified() || w.cfg == nil || w.policy.Credentials == nil {
 		return false
 	}
 	_, ok := w.policy.Credentials.LoginToken(w.cfg.User, w.cfg.Password)
@@ -255,9 +255,9 @@ func (w *authWatch) refuse(method verify.AuthMethod, what string) error {
 	}
 	fix := "configure the server for scram-sha-256 (password_encryption = 'scram-sha-256', reset the role's password, and use scram-sha-256 in pg_hba.conf)"
 	switch method {
-	case AuthNone:
+	case verify.AuthNone:
 		fix = "replace trust with scram-sha-256 in pg_hba.conf"
-	case AuthPassword:
+	case verify.AuthPassword:
 		fix += "; if this role logs in with a cloud IAM token (RDS IAM, Cloud SQL or AlloyDB IAM, Microsoft Entra ID), " +
 			"take its credentials from a login-token source (rdsiam://, gcpiam://, azureiam://) instead of a password"
 	}
@@ -269,7 +269,7 @@ func (w *authWatch) refuse(method verify.AuthMethod, what string) error {
 // refused reports err, a refusal during authentication, to the observer
 // and returns it.
 func (w *authWatch) refused(err error) error {
-	r := Refusal{Kind: RefusedAuthMethod, Stage: StageAuth, Err: err}
+	r := Refusal{Kind: RefusedAuthMethod, Stage: verify.StageAuth, Err: err}
 	if w.attempt != nil {
 		r.Host, r.Addr = w.attempt.host, w.attempt.addr
 	}

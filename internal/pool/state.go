@@ -83,11 +83,11 @@ func (s *State) beforeConnect(hooks []func(context.Context, *pgx.ConnConfig) err
 		}
 		s.bind(cc)
 		connect.Install(&cc.Config, s.policy) // the pipeline, once, on this connection's copy
-		if s.creds != nil && !s.policy.Auth.Allows(connect.AuthPassword) && s.creds.isLoginToken(cc.User, cc.Password) {
+		if s.creds != nil && !s.policy.Auth.Allows(verify.AuthPassword) && s.creds.isLoginToken(cc.User, cc.Password) {
 			// A login token answers a cleartext-password request (pgx checks
 			// require_auth too); the authentication watch allows it only over
 			// verified TLS and only for this token.
-			cc.RequireAuth += "," + string(connect.AuthPassword)
+			cc.RequireAuth += "," + string(verify.AuthPassword)
 		}
 		return nil
 	}

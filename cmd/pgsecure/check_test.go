@@ -41,6 +41,7 @@ func TestCheckSecureCluster(t *testing.T) {
 		assert.Equal(t, "postgres://app:"+secrets.Redacted+"@"+pg.Addr()+"/postgres", r.Target)
 		for _, s := range r.Stages {
 			assert.Equal(t, stagePassed, s.Result, s.Name)
+			assert.NotEmpty(t, s.Stage, "step %s names its stage", s.Name)
 		}
 		assert.Len(t, r.Stages, 6)
 		require.NotNil(t, r.TLS)
@@ -167,6 +168,12 @@ func TestCheckWrongCA(t *testing.T) {
 	assert.Contains(t, res.stderr, "server certificate")
 	assert.Equal(t, map[string]string{stageTCP: stagePassed, stageTLS: stageFailed, stageChain: stageFailed, stageHost: stageNotReached,
 		stageAuth: stageNotReached, stageServer: stageNotReached}, stageResults(r))
+	// One vocabulary: the failed steps belong to the stage the error names.
+	for _, s := range r.Stages {
+		if s.Result == stageFailed {
+			assert.Contains(t, r.Error, "stage: "+string(s.Stage), "step %s", s.Name)
+		}
+	}
 	assert.Nil(t, r.TLS, "nothing verified, nothing reported as verified")
 	assert.Nil(t, r.Auth, "no credentials were offered to an unverified server")
 	assert.NotContains(t, res.all(), appPassword)

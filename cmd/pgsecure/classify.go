@@ -110,8 +110,12 @@ func errorLine(err error) (line, fix string) {
 	)
 	switch {
 	case errors.As(err, &connErr):
-		return fmt.Sprintf("pgsecure: %s (user %s, database %s): %s",
-			net.JoinHostPort(connErr.Host, strconv.Itoa(int(connErr.Port))), connErr.User, connErr.Database, connErr.Problem), connErr.Fix
+		line = fmt.Sprintf("pgsecure: %s (user %s, database %s): %s",
+			net.JoinHostPort(connErr.Host, strconv.Itoa(int(connErr.Port))), connErr.User, connErr.Database, connErr.Problem)
+		if connErr.Stage != "" {
+			line += "; stage: " + string(connErr.Stage) // the stage the steps of the report belong to
+		}
+		return line, connErr.Fix
 	case errors.As(err, &cfgErr):
 		line = "pgsecure: " + cfgErr.Setting
 		if cfgErr.From != "" {
@@ -258,6 +262,7 @@ func stagesOf(err error, attempted, tcp, verifiedTLS bool) []stage {
 		if !ok {
 			s = stage{Name: name, Result: stageNotReached}
 		}
+		s.Stage = stageOf[name]
 		out = append(out, s)
 	}
 	return out
@@ -279,7 +284,7 @@ func authFailure(err error) string {
 func passedStages() []stage {
 	out := make([]stage, 0, len(stageOrder))
 	for _, name := range stageOrder {
-		out = append(out, stage{Name: name, Result: stagePassed})
+		out = append(out, stage{Name: name, Stage: stageOf[name], Result: stagePassed})
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"flag"
+
 	"github.com/pgsecure/pgsecure/internal/libpq"
 
 	"github.com/pgsecure/pgsecure"

@@ -53,7 +53,10 @@ type checkReport struct {
 	exitFromError int
 }
 
-// Stage names, in the order a connection goes through them.
+// Step names, in the order a connection goes through them. check reports
+// the TLS handshake in three steps (the exchange, the chain, the host
+// name); each step belongs to one stage of the library's (verify.Stage),
+// which the report names beside it.
 const (
 	stageTCP    = "tcp"
 	stageTLS    = "tls"
@@ -62,6 +65,12 @@ const (
 	stageAuth   = "authentication"
 	stageServer = "server_proof"
 )
+
+// stageOf is the library's stage each step belongs to.
+var stageOf = map[string]verify.Stage{
+	stageTCP: verify.StageTCP, stageTLS: verify.StageTLSHandshake, stageChain: verify.StageTLSHandshake,
+	stageHost: verify.StageTLSHandshake, stageAuth: verify.StageAuth, stageServer: verify.StageServerCheck,
+}
 
 var stageOrder = []string{stageTCP, stageTLS, stageChain, stageHost, stageAuth, stageServer}
 
@@ -74,9 +83,10 @@ const (
 
 // stage is one step of the connection and how far check got.
 type stage struct {
-	Name   string `json:"name"`
-	Result string `json:"result"`
-	Detail string `json:"detail,omitempty"`
+	Name   string       `json:"name"`
+	Stage  verify.Stage `json:"stage"` // the library's stage (errors, events, logs) this step belongs to
+	Result string       `json:"result"`
+	Detail string       `json:"detail,omitempty"`
 }
 
 type tlsInfo struct {

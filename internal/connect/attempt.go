@@ -110,15 +110,6 @@ func (a *attempt) certificateRequested() bool {
 	return a.certAsked
 }
 
-// HostOf is the host name (or address) that the connection attempt under
-// nc was dialled for and whose certificate it verifies.
-func HostOf(nc net.Conn) (string, bool) {
-	if a := attemptOf(nc); a != nil {
-		return a.host, true
-	}
-	return "", false
-}
-
 // tlsConnOf finds the *tls.Conn in nc (itself or under wrappers exposing
 // NetConn).
 func tlsConnOf(nc any) *tls.Conn {

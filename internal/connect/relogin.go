@@ -111,18 +111,11 @@ func (w *authWatch) probe(ctx context.Context, c Login) (bool, error) {
 	return true, nil
 }
 
-// isRejection reports whether err is the server rejecting the credentials.
-func isRejection(err error) bool { return LoginRejection(err) != nil }
-
-// LoginRejection returns the server's error when err is the server
-// rejecting a login (SQLSTATE 28P01, or 28000: pg_hba, PAM, a proxy), and
-// nil otherwise.
-func LoginRejection(err error) *pgconn.PgError {
+// isRejection reports whether err is the server rejecting the login
+// (SQLSTATE 28P01, or 28000 as proxies answer).
+func isRejection(err error) bool {
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && (pgErr.Code == "28P01" || pgErr.Code == "28000") {
-		return pgErr
-	}
-	return nil
+	return errors.As(err, &pgErr) && (pgErr.Code == "28P01" || pgErr.Code == "28000")
 }
 
 // RejectedError is verify.CredentialsRejectedError.

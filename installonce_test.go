@@ -211,3 +211,26 @@ func TestHooksReplacedAfterPgsecureRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestPoolAfterConnectRefusesUnverified: with the pool's BeforeConnect and
+// every hook pgsecure wraps replaced (which removes the pipeline, as
+// Config's doc says), the pool's AfterConnect, kept, still refuses to hand
+// out a connection that carries no verification report.
+func TestPoolAfterConnectRefusesUnverified(t *testing.T) {
+	t.Parallel()
+	pg, pki := server(t, testutil.LocalServerOptions())
+	ctx := ctxT(t)
+	cfg, err := pgsecure.NewBuilder(dsn(pg, "localhost")).RootCAFile(pki.CAFile).Config(ctx)
+	require.NoError(t, err)
+	cfg.BeforeConnect = func(context.Context, *pgx.ConnConfig) error { return nil }
+	cfg.ConnConfig.DialFunc = (&net.Dialer{}).DialContext
+	cfg.ConnConfig.AfterNetConnect = nil
+	cfg.ConnConfig.BuildFrontend = func(r io.Reader, w io.Writer) *pgproto3.Frontend { return pgproto3.NewFrontend(r, w) }
+	cfg.ConnConfig.ValidateConnect = nil
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	require.NoError(t, err)
+	defer pool.Close()
+	err = pool.Ping(ctx)
+	require.ErrorIs(t, err, pgsecure.ErrInsecureConfig)
+	assert.Contains(t, err.Error(), "ConfigurePool")
+}

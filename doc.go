@@ -117,6 +117,6 @@
 // verify-full). To tune the pool (sizes, a tracer, hooks, ValidateConnect),
 // use Builder.ConfigurePool: your settings are applied first and pgsecure
 // installs its checks around them. Build and Config take a snapshot of the
-// Builder: what is added to it afterwards does not reach a built pool. database/sql users call OpenDB instead of
-// sql.Open("pgx", dsn).
+// Builder: what is added to it afterwards does not reach a built pool.
+// database/sql users call OpenDB instead of sql.Open("pgx", dsn).
 package pgsecure

@@ -269,6 +269,7 @@ func (s shortLived) Credentials(ctx context.Context) (secrets.Credentials, error
 // PAM; no query fails, and a session opened with the first token keeps
 // working after it expired.
 func TestRDSIAMTokenRotatesUnderLoad(t *testing.T) {
+	t.Parallel()
 	testutil.SkipIfShort(t, "12 s of load while IAM tokens rotate")
 	var endpoint string
 	pg, pki, pam := tokenServer(t, func(user, token string) error {

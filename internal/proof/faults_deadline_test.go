@@ -138,9 +138,15 @@ func TestFaultConnectTimeoutErrorOnlyDuringConnect(t *testing.T) {
 	assert.True(t, pgconn.Timeout(err), "established connection: %v", err)
 	assert.False(t, pgconn.SafeToRetry(err), "established connection: the query was sent: %v", err)
 
+	// Done with the established connection: close its pool while the link
+	// still passes traffic. Closed behind the black hole, pgx's cancel
+	// request for the interrupted statement would hang for its 15 s
+	// close timeout.
+	proxy.SetLatency(0)
+	pool.Close()
+
 	// Connecting: a link that swallows new connections makes a connect
 	// fail with the connect-time error naming the host and stage.
-	proxy.SetLatency(0)
 	proxy.SetBlackhole(true)
 	_, err = pgsecure.NewBuilder(dsn("localhost", proxy.Port, "connect_timeout=1")).RootCAFile(pki.CAFile).Logger(quiet).Build(ctx)
 	require.Error(t, err)

@@ -62,6 +62,7 @@ var slowStatements = []struct {
 // statement was sent. Raw pgx runs beside pgsecure in the same test as the
 // reference.
 func TestFaultDeadlineOnEstablishedConnection(t *testing.T) {
+	t.Parallel() // its own server; the statements sleep 2 s against a 300 ms deadline
 	pki := testutil.NewPKI(t)
 	pg := startServer(t, pki, testutil.LocalServerOptions())
 	pg.Exec(t,

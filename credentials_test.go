@@ -74,7 +74,9 @@ func TestRotatedPasswordInvalidatesAndRetries(t *testing.T) {
 	pg, pki := server(t, testutil.LocalServerOptions())
 	ctx := ctxT(t)
 	src := &rotatingSource{passwords: []string{"stale-password", appPassword}}
-	pool, err := pgsecure.NewBuilder(fmt.Sprintf("postgres://localhost:%d/postgres", pg.Port)).
+	// connect_timeout=2: the failing connect at the end re-logs in until it
+	// runs out; the default 10 s would only make the test slower.
+	pool, err := pgsecure.NewBuilder(fmt.Sprintf("postgres://localhost:%d/postgres?connect_timeout=2", pg.Port)).
 		RootCAFile(pki.CAFile).Credentials(src).CredentialCache(secrets.CacheOptions{TTL: time.Hour}).Build(ctx)
 	require.NoError(t, err)
 	defer pool.Close()

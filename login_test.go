@@ -51,6 +51,7 @@ type ctxMark struct{}
 // one Warn line per cause (user, host, SQLSTATE, source, count), however
 // many connects fail; no password appears in a log line or an error.
 func TestFailedLoginUnderRunningPool(t *testing.T) {
+	t.Parallel()
 	pg, pki := server(t, testutil.LocalServerOptions())
 	for _, row := range []struct {
 		name, source string
@@ -62,7 +63,10 @@ func TestFailedLoginUnderRunningPool(t *testing.T) {
 		{"credential source", "env", func() *pgsecure.Builder {
 			env := map[string]string{"PGUSER": appUser, "PGPASSWORD": appPassword}
 			src := secrets.EnvFrom(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-			return pgsecure.NewBuilder(fmt.Sprintf("postgres://localhost:%d/postgres", pg.Port)).Credentials(src)
+			// A rejected login from a source is retried until connect_timeout
+			// (relogin); 2 s instead of the default 10 s keeps the three
+			// failing connects short and changes nothing that is asserted.
+			return pgsecure.NewBuilder(fmt.Sprintf("postgres://localhost:%d/postgres?connect_timeout=2", pg.Port)).Credentials(src)
 		}},
 	} {
 		t.Run(row.name, func(t *testing.T) {
@@ -162,12 +166,15 @@ func TestFailedLoginAtBuild(t *testing.T) {
 // is no LoginFailed and no log line. A password the store does not know
 // fails the retry too: one LoginFailed for the connect, not one per try.
 func TestRetriedRejectionIsNotAFailedLogin(t *testing.T) {
+	t.Parallel()
 	pg, pki := server(t, testutil.LocalServerOptions())
 	ctx := ctxT(t)
 	var logs testutil.LogBuffer
 	events := &loginEvents{}
 	src := &rotatingSource{passwords: []string{appPassword}}
-	pool, err := pgsecure.NewBuilder(fmt.Sprintf("postgres://localhost:%d/postgres", pg.Port)).
+	// connect_timeout=2: the failing connect at the end re-logs in until it
+	// runs out; the default 10 s would only make the test slower.
+	pool, err := pgsecure.NewBuilder(fmt.Sprintf("postgres://localhost:%d/postgres?connect_timeout=2", pg.Port)).
 		RootCAFile(pki.CAFile).Credentials(src).CredentialCache(secrets.CacheOptions{TTL: time.Hour}).
 		Logger(slog.New(slog.NewTextHandler(&logs, nil))).OnEvent(events.add).Build(ctx)
 	require.NoError(t, err)

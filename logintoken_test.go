@@ -264,12 +264,14 @@ func (s shortLived) Credentials(ctx context.Context) (secrets.Credentials, error
 	return c, err
 }
 
-// TestRDSIAMTokenRotatesUnderLoad: tokens (declared to live 9 s) are
+// TestRDSIAMTokenRotatesUnderLoad: tokens (declared to live 6 s, so they
+// are replaced from 2 s on, refresh.MinMargin before they expire) are
 // replaced before they expire while connections keep being opened through
 // PAM; no query fails, and a session opened with the first token keeps
-// working after it expired.
+// working after it expired (the load runs 7 s).
 func TestRDSIAMTokenRotatesUnderLoad(t *testing.T) {
-	testutil.SkipIfShort(t, "12 s of load while IAM tokens rotate")
+	t.Parallel()
+	testutil.SkipIfShort(t, "7 s of load while IAM tokens rotate")
 	var endpoint string
 	pg, pki, pam := tokenServer(t, func(user, token string) error {
 		return awstest.RDSTokenCheck(endpoint, iamRegion, iamKeys)(user, token)
@@ -277,7 +279,7 @@ func TestRDSIAMTokenRotatesUnderLoad(t *testing.T) {
 	endpoint = fmt.Sprintf("localhost:%d", pg.Port)
 	ctx := ctxT(t)
 	pool, err := pgsecure.NewBuilder(fmt.Sprintf("postgres://localhost:%d/postgres", pg.Port)).RootCAFile(pki.CAFile).
-		Credentials(shortLived{inner: rdsSource(endpoint, iamKeys), life: 9 * time.Second}).ConfigurePool(func(c *pgxpool.Config) {
+		Credentials(shortLived{inner: rdsSource(endpoint, iamKeys), life: 6 * time.Second}).ConfigurePool(func(c *pgxpool.Config) {
 		c.MaxConns = 4
 		c.MaxConnLifetime = 1500 * time.Millisecond // keep opening connections, so each new token is used
 		c.MaxConnLifetimeJitter = 500 * time.Millisecond
@@ -288,7 +290,7 @@ func TestRDSIAMTokenRotatesUnderLoad(t *testing.T) {
 	require.NoError(t, err)
 	defer long.Release()
 
-	ok, failed := testutil.QueryLoad(ctx, t, pool, 3, 12*time.Second)
+	ok, failed := testutil.QueryLoad(ctx, t, pool, 3, 7*time.Second)
 	assert.Zero(t, failed, "no query failed")
 	assert.Positive(t, ok)
 	tokens := map[string]bool{}

@@ -62,6 +62,7 @@ var slowStatements = []struct {
 // statement was sent. Raw pgx runs beside pgsecure in the same test as the
 // reference.
 func TestFaultDeadlineOnEstablishedConnection(t *testing.T) {
+	t.Parallel() // its own server; the statements sleep 2 s against a 300 ms deadline
 	pki := testutil.NewPKI(t)
 	pg := startServer(t, pki, testutil.LocalServerOptions())
 	pg.Exec(t,
@@ -138,9 +139,15 @@ func TestFaultConnectTimeoutErrorOnlyDuringConnect(t *testing.T) {
 	assert.True(t, pgconn.Timeout(err), "established connection: %v", err)
 	assert.False(t, pgconn.SafeToRetry(err), "established connection: the query was sent: %v", err)
 
+	// Done with the established connection: close its pool while the link
+	// still passes traffic. Closed behind the black hole, pgx's cancel
+	// request for the interrupted statement would hang for its 15 s
+	// close timeout.
+	proxy.SetLatency(0)
+	pool.Close()
+
 	// Connecting: a link that swallows new connections makes a connect
 	// fail with the connect-time error naming the host and stage.
-	proxy.SetLatency(0)
 	proxy.SetBlackhole(true)
 	_, err = pgsecure.NewBuilder(dsn("localhost", proxy.Port, "connect_timeout=1")).RootCAFile(pki.CAFile).Logger(quiet).Build(ctx)
 	require.Error(t, err)

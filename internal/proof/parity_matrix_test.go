@@ -46,6 +46,10 @@ type parityResult struct {
 // pgsecure in this process).
 const parityWorkers = 6
 
+// parityServers is how many servers the matrix's groups of rows are spread
+// over (each group needs its own server certificate loaded).
+const parityServers = 3
+
 // TestLibpqParityMatrix runs the generated matrix (parity_matrix_rows_test.go):
 // for each row, psql 15 (libpq, sslmode=verify-full) and pgsecure connect
 // to the same real PostgreSQL 15 server, which reloads its certificate for
@@ -65,48 +69,74 @@ func TestLibpqParityMatrix(t *testing.T) {
 	}
 	generated := time.Since(started)
 
-	first := m.leaf(localLeaf, m.root)
-	pg := testutil.StartPostgres(t, testutil.PGOptions{
-		ServerCertPEM: first.pem, ServerKeyPEM: first.keyPEM(t),
-		Conf: map[string]string{"listen_addresses": "'127.0.0.1,::1'"},
-		HBA: []string{"hostssl all all 127.0.0.1/32 scram-sha-256", "hostssl all all ::1/128 scram-sha-256",
-			"hostnossl all all all reject"},
-	})
-	pg.CreateRole(t, appUser, appPassword)
-	dir := t.TempDir()
-
-	results := make([]parityResult, len(rows))
-	reloads := 0
+	// Rows that share a server certificate form a group; most groups hold
+	// one or two rows, so one server reloading for each group in turn
+	// would leave the workers idle. parityServers servers each take every
+	// parityServers-th group, one group at a time; the rows of all of them
+	// share the parityWorkers slots.
+	type group struct{ from, to int }
+	var groups []group
 	for i := 0; i < len(rows); {
 		j := i
 		for j < len(rows) && rows[j].srv == rows[i].srv {
 			j++
 		}
-		reloads++
-		if err := pg.TrySetServerCert(t, rows[i].srv.certPEM, rows[i].srv.keyPEM, 15*time.Second, probeLeaf); err != nil {
-			// Only a certificate PostgreSQL refused to load is a row about
-			// the server; anything else is a broken harness.
-			require.Contains(t, err.Error(), "SSL configuration was not reloaded", "row %d (%s)", i, rows[i])
-			for k := i; k < j; k++ {
-				results[k].skip = "server cannot serve this certificate: " + err.Error()
-			}
-			i = j
-			continue
-		}
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, parityWorkers)
-		for k := i; k < j; k++ {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func(k int) {
-				defer wg.Done()
-				defer func() { <-sem }()
-				results[k] = runParityRow(psql, pg.Port, dir, k, rows[k])
-			}(k)
-		}
-		wg.Wait()
+		groups = append(groups, group{i, j})
 		i = j
 	}
+	first := m.leaf(localLeaf, m.root)
+	servers := make([]*testutil.Postgres, min(parityServers, len(groups)))
+	for s := range servers {
+		servers[s] = testutil.StartPostgres(t, testutil.PGOptions{
+			ServerCertPEM: first.pem, ServerKeyPEM: first.keyPEM(t),
+			Conf: map[string]string{"listen_addresses": "'127.0.0.1,::1'"},
+			HBA: []string{"hostssl all all 127.0.0.1/32 scram-sha-256", "hostssl all all ::1/128 scram-sha-256",
+				"hostnossl all all all reject"},
+		})
+		servers[s].CreateRole(t, appUser, appPassword)
+	}
+	dir := t.TempDir()
+
+	results := make([]parityResult, len(rows))
+	reloadErrs := make([]error, len(groups))
+	sem := make(chan struct{}, parityWorkers)
+	var shards sync.WaitGroup
+	for s, pg := range servers {
+		shards.Add(1)
+		go func() {
+			defer shards.Done()
+			for g := s; g < len(groups); g += len(servers) {
+				i, j := groups[g].from, groups[g].to
+				if err := pg.TrySetServerCert(t, rows[i].srv.certPEM, rows[i].srv.keyPEM, 15*time.Second, probeLeaf); err != nil {
+					reloadErrs[g] = err
+					for k := i; k < j; k++ {
+						results[k].skip = "server cannot serve this certificate: " + err.Error()
+					}
+					continue
+				}
+				var wg sync.WaitGroup
+				for k := i; k < j; k++ {
+					wg.Add(1)
+					sem <- struct{}{}
+					go func() {
+						defer wg.Done()
+						defer func() { <-sem }()
+						results[k] = runParityRow(psql, pg.Port, dir, k, rows[k])
+					}()
+				}
+				wg.Wait()
+			}
+		}()
+	}
+	shards.Wait()
+	for g, err := range reloadErrs {
+		if err != nil {
+			// Only a certificate PostgreSQL refused to load is a row about
+			// the server; anything else is a broken harness.
+			require.Contains(t, err.Error(), "SSL configuration was not reloaded", "row %d (%s)", groups[g].from, rows[groups[g].from])
+		}
+	}
+	reloads := len(groups)
 
 	printParityTable(t, rows, results)
 	t.Logf("%d rows, %d server certificates, generated in %s, run in %s", len(rows), reloads,

@@ -58,6 +58,7 @@ func TestRotationSoakSecretsManager(t *testing.T) {
 // password builds its pool: the new one is rejected and it logs in with
 // AWSPREVIOUS instead of failing.
 func TestRotationSecretsManagerPreviousVersion(t *testing.T) {
+	t.Parallel()
 	pki := testutil.NewPKI(t)
 	pg := startServer(t, pki, testutil.LocalServerOptions())
 	creds := aws.Credentials{AccessKeyID: "AKIAPREVTEST0000001", SecretAccessKey: "previous-secret-access-key"}

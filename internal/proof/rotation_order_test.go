@@ -68,6 +68,7 @@ const maxLogins = 20
 // connect that started before ALTER ROLE logs in again with backoff and
 // succeeds once the database accepts the new password.
 func TestRotationSecretFirstNewProcess(t *testing.T) {
+	t.Parallel()
 	r := newRotationRig(t)
 	const pw = "Rotated-SecretFirst-9d1c44"
 	r.writeSecret(t, pw)
@@ -101,6 +102,7 @@ func TestRotationSecretFirstNewProcess(t *testing.T) {
 // with the previous one (the database still accepts it); after ALTER ROLE
 // new connections use the new one.
 func TestRotationSecretFirstRunningPool(t *testing.T) {
+	t.Parallel()
 	r := newRotationRig(t)
 	ctx := ctxT(t, time.Minute)
 	pool, err := r.builder("connect_timeout=20").Build(ctx)
@@ -130,6 +132,7 @@ func TestRotationSecretFirstRunningPool(t *testing.T) {
 // The connect that started before the secret update succeeds once it is
 // written.
 func TestRotationDatabaseFirst(t *testing.T) {
+	t.Parallel()
 	r := newRotationRig(t)
 	ctx := ctxT(t, time.Minute)
 	pool, err := r.builder("connect_timeout=20").Build(ctx)
@@ -161,6 +164,7 @@ func TestRotationDatabaseFirst(t *testing.T) {
 // error that names the source, says the credentials were rejected, wraps
 // ErrCredentialsRejected and the server's 28P01, and contains no password.
 func TestRotationRejectedUntilTimeout(t *testing.T) {
+	t.Parallel()
 	r := newRotationRig(t)
 	const pw = "Never-Accepted-0c7d19"
 	r.writeSecret(t, pw)

@@ -39,10 +39,7 @@ func mtlsServer(t *testing.T) (*testutil.Postgres, *testutil.PKI) {
 // report acquires a connection and returns its verification report.
 func report(t *testing.T, ctx context.Context, pool *pgxpool.Pool) verify.Report {
 	t.Helper()
-	c, err := pool.Acquire(ctx)
-	require.NoError(t, err)
-	defer c.Release()
-	r, err := pgsecure.ConnReport(c.Conn())
+	r, err := pgsecure.ReportOf(ctx, pool)
 	require.NoError(t, err)
 	return r
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -100,21 +99,7 @@ func TestBuildRefusalsAreProblemFirst(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(secretDir, "username"), []byte(appUser), 0o600))
 	require.NoError(t, os.WriteFile(filepath.Join(secretDir, "password"), []byte(wrongPassword), 0o600))
 
-	// A peer that accepts TCP and never answers (a test double: no real
-	// server hangs on demand).
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
-	silent := l.Addr().(*net.TCPAddr).Port
+	silent := testutil.SilentPort(t) // a peer that accepts TCP and never answers
 
 	rows := []buildRefusal{{
 		name: "wrong CA",

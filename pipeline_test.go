@@ -103,21 +103,7 @@ func TestDefaultConnectTimeoutIsFinite(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, cfg.ConnConfig.ConnectTimeout, "connect_timeout=0 keeps libpq's unlimited wait")
 
-	// A peer that accepts TCP and never answers (a test double: no real
-	// server hangs on demand).
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
-	port := l.Addr().(*net.TCPAddr).Port
+	port := testutil.SilentPort(t) // a peer that accepts TCP and never answers
 	start := time.Now()
 	_, err = pgsecure.NewBuilder(fmt.Sprintf("host=localhost port=%d user=u connect_timeout=1", port)).RootCAFile(testutil.NewPKI(t).CAFile).Build(context.Background())
 	require.Error(t, err)

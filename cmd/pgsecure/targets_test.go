@@ -59,33 +59,13 @@ func TestCheckManyTargets(t *testing.T) {
 	assert.Equal(t, exitUnreachable, res.code)
 }
 
-// silentServer is a test double for a host that accepts TCP connections and
-// never answers (a hung server or a black-holing middlebox), which a real
-// PostgreSQL cannot be made to do on demand.
-func silentServer(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { _ = c.Close() })
-		}
-	}()
-	return l.Addr().String()
-}
-
 // TestCheckHungServer: a timeout names the stage and the flag; the plaintext
 // probe gets its own time and says it could not tell.
 func TestCheckHungServer(t *testing.T) {
 	t.Parallel()
 	isolate(t)
 	pki := testutil.NewPKI(t)
-	host, port, _ := net.SplitHostPort(silentServer(t))
+	host, port, _ := net.SplitHostPort(testutil.SilentServer(t))
 	dsn := "host=" + host + " port=" + port + " user=app dbname=postgres connect_timeout=0"
 
 	r, res := checkJSON(t, noEnv, "--ca", pki.CAFile, "--timeout", "300ms", "--probe-timeout", "200ms", dsn)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -365,10 +364,7 @@ func TestCAFileRotation(t *testing.T) {
 	t.Parallel()
 	pg, pki := server(t, testutil.LocalServerOptions())
 	ctx := ctxT(t)
-	caFile := filepath.Join(t.TempDir(), "ca.crt")
-	caPEM, err := os.ReadFile(pki.CAFile)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(caFile, caPEM, 0o600))
+	caFile := privateCopy(t, "ca.crt", testutil.ReadFixture(t, "", pki.CAFile)) // rewritten below
 	pool, err := pgsecure.NewBuilder(dsn(pg, "localhost")).RootCAFile(caFile).MaxConns(4).Build(ctx)
 	require.NoError(t, err)
 	defer pool.Close()

@@ -169,18 +169,9 @@ func TestLibpqParityTrustAnchors(t *testing.T) {
 			pg.SetServerCert(t, o.read(c.serverSends...), o.read("server.key"))
 			caFile := o.bundle("roots-"+strconv.Itoa(i)+".crt", c.rootFile...)
 
-			libpqOK, libpqOut := runPsql(t, psql, caFile, "localhost", pg.Port)
-			err := connectPgsecure(t, caFile, "localhost", pg.Port)
-			t.Logf("psql: ok=%v %s; pgsecure: %v", libpqOK, strings.TrimSpace(libpqOut), err)
-			require.Equal(t, c.libpq, libpqOK, "psql disagrees with libpq's documented behaviour: %s", libpqOut)
-			if c.libpq {
-				assert.NoError(t, err, "libpq accepts, pgsecure must too")
-				return
+			if err := chainParity(t, psql, caFile, "localhost", pg.Port, c.libpq); err != nil {
+				assert.Contains(t, err.Error(), c.want)
 			}
-			require.Contains(t, libpqOut, "certificate verify failed", "psql must fail on the chain, not on something else")
-			require.ErrorIs(t, err, pgsecure.ErrUntrustedServer, "libpq refuses, pgsecure must too")
-			assert.Contains(t, err.Error(), c.want)
-			assert.NotContains(t, err.Error(), appPassword)
 		})
 	}
 }
@@ -242,19 +233,31 @@ func TestLibpqParityCommonNameConstraints(t *testing.T) {
 	} {
 		t.Run(c.host, func(t *testing.T) {
 			pg.SetServerCert(t, o.read(c.leaf+".crt", "nc_ca.crt"), o.read(c.leaf+".key"))
-			libpqOK, libpqOut := runPsql(t, psql, caFile, c.host, pg.Port)
-			err := connectPgsecure(t, caFile, c.host, pg.Port)
-			t.Logf("psql: ok=%v %s; pgsecure: %v", libpqOK, strings.TrimSpace(libpqOut), err)
-			require.Equal(t, c.libpq, libpqOK, "psql disagrees with libpq's documented behaviour: %s", libpqOut)
-			if c.libpq {
-				assert.NoError(t, err, "libpq accepts, pgsecure must too")
-				return
+			if err := chainParity(t, psql, caFile, c.host, pg.Port, c.libpq); err != nil {
+				assert.Contains(t, err.Error(), `Common Name "db.evil.test"`)
+				assert.Contains(t, err.Error(), `"CN=Constrained CA for pgsecure"`)
 			}
-			require.Contains(t, libpqOut, "certificate verify failed", "psql must fail on the chain, not on something else")
-			require.ErrorIs(t, err, pgsecure.ErrUntrustedServer, "libpq refuses, pgsecure must too")
-			assert.Contains(t, err.Error(), `Common Name "db.evil.test"`)
-			assert.Contains(t, err.Error(), `"CN=Constrained CA for pgsecure"`)
-			assert.NotContains(t, err.Error(), appPassword)
 		})
 	}
+}
+
+// chainParity connects with psql and with pgsecure to host:port trusting
+// caFile: psql must do what libpq is documented to do (libpq: accept), and
+// pgsecure the same. When both refuse, psql must have failed on the chain
+// and pgsecure with ErrUntrustedServer and no password in its error, which
+// is returned for the caller's checks of its wording (nil otherwise).
+func chainParity(t *testing.T, psql, caFile, host string, port int, libpq bool) error {
+	t.Helper()
+	libpqOK, libpqOut := runPsql(t, psql, caFile, host, port)
+	err := connectPgsecure(t, caFile, host, port)
+	t.Logf("psql: ok=%v %s; pgsecure: %v", libpqOK, strings.TrimSpace(libpqOut), err)
+	require.Equal(t, libpq, libpqOK, "psql disagrees with libpq's documented behaviour: %s", libpqOut)
+	if libpq {
+		assert.NoError(t, err, "libpq accepts, pgsecure must too")
+		return nil
+	}
+	require.Contains(t, libpqOut, "certificate verify failed", "psql must fail on the chain, not on something else")
+	require.ErrorIs(t, err, pgsecure.ErrUntrustedServer, "libpq refuses, pgsecure must too")
+	assert.NotContains(t, err.Error(), appPassword)
+	return err
 }

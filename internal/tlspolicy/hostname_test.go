@@ -32,7 +32,7 @@ func TestMatchHostnameAdapter(t *testing.T) {
 	require.NoError(t, err)
 	pol := &Policy{roots: staticRoots{r: r}, now: time.Now}
 	verifyHost := func(cert *x509.Certificate, host string) error {
-		return pol.verifyConnection(host)(tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert}})
+		return pol.ConfigFor(host).VerifyConnection(tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert}})
 	}
 	assert.NoError(t, verifyHost(issue("", "DB.Example.COM"), "db.example.com"))
 	for name, c := range map[string]struct {
@@ -89,7 +89,7 @@ func TestVerifyPeerChainErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			err := pol.verifyPeer(host, []*x509.Certificate{c.pair.Cert})
+			err := pol.VerifyPeer(host, []*x509.Certificate{c.pair.Cert})
 			require.Error(t, err)
 			assert.ErrorIs(t, err, shared.ErrUntrustedServer)
 			assert.ErrorIs(t, err, shared.ErrNotEncrypted)
@@ -98,8 +98,8 @@ func TestVerifyPeerChainErrors(t *testing.T) {
 		})
 	}
 	good := mk(ca, certgen.Options{})
-	assert.NoError(t, pol.verifyPeer(host, []*x509.Certificate{good.Cert}))
-	assert.Error(t, pol.verifyPeer(host, nil))
+	assert.NoError(t, pol.VerifyPeer(host, []*x509.Certificate{good.Cert}))
+	assert.Error(t, pol.VerifyPeer(host, nil))
 	var ce *verify.CertificateError
-	require.True(t, errors.As(pol.verifyPeer(host, nil), &ce))
+	require.True(t, errors.As(pol.VerifyPeer(host, nil), &ce))
 }

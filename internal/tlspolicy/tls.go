@@ -102,21 +102,6 @@ type Policy struct {
 // ConfigFor, VerifyPeer and ClientLeaf make the policy the pipeline's
 // connect.TLS.
 
-// ConfigFor is the TLS configuration for one host, marked as the policy's.
-func (p *Policy) ConfigFor(host string) *tls.Config {
-	c := p.configFor(host)
-	c.ClientSessionCache = p.sessions
-	return c
-}
-
-// VerifyPeer verifies a server chain (leaf first) for host.
-func (p *Policy) VerifyPeer(host string, chain []*x509.Certificate) error {
-	return p.verifyPeer(host, chain)
-}
-
-// ClientLeaf is the client certificate currently presented, if any.
-func (p *Policy) ClientLeaf() *x509.Certificate { return p.currentClientLeaf() }
-
 // Owns reports whether tc is one of the configurations ConfigFor built (a
 // per-connection copy that still carries pgsecure's verification).
 func (p *Policy) Owns(tc *tls.Config) bool { return tc != nil && tc.ClientSessionCache == p.sessions }
@@ -134,34 +119,36 @@ func (p *Policy) ClientCertificate() bool { return p.clientCert != nil }
 // alpnPostgres is the ALPN protocol PostgreSQL 17+ selects for direct TLS.
 const alpnPostgres = "postgresql"
 
-// currentClientLeaf is the client certificate now in use, if any.
-func (p *Policy) currentClientLeaf() *x509.Certificate {
+// ClientLeaf is the client certificate currently presented, if any.
+func (p *Policy) ClientLeaf() *x509.Certificate {
 	if p.clientCert == nil {
 		return nil
 	}
 	return p.clientCert.current()
 }
 
-// configFor returns the TLS configuration for one host.
+// ConfigFor is the TLS configuration for one host, marked as the policy's
+// (Owns).
 //
 // About InsecureSkipVerify: crypto/tls offers exactly one way to replace its
 // built-in host name check, which refuses certificates that name the host
 // only in the Common Name (as libpq accepts, and as `openssl req -x509`
 // produces): turn the built-in verification off and do the complete
-// verification in VerifyConnection. That is what this does.
-// verifyConnection performs the full chain verification against the pinned
-// roots (validity period and extended key usage included), then libpq's host
-// name rules; any failure aborts the handshake before a byte of application
-// data (let alone a credential) is sent. VerifyConnection also runs on resumed
-// sessions. Every connection additionally re-verifies the chain after the
-// handshake (verify.Local), and BeforeConnect refuses a configuration whose
-// VerifyConnection is not pgsecure's.
-func (p *Policy) configFor(host string) *tls.Config {
+// verification in VerifyConnection, which is what this does: VerifyPeer for
+// the host, the chain against the pinned roots (validity period and extended
+// key usage included), then libpq's host name rules; any failure aborts the
+// handshake before a byte of application data (let alone a credential) is
+// sent. VerifyConnection also runs on resumed sessions. Every connection
+// additionally re-verifies the chain after the handshake (the pipeline's
+// local stage), and the pool's BeforeConnect refuses a configuration the
+// policy does not own.
+func (p *Policy) ConfigFor(host string) *tls.Config {
 	c := &tls.Config{
 		InsecureSkipVerify: true, // verification is done, in full, by VerifyConnection (see above)
-		VerifyConnection:   p.verifyConnection(host),
+		VerifyConnection:   func(cs tls.ConnectionState) error { return p.VerifyPeer(host, cs.PeerCertificates) },
 		MinVersion:         p.minVersion,
 		MaxVersion:         p.maxVersion,
+		ClientSessionCache: p.sessions,
 	}
 	if p.sni && x509check.UseSNI(host) { // libpq's rule: no SNI for address-like hosts
 		c.ServerName = host
@@ -179,25 +166,10 @@ func (p *Policy) configFor(host string) *tls.Config {
 	return c
 }
 
-func (p *Policy) verifyConnection(host string) func(tls.ConnectionState) error {
-	return (&hostVerifier{policy: p, host: host}).verifyConnection
-}
-
-// hostVerifier binds the policy to one host; its method value is what
-// pgsecure installs as tls.Config.VerifyConnection.
-type hostVerifier struct {
-	policy *Policy
-	host   string
-}
-
-func (v *hostVerifier) verifyConnection(cs tls.ConnectionState) error {
-	return v.policy.verifyPeer(v.host, cs.PeerCertificates)
-}
-
-// verifyPeer is the complete server certificate check: the chain and pins
+// VerifyPeer is the complete server certificate check: the chain and pins
 // (checkChain), libpq's host-name rules and the leaf's key usage. A failure
 // is a *CertificateError for host.
-func (p *Policy) verifyPeer(host string, chain []*x509.Certificate) error {
+func (p *Policy) VerifyPeer(host string, chain []*x509.Certificate) error {
 	err := p.checkChain(chain)
 	if err == nil {
 		err = x509check.MatchHostname(chain[0], host)

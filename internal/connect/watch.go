@@ -146,7 +146,8 @@ func (w *authWatch) scanServer() error {
 			case len(w.buf) < 1+size:
 				return nil // the rest of the error is still to come
 			default:
-				w.loginFailed(w.buf[5:1+size], nil)
+				code, msg := errorFields(w.buf[5 : 1+size])
+				w.loginFailed(code, msg, nil)
 				w.done = true
 			}
 			continue
@@ -171,8 +172,9 @@ func (w *authWatch) scanServer() error {
 				return err
 			}
 		case 'E':
-			err := w.rejected(body)
-			w.loginFailed(body, err)
+			code, msg := errorFields(body)
+			err := w.rejected(code, msg)
+			w.loginFailed(code, msg, err)
 			if err != nil {
 				w.done = true
 				return err
@@ -277,13 +279,12 @@ func (w *authWatch) refused(err error) error {
 	return err
 }
 
-// rejected handles an ErrorResponse during authentication: when it rejects
-// the credentials and the credential source has fresh ones, they replace
-// the rejected ones on this connect's config and the returned error makes
-// pgx try this host once more (see retryError). Otherwise the server's
-// error passes through unchanged.
-func (w *authWatch) rejected(body []byte) error {
-	code, msg := errorFields(body)
+// rejected handles an ErrorResponse (its SQLSTATE and message) during
+// authentication: when it rejects the credentials and the credential
+// source has fresh ones, they replace the rejected ones on this connect's
+// config and the returned error makes pgx try this host once more (see
+// retryError). Otherwise the server's error passes through unchanged.
+func (w *authWatch) rejected(code, msg string) error {
 	if code == "28000" && !w.asked && w.attempt != nil && w.attempt.certificateRequested() && w.policy.TLS.ClientLeaf() == nil {
 		// Refused before any authentication request, by a server that
 		// asked for a client certificate and got none: pg_hba.conf
@@ -316,12 +317,11 @@ func (w *authWatch) rejected(body []byte) error {
 
 // loginFailed reports a rejected login that ends this attempt: err is what
 // rejected made of the server's error (nil: the error itself stands).
-func (w *authWatch) loginFailed(body []byte, err error) {
+func (w *authWatch) loginFailed(code, msg string, err error) {
 	var retry *retryError
 	if w.attempt == nil || w.attempt.probe || errors.As(err, &retry) {
 		return // unknown attempt, relogin's probe, or retried with fresh credentials
 	}
-	code, msg := errorFields(body)
 	if code != "28P01" && code != "28000" {
 		return
 	}

@@ -47,6 +47,9 @@ func Verified(ctx context.Context, p *Policy, pgConn *pgconn.PgConn) error {
 // was not already the server query); it does nothing when the report holds
 // the server's view.
 func QueryServer(ctx context.Context, p *Policy, pgConn *pgconn.PgConn) error {
+	if r, ok := ReportOf(pgConn); ok && r.Proof == verify.ProofServerQuery {
+		return nil
+	}
 	return prove(ctx, p, pgConn, true)
 }
 
@@ -70,10 +73,7 @@ func WithServerQuery(ctx context.Context) context.Context {
 // (QueryServer), only the server's view is added.
 func prove(ctx context.Context, p *Policy, pgConn *pgconn.PgConn, forceQuery bool) error {
 	forceQuery = forceQuery || ctx.Value(serverQueryKey{}) != nil
-	prior, attached := ReportOf(pgConn)
-	if attached && (!forceQuery || prior.Proof == verify.ProofServerQuery) {
-		return nil
-	}
+	prior, attached := ReportOf(pgConn) // only QueryServer's connection has one already
 	nc := pgConn.Conn()
 	a := attemptOf(nc)
 	tc := tlsConnOf(nc)

@@ -12,7 +12,6 @@ import (
 	"github.com/pgsecure/pgsecure/internal/libpq"
 	"github.com/pgsecure/pgsecure/internal/tlspolicy"
 	"github.com/pgsecure/pgsecure/secrets"
-	"github.com/pgsecure/pgsecure/verify"
 )
 
 // Configure makes the pgxpool configuration of one pool from a Builder's
@@ -108,9 +107,6 @@ func (st *State) StartupCheck(ctx context.Context, pool *pgxpool.Pool) error {
 		return err
 	}
 	defer c.Release()
-	if r, ok := connect.ReportOf(c.Conn().PgConn()); ok && r.Proof == verify.ProofServerQuery {
-		return nil
-	}
 	return connect.QueryServer(ctx, st.policy, c.Conn().PgConn())
 }
 
